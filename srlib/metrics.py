@@ -1,0 +1,71 @@
+"""Image-quality metrics as super-resolution papers compute them, plus the study's own figure.
+
+All per-image metrics compare uint8 images (the model's float output rounded and clipped, as a user
+would save it), BGR channel order, optionally with ``crop_border`` pixels removed from every side
+(0 here by default, for comparability with the study; 4 is the field's convention for x4).
+Averages over a set are means of per-image values. The study instead reported
+10 log10(255^2 / MSE) with MSE the mean over all images of the unclipped float output (``study_psnr``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+# ITU-R BT.601 luma from [0, 1] RGB: Y = 16 + 65.481 R + 128.553 G + 24.966 B (range 16..235).
+_Y_FROM_BGR = np.array([24.966, 128.553, 65.481]) / 255.0
+
+
+def crop(img: np.ndarray, border: int) -> np.ndarray:
+    return img[border:img.shape[0] - border, border:img.shape[1] - border] if border else img
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """10 log10(range^2 / MSE) over all pixels and channels; inf for identical images."""
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
+
+
+def luma(bgr: np.ndarray) -> np.ndarray:
+    """uint8 BGR (H, W, 3) -> float64 BT.601 Y (H, W) on 16..235, unrounded (as BasicSR)."""
+    return 16.0 + np.asarray(bgr, np.float64) @ _Y_FROM_BGR
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """Mean SSIM of Wang et al. (2004) on a 2-D image: Gaussian window sigma 1.5 (truncated at 3.5
+    sigma = 11x11), K1 = 0.01, K2 = 0.03, population covariances, borders of half a window excluded
+    from the mean. Same definition as ``skimage.metrics.structural_similarity(gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False, data_range=...)``."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        return gaussian_filter(x, sigma=1.5, truncate=3.5, mode="reflect")
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a ** 2
+    var_b = blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    pad = 5  # (11 - 1) // 2
+    return float(s[pad:-pad, pad:-pad].mean())
+
+
+def image_metrics(output: np.ndarray, target: np.ndarray, crop_border: int = 0) -> dict[str, float]:
+    """uint8 BGR (H, W, 3) output and target -> psnr_rgb, psnr_y, ssim_y (SSIM on luma, as SR papers),
+    ssim_rgb (mean over channels)."""
+    if output.shape != target.shape or output.dtype != np.uint8 or target.dtype != np.uint8:
+        raise ValueError(f"image_metrics needs two uint8 images of one shape, got {output.dtype}{output.shape} "
+                         f"and {target.dtype}{target.shape}")
+    o, t = crop(output, crop_border), crop(target, crop_border)
+    yo, yt = luma(o), luma(t)
+    return {
+        "psnr_rgb": psnr(o, t),
+        "psnr_y": psnr(yo, yt),
+        "ssim_y": ssim(yo, yt),
+        "ssim_rgb": float(np.mean([ssim(o[..., c], t[..., c]) for c in range(3)])),
+    }
+
+
+def study_psnr(float_mse: np.ndarray) -> float:
+    """The study's figure: PSNR of the mean float MSE over images (unclipped outputs, all channels)."""
+    return float(10 * np.log10(255.0 ** 2 / np.mean(float_mse)))

@@ -1,0 +1,131 @@
+"""The study's sub-pixel network ("SR_Net") as an ordered list of layers.
+
+Default configuration = the study: conv 5x5 1->64, 3x3 64->32, 3x3 32->32, 3x3 32->16, ReLU after each,
+PixelShuffle(4), no biases, weights uniform in [-0.01, 0.01]: 33,856 weights.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .layers import Conv2d, Param, PixelShuffle, ReLU
+from .parallel import single_threaded_blas
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Shape and initialisation of a sub-pixel network.
+
+    channels: output channels of each convolution; the last must equal scale**2 (one output channel).
+    kernels: kernel size of each convolution (odd).
+    bias: give each convolution a bias (the study had none).
+    init: "seed" = uniform(-init_scale, init_scale) as the study; "he" = normal(0, sqrt(2 / fan_in)).
+    final_relu: ReLU after the last convolution (the study: yes; a residual model needs negative outputs).
+    dtype: "float32" (fast) or "float64" (gradient checks).
+    """
+
+    channels: tuple[int, ...] = (64, 32, 32, 16)
+    kernels: tuple[int, ...] = (5, 3, 3, 3)
+    scale: int = 4
+    bias: bool = False
+    init: str = "seed"
+    init_scale: float = 0.01
+    final_relu: bool = True
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if len(self.channels) != len(self.kernels) or not self.channels:
+            raise ValueError("NetConfig: channels and kernels must be non-empty and of equal length")
+        if self.channels[-1] != self.scale ** 2:
+            raise ValueError(f"NetConfig: last layer needs scale**2 = {self.scale ** 2} channels, "
+                             f"got {self.channels[-1]}")
+        if any(k % 2 == 0 or k < 1 for k in self.kernels):
+            raise ValueError(f"NetConfig: kernels must be odd, got {self.kernels}")
+        if self.init not in ("seed", "he"):
+            raise ValueError(f"NetConfig: init must be 'seed' or 'he', got {self.init!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"NetConfig: dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetConfig":
+        d = dict(d)
+        d["channels"], d["kernels"] = tuple(d["channels"]), tuple(d["kernels"])
+        return cls(**d)
+
+
+class SRNet:
+    """Ordered list of layers; input (N, 1, h, w) LR in [0, 1] -> output (N, 1, h*s, w*s).
+
+    Parameters are named ``conv1.weight`` .. ``conv4.weight`` (and ``.bias``) and belong to this network
+    alone; optimizers keep their state per parameter (see ``optimizers.py``).
+    """
+
+    def __init__(self, config: NetConfig = NetConfig(), seed: int = 0,
+                 weights: dict[str, np.ndarray] | None = None):
+        self.config = config
+        dtype = np.dtype(config.dtype)
+        rng = np.random.default_rng(seed)
+        self.layers: list = []
+        c_in = 1
+        for i, (c_out, k) in enumerate(zip(config.channels, config.kernels), start=1):
+            shape = (c_out, c_in, k, k)
+            if config.init == "seed":
+                w = rng.uniform(-config.init_scale, config.init_scale, shape)
+            else:
+                w = rng.normal(0.0, np.sqrt(2.0 / (c_in * k * k)), shape)
+            b = np.zeros(c_out) if config.bias else None
+            self.layers.append(Conv2d(f"conv{i}", w.astype(dtype),
+                                      None if b is None else b.astype(dtype),
+                                      needs_input_grad=i > 1))
+            if i < len(config.channels) or config.final_relu:
+                self.layers.append(ReLU())
+            c_in = c_out
+        self.layers.append(PixelShuffle(config.scale))
+        if weights is not None:
+            self.load_weights(weights)
+
+    def params(self) -> list[Param]:
+        return [p for layer in self.layers for p in layer.params()]
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter, by name."""
+        return {p.name: p.value.copy() for p in self.params()}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Copy ``weights`` (name -> array) into the network; names and shapes must match exactly."""
+        params = {p.name: p for p in self.params()}
+        if set(weights) != set(params):
+            raise ValueError(f"weights have keys {sorted(weights)}, network expects {sorted(params)}")
+        for name, p in params.items():
+            w = np.asarray(weights[name])
+            if w.shape != p.value.shape:
+                raise ValueError(f"weight {name} has shape {w.shape}, network expects {p.value.shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"weight {name} holds NaN or infinite values")
+            p.value[...] = w
+
+    def n_weights(self) -> int:
+        return sum(p.value.size for p in self.params())
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, 1, h, w) -> (N, 1, h*s, w*s), in the network's dtype."""
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"SRNet expects a (N, 1, h, w) batch, got shape {x.shape}")
+        h = np.ascontiguousarray(x, dtype=self.config.dtype).transpose(0, 2, 3, 1)
+        with single_threaded_blas():
+            for layer in self.layers:
+                h = layer.forward(h)
+        return h.transpose(0, 3, 1, 2)
+
+    def backward(self, dy: np.ndarray) -> None:
+        """dy (N, 1, H, W) = dL/d(output); leaves dL/d(param) in each ``Param.grad``."""
+        g = dy.transpose(0, 2, 3, 1)
+        with single_threaded_blas():
+            for layer in reversed(self.layers):
+                g = layer.backward(g)
+                if g is None:
+                    break

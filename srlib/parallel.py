@@ -1,0 +1,54 @@
+"""Run the convolution's cache-sized blocks on all cores.
+
+NumPy's copies are single-threaded and OpenBLAS's threads only help the matrix products, so the
+im2col gather (a third of a training step) would leave one core idle. Instead each worker thread takes
+whole blocks (gather + single-threaded GEMM); NumPy releases the GIL in both. Results are written to
+disjoint slices or returned per block and summed in block order, so every run gives the same bits.
+Set ``SRLIB_THREADS`` to change the number of workers (default: the number of cores).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence, TypeVar
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+T = TypeVar("T")
+
+N_THREADS = max(1, int(os.environ.get("SRLIB_THREADS", os.cpu_count() or 1)))
+_pool = ThreadPoolExecutor(N_THREADS, thread_name_prefix="srlib") if N_THREADS > 1 else None
+_blas = ThreadpoolController()
+_local = threading.local()
+
+
+def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -> list[T]:
+    """[fn(start, end) for each block], run on the worker threads, results in block order."""
+    if _pool is None or len(blocks) == 1:
+        return [fn(s, e) for s, e in blocks]
+    return list(_pool.map(lambda b: fn(*b), blocks))
+
+
+def scratch(size: int, dtype: np.dtype) -> np.ndarray:
+    """A per-thread scratch buffer of at least ``size`` elements, reused between calls (no page faults)."""
+    key = np.dtype(dtype).str
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    buf = bufs.get(key)
+    if buf is None or buf.size < size:
+        buf = bufs[key] = np.empty(size, dtype=dtype)
+    return buf[:size]
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Inside, BLAS uses one thread per call: parallelism comes from ``map_blocks`` instead."""
+    if _pool is None:
+        yield
+        return
+    with _blas.limit(limits=1, user_api="blas"):
+        yield

@@ -1,0 +1,303 @@
+"""Training: recipes, one training step, and a resumable, seeded training loop.
+
+One *iteration* is the study's unit of work: ``images`` images (10) drawn with replacement from the
+train split, all three colour channels, i.e. 30 single-channel 44x44 -> 176x176 examples.
+- shared model, study recipe: three optimizer steps per iteration, one per channel (batch 10 each);
+- shared model, ``stack_channels``: one step on all 30 examples at once;
+- per-channel model (three networks): each network takes one step on its own channel.
+The loss is the one the step's forward pass computed (no extra forward pass for logging, unlike the
+study), recorded as MSE on the 0..255 scale whatever the recipe's target scale.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .data import Pairs
+from .degrade import blur_decimate, to_uint8
+from .errors import SrlibError
+from .layers import MSELoss
+from .metrics import psnr
+from .model import SRModel
+from .network import NetConfig, SRNet
+from .optimizers import Adam, Optimizer, make_optimizer
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides how a model is trained (architecture shape stays the study's)."""
+
+    name: str = "study"
+    net: NetConfig = NetConfig()
+    residual: bool = False          # predict the detail over the phase-aligned bicubic
+    output_scale: float = 1.0       # 1: targets on 0..255 (study); 255: targets on 0..1
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    optimizer_args: tuple[tuple[str, float], ...] = ()
+    images: int = 10                # images per iteration (x 3 channels)
+    stack_channels: bool = False    # one step on 3*images examples instead of one step per channel
+    warmup: int = 0                 # iterations of linear learning-rate warm-up
+    cosine: bool = False            # cosine decay of the learning rate to 0 at the last iteration
+    flips: bool = False             # random horizontal flips (LR re-made from the flipped HR)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["optimizer_args"] = dict(self.optimizer_args)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        d = dict(d)
+        d["net"] = NetConfig.from_dict(d["net"])
+        d["optimizer_args"] = tuple(sorted(d.get("optimizer_args", {}).items()))
+        return cls(**d)
+
+    def with_(self, **changes) -> "Recipe":
+        """A copy with some fields changed; ``bias``, ``init``, ``final_relu`` and ``dtype`` go to ``net``."""
+        net_fields = {k: changes.pop(k) for k in list(changes) if k in NetConfig.__dataclass_fields__}
+        net = replace(self.net, **net_fields) if net_fields else self.net
+        if "optimizer_args" in changes:
+            changes["optimizer_args"] = tuple(sorted(dict(changes["optimizer_args"]).items()))
+        return replace(self, net=net, **changes)
+
+    def learning_rate(self, iteration: int, total: int) -> float:
+        """Learning rate for 0-based ``iteration`` of a ``total``-iteration run."""
+        lr = self.lr
+        if self.warmup and iteration < self.warmup:
+            lr *= (iteration + 1) / self.warmup
+        if self.cosine and total > self.warmup:
+            progress = (iteration - self.warmup) / (total - self.warmup)
+            lr *= 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return lr
+
+
+RECIPES: dict[str, Recipe] = {
+    "study": Recipe(),
+    "improved": Recipe(
+        name="improved",
+        net=NetConfig(bias=True, init="he", final_relu=False),
+        residual=True, output_scale=255.0, lr=2e-3, stack_channels=True,
+        warmup=200, cosine=True, flips=True,
+    ),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise SrlibError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def train_step(net: SRNet, optimizer: Optimizer, x: np.ndarray, t: np.ndarray) -> float:
+    """One optimizer step on x (N, 1, h, w) and targets t (N, 1, 4h, 4w); returns the batch loss
+    computed by this step's forward pass (before the update)."""
+    loss = MSELoss()
+    value = loss.forward(net.forward(x), t.astype(net.config.dtype, copy=False))
+    net.backward(loss.backward())
+    optimizer.step()
+    return value
+
+
+class TrainingDiverged(SrlibError):
+    """The loss became NaN or infinite: the learning rate is too high for this optimizer."""
+
+
+class SharedAdam:
+    """The study's 3-colour bug, reproduced on purpose (fact sheet, mistake 3): ONE Adam whose state is
+    keyed by layer position serves several networks, so their moments mix and its step counter
+    advances once per network per iteration. ``bound(i)`` gives network i an optimizer-like handle."""
+
+    def __init__(self, nets: list[SRNet], **hyperparams: float):
+        self.nets = nets
+        self.adam = Adam(nets[0].params(), **hyperparams)
+
+    def bound(self, i: int) -> "_BoundSharedAdam":
+        return _BoundSharedAdam(self, i)
+
+
+@dataclass
+class _BoundSharedAdam:
+    shared: SharedAdam
+    index: int
+
+    @property
+    def lr(self) -> float:
+        return self.shared.adam.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.shared.adam.lr = value
+
+    def step(self) -> None:
+        self.shared.adam.params = self.shared.nets[self.index].params()
+        self.shared.adam.step()
+
+    def state_dict(self) -> dict:
+        return self.shared.adam.state_dict()
+
+    def load_state_dict(self, d: dict) -> None:
+        self.shared.adam.load_state_dict(d)
+
+
+@dataclass
+class History:
+    """Per-iteration training loss (0..255 MSE) and periodic validation PSNR (RGB, dB)."""
+
+    loss: list[float] = field(default_factory=list)
+    val_iteration: list[int] = field(default_factory=list)
+    val_psnr: list[float] = field(default_factory=list)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"loss": np.array(self.loss, np.float64), "val_iteration": np.array(self.val_iteration, np.int64),
+                "val_psnr": np.array(self.val_psnr, np.float64)}
+
+    @classmethod
+    def from_arrays(cls, d: dict[str, np.ndarray]) -> "History":
+        return cls(*(list(np.asarray(d.get(k, [])).tolist()) for k in ("loss", "val_iteration", "val_psnr")))
+
+
+class Trainer:
+    """Seeded, resumable training of a shared (one network) or per-channel (three networks) model.
+
+    ``total`` is the planned number of iterations (the learning-rate schedule depends on it);
+    ``shared_optimizer_bug`` reproduces the study's 3-colour experiment exactly as it was run.
+    """
+
+    def __init__(self, recipe: Recipe, train: Pairs, total: int, seed: int = 0, per_channel: bool = False,
+                 shared_optimizer_bug: bool = False, val: Pairs | None = None, **optimizer_overrides: float):
+        if total < 1:
+            raise SrlibError(f"iterations must be at least 1, got {total}")
+        if len(train) == 0:
+            raise SrlibError("the train split is empty")
+        self.recipe, self.train, self.val, self.total, self.seed = recipe, train, val, total, seed
+        self.per_channel, self.shared_optimizer_bug = per_channel, shared_optimizer_bug
+        if shared_optimizer_bug and not (per_channel and recipe.optimizer == "adam"):
+            raise SrlibError("shared_optimizer_bug reproduces the study's shared Adam: it needs per_channel "
+                             "networks and the adam optimizer")
+        nets = [SRNet(recipe.net, seed=seed * 10 + i) for i in range(3 if per_channel else 1)]
+        self.model = SRModel(nets, residual=recipe.residual, output_scale=recipe.output_scale)
+        hp = {**dict(recipe.optimizer_args), "lr": recipe.lr, **optimizer_overrides}
+        self.base_lr = hp["lr"]
+        if shared_optimizer_bug:
+            shared = SharedAdam(nets, **hp)
+            self.optimizers = [shared.bound(i) for i in range(len(nets))]
+        else:
+            self.optimizers = [make_optimizer(recipe.optimizer, n.params(), **hp) for n in nets]
+        self.rng = np.random.default_rng(seed)
+        self.iteration = 0
+        self.history = History()
+
+    # -- one iteration -------------------------------------------------------------------------
+    def _batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """Draw the iteration's images: uint8 LR (n, 44, 44, 3) and HR (n, 176, 176, 3)."""
+        idx = self.rng.integers(0, len(self.train), size=self.recipe.images)
+        lr, hr = self.train.lr[idx], self.train.hr[idx]
+        if self.recipe.flips:
+            flip = self.rng.random(len(idx)) < 0.5
+            if flip.any():
+                hr = hr.copy()
+                lr = lr.copy()
+                hr[flip] = hr[flip][:, :, ::-1]
+                lr[flip] = np.stack([blur_decimate(h) for h in hr[flip]])
+        return lr, hr
+
+    def step(self) -> float:
+        """Run one iteration; returns its mean training loss (MSE, 0..255 scale)."""
+        lr, hr = self._batch()
+        scale = self.recipe.learning_rate(self.iteration, self.total) / self.recipe.lr
+        for opt in self.optimizers:
+            opt.lr = self.base_lr * scale
+        chans_lr, chans_hr = lr.transpose(3, 0, 1, 2), hr.transpose(3, 0, 1, 2)  # (3, n, h, w)
+        if self.per_channel:
+            work = [(i, chans_lr[i], chans_hr[i]) for i in range(3)]
+        elif self.recipe.stack_channels:
+            work = [(0, chans_lr.reshape(-1, *lr.shape[1:3]), chans_hr.reshape(-1, *hr.shape[1:3]))]
+        else:
+            work = [(0, chans_lr[i], chans_hr[i]) for i in range(3)]
+        losses = []
+        for k, l_, h_ in work:
+            value = train_step(self.model.nets[k], self.optimizers[k], self.model.inputs(l_),
+                               self.model.targets(l_, h_))
+            losses.append(value * self.recipe.output_scale ** 2)
+        loss = float(np.mean(losses))
+        self.iteration += 1
+        self.history.loss.append(loss)
+        if not math.isfinite(loss) or loss > 1e30:
+            raise TrainingDiverged(f"training loss became {loss:.3g} at iteration {self.iteration} with "
+                                   f"{self.recipe.optimizer} lr {self.base_lr:g}; lower the learning rate")
+        return loss
+
+    def validate(self, n_images: int = 30) -> float:
+        """Mean per-image PSNR (RGB, uint8 output) on a fixed subset of the validation pairs."""
+        if self.val is None:
+            raise SrlibError("no validation pairs given to the Trainer")
+        step = max(1, len(self.val) // n_images)
+        lr, hr = self.val.lr[::step][:n_images], self.val.hr[::step][:n_images]
+        out = to_uint8(self.model.predict(lr))
+        value = float(np.mean([psnr(o, h) for o, h in zip(out, hr)]))
+        self.history.val_iteration.append(self.iteration)
+        self.history.val_psnr.append(value)
+        return value
+
+    # -- loop, checkpoints, resume ---------------------------------------------------------------
+    def run(self, until: int | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 500,
+            validate_every: int = 0, progress: bool = True) -> History:
+        """Train up to iteration ``until`` (default: ``total``), checkpointing every ``checkpoint_every``
+        iterations and at the end, validating every ``validate_every`` (0: never)."""
+        until = self.total if until is None else min(until, self.total)
+        bar = tqdm(total=until, initial=self.iteration, desc=f"training ({self.recipe.name})",
+                   disable=not progress, smoothing=0.1)
+        try:
+            while self.iteration < until:
+                loss = self.step()
+                bar.update(1)
+                if validate_every and self.val is not None and self.iteration % validate_every == 0:
+                    self.validate()
+                    bar.set_postfix(loss=f"{loss:.1f}", val_psnr=f"{self.history.val_psnr[-1]:.2f}")
+                elif self.iteration % 20 == 0:
+                    bar.set_postfix(loss=f"{loss:.1f}")
+                if checkpoint and (self.iteration % checkpoint_every == 0 or self.iteration == until):
+                    self.save(checkpoint)
+        finally:
+            bar.close()
+        return self.history
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(
+            config=self.recipe.net, weights=[n.weights() for n in self.model.nets], iteration=self.iteration,
+            optimizer=self.recipe.optimizer, optimizer_state=[o.state_dict() for o in self.optimizers],
+            rng_state=self.rng.bit_generator.state, history=self.history.arrays(),
+            meta={"model": self.model.model_meta(), "recipe": self.recipe.to_dict(), "total": self.total,
+                  "seed": self.seed, "per_channel": self.per_channel, "base_lr": self.base_lr,
+                  "shared_optimizer_bug": self.shared_optimizer_bug})
+
+    def save(self, path: str | Path) -> Path:
+        return save_checkpoint(path, self.checkpoint())
+
+    @classmethod
+    def resume(cls, path: str | Path, train: Pairs, val: Pairs | None = None) -> "Trainer":
+        """Rebuild a Trainer exactly as it was when ``path`` was saved: weights, optimizer state (the
+        study restarted Adam on resume: fact sheet, mistake 4), iteration, random state and history."""
+        ckpt = load_checkpoint(path)
+        m = ckpt.meta
+        if "recipe" not in m or not isinstance(m["recipe"], dict):
+            raise SrlibError(f"checkpoint {path} holds no training state (an imported model?); train anew")
+        self = cls(Recipe.from_dict(m["recipe"]), train, total=int(m["total"]), seed=int(m["seed"]),
+                   per_channel=bool(m["per_channel"]), shared_optimizer_bug=bool(m["shared_optimizer_bug"]),
+                   val=val, lr=float(m["base_lr"]))
+        for net, w in zip(self.model.nets, ckpt.weights):
+            net.load_weights(w)
+        try:
+            for opt, state in zip(self.optimizers, ckpt.optimizer_state):
+                opt.load_state_dict(state)
+        except ValueError as e:
+            raise SrlibError(f"checkpoint {path}: optimizer state does not fit ({e}); train anew") from None
+        self.rng.bit_generator.state = ckpt.rng_state
+        self.iteration = ckpt.iteration
+        self.history = History.from_arrays(ckpt.history)
+        return self
