@@ -221,9 +221,10 @@ class Trainer:
             work = [(0, chans_lr[i], chans_hr[i]) for i in range(3)]
         losses = []
         for k, l_, h_ in work:
-            value = train_step(self.model.nets[k], self.optimizers[k], self.model.inputs(l_),
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported just below
+                value = train_step(self.model.nets[k], self.optimizers[k], self.model.inputs(l_),
                                self.model.targets(l_, h_))
-            losses.append(value * self.recipe.output_scale ** 2)
+                losses.append(value * self.recipe.output_scale ** 2)
         loss = float(np.mean(losses))
         self.iteration += 1
         self.history.loss.append(loss)

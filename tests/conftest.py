@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny synthetic pairs and CelebA-layout folders the tests build themselves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from srlib.data import Pairs
+from srlib.degrade import degrade
+
+
+def smooth_image(rng: np.random.Generator, h: int = 218, w: int = 178) -> np.ndarray:
+    """A photo-like uint8 BGR image: smooth random colour fields plus a little texture."""
+    small = rng.integers(0, 256, (h // 16 + 1, w // 16 + 1, 3)).astype(np.uint8)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    img += rng.integers(-8, 9, img.shape).astype(np.int16)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_celeba(root: Path, counts=(6, 2, 3), csv: bool = True, seed: int = 0) -> Path:
+    """Write a CelebA-layout folder with counts = (train, validation, test) JPEGs."""
+    rng = np.random.default_rng(seed)
+    (root / "img_align_celeba").mkdir(parents=True, exist_ok=True)
+    rows, n = [], 0
+    for part, count in enumerate(counts):
+        for _ in range(count):
+            n += 1
+            name = f"{n:06d}.jpg"
+            cv2.imwrite(str(root / "img_align_celeba" / name), smooth_image(rng))
+            rows.append((name, part))
+    if csv:
+        (root / "list_eval_partition.csv").write_text(
+            "image_id,partition\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    else:
+        (root / "list_eval_partition.txt").write_text("".join(f"{a} {b}\n" for a, b in rows))
+    return root
+
+
+@pytest.fixture
+def celeba(tmp_path: Path) -> Path:
+    return make_celeba(tmp_path / "celeba")
+
+
+@pytest.fixture(scope="session")
+def pairs() -> Pairs:
+    rng = np.random.default_rng(1)
+    lr, hr = zip(*(degrade(smooth_image(rng)) for _ in range(6)))
+    return Pairs([Path(f"{i:06d}.png") for i in range(6)], np.stack(lr), np.stack(hr))

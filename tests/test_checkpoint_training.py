@@ -1,0 +1,136 @@
+"""Checkpoints (atomic, validated, pickle-free) and training (seeded, resumable, diverges loudly)."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srlib import checkpoint as ckpt_mod
+from srlib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from srlib.errors import SrlibError
+from srlib.network import NetConfig, SRNet
+from srlib.train import RECIPES, Recipe, Trainer, TrainingDiverged, get_recipe, train_step
+from srlib.optimizers import make_optimizer
+
+SMALL = Recipe(name="small", images=2)
+
+
+def small_ckpt() -> Checkpoint:
+    net = SRNet(NetConfig(), seed=0)
+    return Checkpoint(config=net.config, weights=[net.weights()], iteration=7,
+                      history={"loss": np.arange(3.0)}, meta={"note": "x"})
+
+
+def test_round_trip(tmp_path):
+    path = save_checkpoint(tmp_path / "a.npz", small_ckpt())
+    back = load_checkpoint(path)
+    assert back.iteration == 7 and back.meta == {"note": "x"} and back.config == NetConfig()
+    for k, v in small_ckpt().weights[0].items():
+        np.testing.assert_array_equal(back.weights[0][k], v)
+    np.testing.assert_array_equal(back.history["loss"], np.arange(3.0))
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "a.npz", small_ckpt())
+    before = path.read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies in the middle of writing
+
+    monkeypatch.setattr(ckpt_mod.np, "savez", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, small_ckpt())
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "missing", "shape", "version", "pickle", "nan"])
+def test_bad_checkpoints_raise_one_clear_line(tmp_path, damage):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, small_ckpt())
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:1000])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint at all")
+    elif damage == "missing":
+        path = tmp_path / "nope.npz"
+    else:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+        if damage == "shape":
+            arrays["weight/0/conv2.weight"] = np.zeros((32, 64, 5, 5), np.float32)
+        elif damage == "version":
+            arrays["meta_json"] = np.array(str(arrays["meta_json"]).replace('"version": 1', '"version": 99'))
+        elif damage == "nan":
+            arrays["weight/0/conv1.weight"][0, 0, 0, 0] = np.nan
+        elif damage == "pickle":
+            arrays["weight/0/conv1.weight"] = np.array([{"evil": 1}], dtype=object)
+        np.savez(path, **arrays)
+    with pytest.raises(SrlibError) as e:
+        load_checkpoint(path)
+    msg = str(e.value)
+    assert str(path) in msg and "\n" not in msg
+
+
+def test_train_step_returns_loss_of_its_own_forward_pass():
+    net = SRNet(NetConfig(dtype="float64"), seed=0)
+    rng = np.random.default_rng(0)
+    x, t = rng.random((3, 1, 44, 44)), rng.random((3, 1, 176, 176)) * 255
+    expected = float(np.mean((net.forward(x) - t) ** 2))
+    assert train_step(net, make_optimizer("adam", net.params()), x, t) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("recipe,per_channel", [(SMALL, False), (RECIPES["improved"].with_(images=2), False),
+                                                (SMALL, True)])
+def test_killed_run_resumes_to_identical_weights(tmp_path, pairs, recipe, per_channel):
+    total, kill_at = 7, 5
+    full = Trainer(recipe, pairs, total=total, seed=3, per_channel=per_channel)
+    full.run(progress=False)
+
+    ck = tmp_path / "run.npz"
+    first = Trainer(recipe, pairs, total=total, seed=3, per_channel=per_channel)
+    first.run(until=kill_at, checkpoint=ck, checkpoint_every=2, progress=False)
+    assert load_checkpoint(ck).iteration == kill_at  # the last checkpoint of the killed run
+    del first
+    resumed = Trainer.resume(ck, pairs)
+    resumed.run(progress=False)
+    assert resumed.iteration == total
+    for a, b in zip(full.model.nets, resumed.model.nets):
+        for k, v in a.weights().items():
+            np.testing.assert_array_equal(v, b.weights()[k])
+    assert resumed.history.loss == full.history.loss
+
+
+def test_same_seed_same_run_other_seed_other_run(pairs):
+    runs = [Trainer(SMALL, pairs, total=3, seed=s).run(progress=False).loss for s in (1, 1, 2)]
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
+def test_divergence_is_an_error_not_nan(pairs):
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        Trainer(SMALL.with_(optimizer="sgd"), pairs, total=20, seed=0, lr=10.0).run(progress=False)
+
+
+def test_shared_optimizer_bug_advances_one_counter(pairs):
+    t = Trainer(SMALL, pairs, total=2, per_channel=True, shared_optimizer_bug=True)
+    t.run(progress=False)
+    adam = t.optimizers[0].shared.adam
+    assert adam.t == 6  # 3 networks x 2 iterations share one step counter, as in the study
+    fixed = Trainer(SMALL, pairs, total=2, per_channel=True)
+    fixed.run(progress=False)
+    assert [o.t for o in fixed.optimizers] == [2, 2, 2]
+
+
+def test_learning_rate_schedule():
+    r = Recipe(lr=1.0, warmup=10, cosine=True)
+    assert r.learning_rate(0, 110) == pytest.approx(0.1)
+    assert r.learning_rate(9, 110) == pytest.approx(1.0)
+    assert r.learning_rate(60, 110) == pytest.approx(0.5)
+    assert r.learning_rate(109, 110) == pytest.approx(0.5 * (1 + np.cos(np.pi * 99 / 100)))
+
+
+def test_unknown_recipe():
+    with pytest.raises(SrlibError, match="choose one of"):
+        get_recipe("magic")
