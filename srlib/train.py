@@ -223,7 +223,7 @@ class Trainer:
         for k, l_, h_ in work:
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported just below
                 value = train_step(self.model.nets[k], self.optimizers[k], self.model.inputs(l_),
-                               self.model.targets(l_, h_))
+                                   self.model.targets(l_, h_))
                 losses.append(value * self.recipe.output_scale ** 2)
         loss = float(np.mean(losses))
         self.iteration += 1

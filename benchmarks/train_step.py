@@ -1,0 +1,187 @@
+"""Time one training step (30 single-channel 44x44 images -> 176x176, MSE, backward, Adam) three ways:
+
+  srlib       float32, this package
+  study-like  float64 im2col/col2im in NCHW, shaped like the 2022 study's code (deep-learning-from-scratch)
+  pytorch     float32, CPU, 2 threads (only when torch is installed: pip install torch==2.13.0)
+
+All three start from the same weights and data; the script checks that their losses and gradients
+agree, then prints ms/step (median of interleaved rounds), GFLOP/s and peak memory. Each method runs in
+its own process so its peak RSS is its own. Run by hand:  python benchmarks/train_step.py [--rounds 7]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+N, H, W, SCALE = 30, 44, 44, 4
+LAYERS = [(1, 64, 5), (64, 32, 3), (32, 32, 3), (32, 16, 3)]
+
+
+def flops_per_step() -> float:
+    """Multiply-adds x 2 of forward (all layers) + backward (dW for all, dx for layers 2-4)."""
+    per_layer = [2 * N * H * W * c_in * c_out * k * k for c_in, c_out, k in LAYERS]
+    return sum(per_layer) * 2 + sum(per_layer[1:])
+
+
+def problem():
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(0, np.sqrt(2 / (ci * k * k)), (co, ci, k, k)) for ci, co, k in LAYERS]
+    x = rng.random((N, 1, H, W))
+    t = rng.random((N, 1, H * SCALE, W * SCALE)) * 255
+    return weights, x, t
+
+
+# -- the study-like reference: NCHW, float64, im2col + col2im, written as the study's lineage does ----
+def im2col(x, k, pad):
+    n, c, h, w = x.shape
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    col = np.zeros((n, c, k, k, h, w))
+    for y in range(k):
+        for z in range(k):
+            col[:, :, y, z] = img[:, :, y:y + h, z:z + w]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * h * w, -1)
+
+
+def col2im(col, shape, k, pad):
+    n, c, h, w = shape
+    col = col.reshape(n, h, w, c, k, k).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((n, c, h + 2 * pad, w + 2 * pad))
+    for y in range(k):
+        for z in range(k):
+            img[:, :, y:y + h, z:z + w] += col[:, :, y, z]
+    return img[:, :, pad:pad + h, pad:pad + w]
+
+
+def study_like_step(weights, x, t):
+    acts = []
+    h = x
+    for w in weights:
+        k = w.shape[-1]
+        col = im2col(h, k, k // 2)
+        out = (col @ w.reshape(w.shape[0], -1).T).reshape(h.shape[0], h.shape[2], h.shape[3], -1).transpose(0, 3, 1, 2)
+        acts.append((h.shape, col, out > 0))
+        h = np.maximum(out, 0)
+    n, c, hh, ww = h.shape
+    y = h.reshape(n, c // 16, 4, 4, hh, ww).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // 16, hh * 4, ww * 4)
+    loss = np.mean((y - t) ** 2)
+    dy = 2 * (y - t) / y.size
+    g = dy.reshape(n, c // 16, hh, 4, ww, 4).transpose(0, 1, 3, 5, 2, 4).reshape(n, c, hh, ww)
+    grads = [None] * len(weights)
+    for i in reversed(range(len(weights))):
+        shape, col, mask = acts[i]
+        w = weights[i]
+        g = g * mask
+        g2 = g.transpose(0, 2, 3, 1).reshape(-1, w.shape[0])
+        grads[i] = (col.T @ g2).T.reshape(w.shape)
+        if i:
+            g = col2im(g2 @ w.reshape(w.shape[0], -1), shape, w.shape[-1], w.shape[-1] // 2)
+    return loss, grads
+
+
+def worker(method: str, rounds: int, out: Path) -> None:
+    weights, x, t = problem()
+    if method == "srlib":
+        from srlib.layers import MSELoss
+        from srlib.network import NetConfig, SRNet
+
+        net = SRNet(NetConfig(), weights={f"conv{i + 1}.weight": w for i, w in enumerate(weights)})
+        x32, t32 = x.astype(np.float32), t.astype(np.float32)
+
+        def step():
+            loss = MSELoss()
+            value = loss.forward(net.forward(x32), t32)
+            net.backward(loss.backward())
+            return value, [p.grad for p in net.params()]
+    elif method == "study-like":
+        def step():
+            return study_like_step(weights, x, t)
+    else:
+        import torch
+
+        torch.set_num_threads(2)
+        ws = [torch.tensor(w, dtype=torch.float32, requires_grad=True) for w in weights]
+        xt, tt = torch.tensor(x, dtype=torch.float32), torch.tensor(t, dtype=torch.float32)
+
+        def step():
+            h = xt
+            for w in ws:
+                h = torch.relu(torch.nn.functional.conv2d(h, w, padding=w.shape[-1] // 2))
+            loss = torch.mean((torch.nn.functional.pixel_shuffle(h, 4) - tt) ** 2)
+            for w in ws:
+                w.grad = None
+            loss.backward()
+            return float(loss), [w.grad.numpy() for w in ws]
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    loss, grads = step()  # warm-up, and the values compared across methods
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    np.savez(out, *[np.asarray(g, np.float64) for g in grads])
+    print(json.dumps({"times": times, "loss": float(loss), "peak_mib": peak / 1024,
+                      "step_mib": (peak - base) / 1024}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=7, help="timed steps per method per pass (default 7)")
+    ap.add_argument("--passes", type=int, default=3, help="interleaved passes over the methods (default 3)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.rounds, Path(args.out))
+        return
+    methods = ["srlib", "study-like"]
+    try:
+        import torch  # noqa: F401
+        methods.append("pytorch")
+    except ImportError:
+        print("torch not installed: skipping the PyTorch comparison (pip install torch==2.13.0)")
+    results = {m: {"times": []} for m in methods}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.passes):
+            for m in methods:
+                rounds = 2 if m == "study-like" else args.rounds
+                out = Path(tmp) / f"{m}.npz"
+                r = subprocess.run([sys.executable, __file__, "--worker", m, "--rounds", str(rounds), "--out", str(out)],
+                                   capture_output=True, text=True, check=True)
+                rec = json.loads(r.stdout.strip().splitlines()[-1])
+                results[m]["times"] += rec["times"]
+                results[m].update(loss=rec["loss"], peak_mib=max(rec["peak_mib"], results[m].get("peak_mib", 0)),
+                                  step_mib=max(rec["step_mib"], results[m].get("step_mib", 0)))
+                with np.load(out) as z:
+                    results[m]["grads"] = [z[k] for k in z.files]
+    ref = results["study-like"]
+    gflop = flops_per_step() / 1e9
+    print(f"one training step: {N} single-channel {H}x{W} images -> {H * SCALE}x{W * SCALE}, "
+          f"{gflop:.2f} GFLOP (forward + backward)")
+    print(f"{'method':<11} {'ms/step':>8} {'GFLOP/s':>8} {'peak RSS MiB':>12} {'step MiB':>9} "
+          f"{'loss rel.err':>12} {'grad rel.err':>12}")
+    for m in methods:
+        r = results[m]
+        ms = 1000 * float(np.median(r["times"]))
+        loss_err = abs(r["loss"] - ref["loss"]) / ref["loss"]
+        grad_err = max(float(np.max(np.abs(g - gr)) / np.max(np.abs(gr))) for g, gr in zip(r["grads"], ref["grads"]))
+        r["ms"] = ms
+        print(f"{m:<11} {ms:8.1f} {gflop / ms * 1000:8.1f} {r['peak_mib']:12.0f} {r['step_mib']:9.0f} "
+              f"{loss_err:12.2e} {grad_err:12.2e}")
+    for m in methods[1:]:
+        print(f"srlib / {m}: {results['srlib']['ms'] / results[m]['ms']:.2f}x the time")
+
+
+if __name__ == "__main__":
+    main()
