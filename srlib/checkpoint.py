@@ -92,7 +92,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise bad(f"not a readable .npz file ({type(e).__name__}: {e})") from None
     try:
         meta = json.loads(str(arrays.pop("meta_json")))
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError):
         raise bad("no srlib metadata") from None
     if meta.get("format") != FORMAT:
         raise bad("no srlib metadata")

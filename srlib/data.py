@@ -38,7 +38,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-32:]:
         # libjpeg decodes a truncated JPEG with only a warning, filling the rest with grey: refuse it.
         raise SrlibError(f"{path}: truncated JPEG (no end-of-image marker); re-download or remove it")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error:
+        img = None
     if img is None:
         raise SrlibError(f"{path}: not a readable image (corrupt, or not an image file); replace or remove it")
     if img.dtype != np.uint8:

@@ -5,7 +5,7 @@ PixelShuffle(4), no biases, weights uniform in [-0.01, 0.01]: 33,856 weights.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

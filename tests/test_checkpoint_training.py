@@ -1,8 +1,6 @@
 """Checkpoints (atomic, validated, pickle-free) and training (seeded, resumable, diverges loudly)."""
 from __future__ import annotations
 
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest

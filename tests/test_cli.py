@@ -1,0 +1,131 @@
+"""The command line behaves like a Unix tool: --help, exit codes, one error line, real outputs."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from srlib.checkpoint import load_checkpoint
+from srlib.network import NetConfig, SRNet
+
+from conftest import make_celeba, smooth_image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def srlib(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "srlib", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def error_line(r: subprocess.CompletedProcess) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("srlib: error:"), r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("cmd", [[], ["upscale"], ["evaluate"], ["train"], ["import-study-weights"], ["report"]])
+def test_help(cmd):
+    r = srlib(*cmd, "--help")
+    assert r.returncode == 0 and "usage:" in r.stdout
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert srlib("frobnicate").returncode == 2
+    assert srlib("upscale").returncode == 2
+    r = srlib("train", "--iterations", "0", "--out", tmp_path / "x.npz")
+    assert r.returncode == 2 and "--iterations" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def study_ckpt(tmp_path_factory) -> Path:
+    """A small trained-looking checkpoint (real training is covered elsewhere)."""
+    from srlib.checkpoint import Checkpoint, save_checkpoint
+
+    net = SRNet(NetConfig(init="he", bias=True, final_relu=False), seed=0)
+    path = tmp_path_factory.mktemp("ck") / "m.npz"
+    save_checkpoint(path, Checkpoint(config=net.config, weights=[net.weights()],
+                                     meta={"model": {"residual": True, "output_scale": 255.0}}))
+    return path
+
+
+def test_upscale_colour_and_grey_any_size(tmp_path, study_ckpt):
+    rng = np.random.default_rng(0)
+    colour, grey = smooth_image(rng, 50, 70), smooth_image(rng, 300, 180)[..., 0]
+    cv2.imwrite(str(tmp_path / "c.png"), colour)
+    cv2.imwrite(str(tmp_path / "g.png"), grey)
+    r = srlib("upscale", tmp_path / "c.png", tmp_path / "g.png", "-o", tmp_path / "out", "--weights", study_ckpt)
+    assert r.returncode == 0, r.stderr
+    c = cv2.imread(str(tmp_path / "out" / "c_x4.png"), cv2.IMREAD_UNCHANGED)
+    g = cv2.imread(str(tmp_path / "out" / "g_x4.png"), cv2.IMREAD_UNCHANGED)
+    assert c.shape == (200, 280, 3) and g.shape == (1200, 720)  # the grey one is tiled (LR > 144 px)
+
+
+def test_upscale_errors(tmp_path, study_ckpt):
+    (tmp_path / "bad.jpg").write_text("nope")
+    r = srlib("upscale", tmp_path / "bad.jpg", "-o", tmp_path / "o", "--weights", study_ckpt)
+    assert r.returncode == 1 and "bad.jpg" in error_line(r)
+    r = srlib("upscale", tmp_path / "bad.jpg", "-o", tmp_path / "o", "--weights", tmp_path / "missing.npz")
+    assert r.returncode == 1 and "missing.npz" in error_line(r)
+    cv2.imwrite(str(tmp_path / "ok.png"), smooth_image(np.random.default_rng(0), 30, 30))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = srlib("upscale", tmp_path / "ok.png", "-o", blocker / "sub", "--weights", study_ckpt)
+    assert r.returncode == 1 and "not writable" in error_line(r)
+
+
+def test_evaluate_without_weights_prints_bicubic(tmp_path):
+    data = make_celeba(tmp_path / "c", counts=(2, 1, 3))
+    r = srlib("evaluate", "--data", data, "--split", "test", "--out", tmp_path / "ev")
+    assert r.returncode == 0, r.stderr
+    assert "bicubic_aligned" in r.stdout and "bicubic_plain" in r.stdout
+    assert (tmp_path / "ev" / "summary_test.csv").is_file() and (tmp_path / "ev" / "scores_test.csv").is_file()
+
+
+def test_evaluate_on_embedded_sample_by_default(tmp_path):
+    r = srlib("evaluate", "--split", "test", "--out", tmp_path, "--limit", "3")
+    assert r.returncode == 0, r.stderr
+    assert "bicubic_aligned" in r.stdout and "3 images" in r.stdout
+
+
+def test_evaluate_missing_data(tmp_path):
+    r = srlib("evaluate", "--data", tmp_path / "nowhere")
+    assert r.returncode == 1 and "nowhere" in error_line(r)
+
+
+def test_train_refuses_to_overwrite_and_kill_resume_matches(tmp_path):
+    """A real SIGKILL in the middle of a CLI training run; --resume finishes it with the same weights
+    as an uninterrupted run."""
+    data = make_celeba(tmp_path / "c", counts=(4, 2, 1))
+    args = ["train", "--recipe", "study", "--data", data, "--iterations", "40", "--checkpoint-every", "2",
+            "--validate-every", "0", "--seed", "1"]
+    full = srlib(*args, "--out", tmp_path / "full.npz")
+    assert full.returncode == 0, full.stderr
+    again = srlib(*args, "--out", tmp_path / "full.npz")
+    assert again.returncode == 1 and "--resume" in error_line(again)
+
+    out = tmp_path / "killed.npz"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "srlib", *map(str, args), "--out", str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and load_checkpoint(out).iteration >= 6):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(out).iteration
+    assert 6 <= killed_at < 40, "the run finished before it could be killed"
+    r = srlib(*args, "--out", out, "--resume")
+    assert r.returncode == 0, r.stderr
+    a, b = load_checkpoint(tmp_path / "full.npz"), load_checkpoint(out)
+    assert b.iteration == 40
+    for k, v in a.weights[0].items():
+        np.testing.assert_array_equal(v, b.weights[0][k])

@@ -1,0 +1,189 @@
+"""Data path: CelebA layout in both partition forms, the degradation against the fact sheet, baselines,
+the embedded sample, and one clear error line for every kind of bad input."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from srlib.data import CelebA, evaluation_subset, load_pairs, read_image
+from srlib.degrade import (blur_decimate, degrade, study_kernel, to_uint8, upscale_bicubic,
+                           upscale_bicubic_centred, upscale_nearest)
+from srlib.errors import SrlibError
+from srlib.sample import build_sample
+
+from conftest import make_celeba, smooth_image
+
+
+def test_kernel_matches_fact_sheet():
+    k = study_kernel()
+    assert k.shape == (9, 9)
+    assert np.all(k[0] == 0) and np.all(k[-1] == 0) and np.all(k[:, 0] == 0) and np.all(k[:, -1] == 0)
+    assert k[4, 4] == pytest.approx(1 / (2 * np.pi))
+    assert k[4, 7] == pytest.approx(np.exp(-9 / 2) / (2 * np.pi))  # offset (0, 3)
+    assert k[1, 1] == pytest.approx(np.exp(-18 / 2) / (2 * np.pi))  # offset (-3, -3)
+    # not renormalised: (sum_{-3..3} e^{-x^2/2})^2 / 2pi = 0.99946 (the sheet rounds it to ~0.9993)
+    assert k.sum() == pytest.approx(0.999459, abs=1e-6)
+
+
+def test_degradation_shapes_dtype_and_phase():
+    img = smooth_image(np.random.default_rng(0))
+    lr, hr = degrade(img)
+    assert lr.shape == (44, 44, 3) and hr.shape == (176, 176, 3)
+    assert lr.dtype == hr.dtype == np.uint8
+    np.testing.assert_array_equal(hr, cv2.resize(img, (176, 176)))  # squashed, bilinear
+    blurred = cv2.filter2D(hr, -1, study_kernel())
+    np.testing.assert_array_equal(lr, blurred[0::4, 0::4])  # LR (i, j) = blurred HR (4i, 4j)
+    # independent check of one pixel: the kernel applied by hand with reflect-101 borders
+    pad = np.pad(hr[..., 1].astype(np.float64), 4, mode="reflect")
+    i, j = 5, 7
+    by_hand = np.sum(pad[4 * i:4 * i + 9, 4 * j:4 * j + 9] * study_kernel())
+    assert lr[i, j, 1] == np.uint8(np.clip(np.rint(by_hand), 0, 255))
+
+
+def test_aligned_bicubic_interpolates_through_the_lr_samples():
+    lr = np.random.default_rng(0).integers(0, 256, (44, 44)).astype(np.uint8)
+    up = upscale_bicubic(lr)
+    np.testing.assert_allclose(up[::4, ::4], lr, atol=1e-3)
+    assert not np.allclose(upscale_bicubic_centred(lr)[::4, ::4], lr, atol=1)
+    np.testing.assert_array_equal(upscale_nearest(lr)[1::4, 2::4], lr)
+
+
+def test_aligned_bicubic_beats_plain_resize_on_real_photo_pairs():
+    lr, hr = degrade(smooth_image(np.random.default_rng(5)))
+    mse = lambda up: np.mean((to_uint8(up).astype(float) - hr) ** 2)
+    assert mse(upscale_bicubic(lr)) < 0.6 * mse(upscale_bicubic_centred(lr))
+
+
+def test_flip_augmentation_keeps_the_phase():
+    """A flipped training pair must equal the pair the degradation makes from the flipped photo."""
+    img = smooth_image(np.random.default_rng(2))
+    lr, hr = degrade(img)
+    hr_flipped = np.ascontiguousarray(hr[:, ::-1])
+    lr_true, hr_true = degrade(np.ascontiguousarray(img[:, ::-1]))
+    np.testing.assert_array_equal(hr_flipped, hr_true)
+    np.testing.assert_array_equal(blur_decimate(hr_flipped), lr_true)
+    assert not np.array_equal(lr[:, ::-1], lr_true)  # flipping the LR too would shift its phase
+
+
+def test_to_uint8_clips_instead_of_wrapping():
+    np.testing.assert_array_equal(to_uint8(np.array([-3.0, 12.4, 255.6, 300.0])), [0, 12, 255, 255])
+
+
+@pytest.mark.parametrize("csv", [True, False])
+def test_celeba_layout_both_partition_forms(tmp_path, csv):
+    root = make_celeba(tmp_path / "c", counts=(4, 2, 3), csv=csv)
+    data = CelebA.open(root)
+    assert [len(data.split(s)) for s in ("train", "validation", "test")] == [4, 2, 3]
+    assert [p.name for p in data.split("test")] == ["000007.jpg", "000008.jpg", "000009.jpg"]
+    pairs = load_pairs(data.split("train"))
+    assert pairs.lr.shape == (4, 44, 44, 3) and pairs.hr.shape == (4, 176, 176, 3)
+
+
+def test_evaluation_subset_is_fixed_and_spread():
+    paths = list(range(100))
+    assert evaluation_subset(paths, 5) == [0, 25, 50, 74, 99]
+    assert evaluation_subset(paths, 5) == evaluation_subset(paths, 5)
+    assert evaluation_subset(paths, None) == paths
+
+
+def test_grey_and_alpha_images_become_bgr(tmp_path):
+    rng = np.random.default_rng(0)
+    grey = smooth_image(rng)[..., 0]
+    cv2.imwrite(str(tmp_path / "g.png"), grey)
+    img = read_image(tmp_path / "g.png")
+    assert img.shape == (218, 178, 3) and np.all(img[..., 0] == grey)
+    bgra = np.dstack([smooth_image(rng), np.full((218, 178), 255, np.uint8)])
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), bgra[..., :3])
+
+
+def one_line(exc_info, *needles):
+    msg = str(exc_info.value)
+    assert "\n" not in msg
+    for n in needles:
+        assert str(n) in msg, msg
+
+
+def test_missing_data_folder(tmp_path):
+    with pytest.raises(SrlibError) as e:
+        CelebA.open(tmp_path / "nothing")
+    one_line(e, tmp_path / "nothing", "embedded sample")
+
+
+def test_missing_partition_file(tmp_path, celeba):
+    (celeba / "list_eval_partition.csv").unlink()
+    with pytest.raises(SrlibError) as e:
+        CelebA.open(celeba)
+    one_line(e, celeba, "list_eval_partition")
+
+
+def test_missing_image_folder(tmp_path):
+    (tmp_path / "list_eval_partition.csv").write_text("image_id,partition\n000001.jpg,0\n")
+    with pytest.raises(SrlibError) as e:
+        CelebA.open(tmp_path)
+    one_line(e, "img_align_celeba")
+
+
+def test_partition_names_missing_images(celeba):
+    with open(celeba / "list_eval_partition.csv", "a") as f:
+        f.write("999999.jpg,2\n")
+    with pytest.raises(SrlibError) as e:
+        CelebA.open(celeba)
+    one_line(e, "999999.jpg", "missing")
+
+
+def test_malformed_partition_line(celeba):
+    with open(celeba / "list_eval_partition.csv", "a") as f:
+        f.write("000001.jpg,7\n")
+    with pytest.raises(SrlibError) as e:
+        CelebA.open(celeba)
+    one_line(e, "list_eval_partition.csv:", "partition 0, 1 or 2")
+
+
+def test_empty_split(tmp_path):
+    root = make_celeba(tmp_path / "c", counts=(3, 0, 1))
+    with pytest.raises(SrlibError) as e:
+        CelebA.open(root).split("validation")
+    one_line(e, "validation split is empty")
+
+
+def test_unknown_split(celeba):
+    with pytest.raises(SrlibError, match="choose one of"):
+        CelebA.open(celeba).split("val")
+
+
+@pytest.mark.parametrize("fault", ["truncated", "not_an_image", "empty", "too_small", "sixteen_bit"])
+def test_bad_image_files(celeba, fault):
+    target = celeba / "img_align_celeba" / "000002.jpg"
+    if fault == "truncated":
+        target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])
+    elif fault == "not_an_image":
+        target.write_text("this is a text file, not a JPEG")
+    elif fault == "empty":
+        target.write_bytes(b"")
+    elif fault == "too_small":
+        cv2.imwrite(str(target), smooth_image(np.random.default_rng(0), 100, 80))
+    elif fault == "sixteen_bit":
+        target = target.with_suffix(".png")
+        (celeba / "img_align_celeba" / "000002.jpg").rename(target)
+        cv2.imwrite(str(target), np.zeros((218, 178, 3), np.uint16))
+        text = (celeba / "list_eval_partition.csv").read_text().replace("000002.jpg", "000002.png")
+        (celeba / "list_eval_partition.csv").write_text(text)
+    with pytest.raises(SrlibError) as e:
+        load_pairs(CelebA.open(celeba).split("train"))
+    one_line(e, target.name)
+
+
+def test_embedded_sample_is_celeba_layout(tmp_path):
+    root = build_sample(tmp_path / "sample")
+    data = CelebA.open(root)
+    sizes = {s: len(data.split(s)) for s in ("train", "validation", "test")}
+    assert all(n >= 3 for n in sizes.values())
+    img = read_image(data.split("test")[0])
+    assert img.shape == (218, 178, 3)
+    assert "licence" in (root / "SOURCES.md").read_text()
+    # deterministic: a second build gives the same bytes
+    again = build_sample(tmp_path / "again")
+    first = data.split("train")[0]
+    assert (again / "img_align_celeba" / first.name).read_bytes() == first.read_bytes()
