@@ -115,9 +115,14 @@ def cmd_import(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import run_report
+    from .report import refresh_stored_outputs, run_report
 
-    run_report(args.preset, only=args.only, data=args.data)
+    if args.refresh_notebooks:
+        refresh_stored_outputs(args.only)
+        return
+    times = run_report(args.preset, only=args.only, data=args.data, study_weights=args.study_weights,
+                       resume=args.resume)
+    print(f"report ({args.preset}) written to conclusion/ in {sum(times.values()):.0f} s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a model with a named recipe (seeded, resumable)")
     s.add_argument("--recipe", default="improved", choices=["study", "improved"])
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
-    s.add_argument("--iterations", type=int, default=15000, metavar="N", help="iterations of 10 images x 3 channels")
+    s.add_argument("--iterations", type=int, default=12000, metavar="N", help="iterations of 10 images x 3 channels")
     s.add_argument("--out", required=True, metavar="CKPT", help="checkpoint written during and after training")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
@@ -160,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", default="quick", choices=["quick", "full"])
     s.add_argument("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (repeatable)")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
+    s.add_argument("--study-weights", metavar="DIR", help="the study's weights folder (e.g. .../weights/many_adam) "
+                   "to score the 2022 model in notebooks 02 and 04")
+    s.add_argument("--resume", action="store_true", help="continue training runs from their checkpoints in runs/")
+    s.add_argument("--refresh-notebooks", action="store_true",
+                   help="for developers: re-run notebooks/ in place with their small defaults (what nbval checks)")
     s.set_defaults(func=cmd_report)
     return p
 

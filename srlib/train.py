@@ -80,7 +80,7 @@ RECIPES: dict[str, Recipe] = {
     "study": Recipe(),
     "improved": Recipe(
         name="improved",
-        net=NetConfig(bias=True, init="he", final_relu=False),
+        net=NetConfig(bias=True, init="he", final_relu=False, final_init_scale=0.01),
         residual=True, output_scale=255.0, lr=2e-3, stack_channels=True,
         warmup=200, cosine=True, flips=True,
     ),

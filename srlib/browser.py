@@ -1,0 +1,52 @@
+"""An ipywidgets image browser for JupyterLab: a slider over test images showing the LR input (at its
+true size, 4x smaller), the aligned bicubic, each model's output and the ANSWER, with per-image PSNR."""
+from __future__ import annotations
+
+import cv2
+import ipywidgets as widgets
+import numpy as np
+
+from .data import Pairs
+from .degrade import to_uint8, upscale_bicubic
+from .metrics import psnr
+from .model import SRModel
+
+
+def _png(img_bgr: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img_bgr)
+    return buf.tobytes()
+
+
+def _panel(title: str, img: np.ndarray, caption: str, width: int) -> widgets.VBox:
+    return widgets.VBox([widgets.HTML(f"<b>{title}</b>"),
+                         widgets.Image(value=_png(img), format="png", width=width, height=width),
+                         widgets.HTML(caption)],
+                        layout=widgets.Layout(align_items="center", margin="0 6px"))
+
+
+class ImageBrowser:
+    """``ImageBrowser(pairs, {"model name": model, ...}).widget`` is the widget to display.
+
+    Outputs are computed once for all images (uint8, clipped), so moving the slider is instant.
+    """
+
+    def __init__(self, pairs: Pairs, models: dict[str, SRModel]):
+        if len(pairs) == 0:
+            raise ValueError("ImageBrowser needs at least one image")
+        self.pairs = pairs
+        self.columns = {"bicubic (aligned)": to_uint8(np.stack([upscale_bicubic(x) for x in pairs.lr]))}
+        self.columns.update({name: to_uint8(m.predict(pairs.lr)) for name, m in models.items()})
+        self.slider = widgets.IntSlider(value=0, min=0, max=len(pairs) - 1, description="image",
+                                        continuous_update=False)
+        self.row = widgets.HBox()
+        self.slider.observe(lambda change: self.show(change["new"]), names="value")
+        self.show(0)
+        self.widget = widgets.VBox([self.slider, self.row])
+
+    def show(self, i: int) -> None:
+        hr = self.pairs.hr[i]
+        panels = [_panel("LR input", self.pairs.lr[i], "44x44, shown at true size<br>(4x smaller)", 44)]
+        for name, out in self.columns.items():
+            panels.append(_panel(name, out[i], f"PSNR {psnr(out[i], hr):.2f} dB", 176))
+        panels.append(_panel("ANSWER (HR)", hr, f"{self.pairs.paths[i].name}", 176))
+        self.row.children = panels

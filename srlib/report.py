@@ -1,0 +1,117 @@
+"""Run the report: execute the notebooks with papermill and publish figures, tables and the executed
+notebook of each experiment into ``conclusion/<experiment>/``.
+
+Each notebook writes into a staging folder; only when it finishes is the staging folder swapped in for
+the old results, so a failed run never leaves half-written figures behind. A failure names the notebook
+and the cell, and keeps the failed executed copy under ``runs/<preset>/failed/`` for inspection.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .errors import SrlibError
+from .sample import project_root
+
+#: notebook -> experiment folder under conclusion/ (the study's folder names where it had one)
+NOTEBOOKS = {
+    "01_optimizer_comparison": "optimizer_compare",
+    "02_hard_training": "hard_train",
+    "03_three_colour_networks": "3_colors_network",
+    "04_beyond_the_study": "beyond_the_study",
+}
+
+_SWEEP_QUICK = {"sgd": [0.01, 1e-4], "momentum": [0.01, 1e-5], "nesterov": [0.01, 1e-5],
+                "adagrad": [0.01, 0.03], "rmsprop": [0.01, 1e-3], "adam": [1e-3, 3e-3]}
+_SWEEP_FULL = {"sgd": [0.01, 1e-4, 1e-5], "momentum": [0.01, 1e-5, 1e-6], "nesterov": [0.01, 1e-5, 1e-6],
+               "adagrad": [0.01, 0.03, 0.1], "rmsprop": [0.01, 1e-3, 1e-4], "adam": [1e-3, 3e-3, 3e-4]}
+
+#: Parameters per preset. "quick" finishes on the embedded sample in minutes on 2 cores; "full" uses
+#: the study's iteration counts (1000 / 43,114 / 25,000) and is meant for real CelebA.
+PRESETS: dict[str, dict[str, dict]] = {
+    "quick": {
+        "01_optimizer_comparison": {"ITERATIONS": 25, "LEARNING_RATES": _SWEEP_QUICK, "VAL_IMAGES": 9},
+        "02_hard_training": {"ITERATIONS": 300, "VALIDATE_EVERY": 50, "TEST_IMAGES": 11},
+        "03_three_colour_networks": {"ITERATIONS": 100, "TEST_IMAGES": 11},
+        "04_beyond_the_study": {"ITERATIONS": 60, "VAL_IMAGES": 9},
+    },
+    "full": {
+        "01_optimizer_comparison": {"ITERATIONS": 1000, "LEARNING_RATES": _SWEEP_FULL, "VAL_IMAGES": 300},
+        "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "TEST_IMAGES": 1000},
+        "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 1000},
+        "04_beyond_the_study": {"ITERATIONS": 5000, "VAL_IMAGES": 1000},
+    },
+}
+
+
+def run_report(preset: str = "quick", only: list[str] | None = None, data: str | None = None,
+               study_weights: str | None = None, resume: bool = False) -> dict[str, float]:
+    """Execute the selected notebooks; returns the wall time (s) of each."""
+    import papermill as pm
+
+    if preset not in PRESETS:
+        raise SrlibError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    root = project_root()
+    selected = list(NOTEBOOKS) if not only else only
+    for name in selected:
+        if name not in NOTEBOOKS:
+            raise SrlibError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
+    times = {}
+    for name in selected:
+        exp = NOTEBOOKS[name]
+        final = root / "conclusion" / exp
+        staging = root / "conclusion" / f".{exp}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        params = dict(PRESETS[preset][name])
+        params.update(DATA=str(data or "auto"), OUT_DIR=str(staging), RESUME=resume,
+                      CHECKPOINT_DIR=str(root / "runs" / preset / exp))
+        if study_weights and name in ("02_hard_training", "04_beyond_the_study"):
+            params["STUDY_WEIGHTS"] = str(Path(study_weights).resolve())
+        executed = staging / f"{name}.ipynb"
+        print(f"[{preset}] running notebooks/{name}.ipynb -> conclusion/{exp}/", flush=True)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(root / "notebooks" / f"{name}.ipynb", executed, parameters=params,
+                                cwd=root / "notebooks", progress_bar=False, kernel_name="python3")
+        except pm.PapermillExecutionError as e:
+            failed = root / "runs" / preset / "failed"
+            failed.mkdir(parents=True, exist_ok=True)
+            shutil.copy(executed, failed / executed.name)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise SrlibError(f"notebooks/{name}.ipynb failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
+                             f"conclusion/{exp}/ left unchanged, executed copy in {failed / executed.name}") from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        old = final.with_name(f".{exp}.old-{os.getpid()}")
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        times[name] = time.perf_counter() - start
+        print(f"[{preset}] {name}: done in {times[name]:.0f} s", flush=True)
+    return times
+
+
+def refresh_stored_outputs(only: list[str] | None = None) -> None:
+    """Re-execute the notebooks in place with their own (small) default parameters: the outputs they
+    store are what ``pytest --nbval-lax`` compares. Widget state is dropped (it holds random model ids
+    and megabytes of image bytes)."""
+    import nbformat
+    import papermill as pm
+
+    root = project_root()
+    for name in only or list(NOTEBOOKS):
+        path = root / "notebooks" / f"{name}.ipynb"
+        print(f"refreshing {path}", flush=True)
+        pm.execute_notebook(path, path, cwd=path.parent, progress_bar=False, kernel_name="python3")
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.pop("widgets", None)
+        nb.metadata.pop("papermill", None)
+        for cell in nb.cells:
+            cell.metadata.pop("papermill", None)
+            cell.metadata.pop("execution", None)
+        nbformat.write(nb, path)
