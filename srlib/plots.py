@@ -91,7 +91,7 @@ def comparison_grid(lr: list[np.ndarray], columns: dict[str, list[np.ndarray]], 
             ax = axes[r, c]
             ax.imshow(columns[name][r][..., ::-1], interpolation="nearest")
             ax.set_title(name if r == 0 else "", fontsize=9)
-            if psnrs and name in psnrs:
+            if psnrs and name in psnrs and np.isfinite(psnrs[name][r]):
                 ax.text(0.5, -0.06, f"{psnrs[name][r]:.2f} dB", transform=ax.transAxes, ha="center",
                         va="top", fontsize=8)
             ax.axis("off")
