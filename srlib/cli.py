@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("report", help="run the report's notebooks with papermill into conclusion/")
-    s.add_argument("--preset", default="quick", choices=["quick", "full"])
+    s.add_argument("--preset", default="quick", choices=["quick", "medium", "full"],
+                   help="quick: embedded sample, minutes; medium: small real CelebA, ~30 min; full: study's counts")
     s.add_argument("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (repeatable)")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--study-weights", metavar="DIR", help="the study's weights folder (e.g. .../weights/many_adam) "

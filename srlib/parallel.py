@@ -29,7 +29,13 @@ def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -
     """[fn(start, end) for each block], run on the worker threads, results in block order."""
     if _pool is None or len(blocks) == 1:
         return [fn(s, e) for s, e in blocks]
-    return list(_pool.map(lambda b: fn(*b), blocks))
+    err = np.geterr()  # NumPy's error state is per thread: carry the caller's into the workers
+
+    def run(block: tuple[int, int]) -> T:
+        with np.errstate(**err):
+            return fn(*block)
+
+    return list(_pool.map(run, blocks))
 
 
 def scratch(size: int, dtype: np.dtype) -> np.ndarray:

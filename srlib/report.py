@@ -28,14 +28,23 @@ _SWEEP_QUICK = {"sgd": [0.01, 1e-4], "momentum": [0.01, 1e-5], "nesterov": [0.01
 _SWEEP_FULL = {"sgd": [0.01, 1e-4, 1e-5], "momentum": [0.01, 1e-5, 1e-6], "nesterov": [0.01, 1e-5, 1e-6],
                "adagrad": [0.01, 0.03, 0.1], "rmsprop": [0.01, 1e-3, 1e-4], "adam": [1e-3, 3e-3, 3e-4]}
 
-#: Parameters per preset. "quick" finishes on the embedded sample in minutes on 2 cores; "full" uses
-#: the study's iteration counts (1000 / 43,114 / 25,000) and is meant for real CelebA.
+#: Parameters per preset. "quick" finishes on the embedded sample in minutes on 2 cores; "medium"
+#: (about 30 minutes on 2 cores) suits a few thousand real CelebA images; "full" uses the study's
+#: iteration counts (1000 / 43,114 / 25,000) and is meant for the whole of CelebA.
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
         "01_optimizer_comparison": {"ITERATIONS": 25, "LEARNING_RATES": _SWEEP_QUICK, "VAL_IMAGES": 9},
         "02_hard_training": {"ITERATIONS": 300, "VALIDATE_EVERY": 50, "TEST_IMAGES": 11},
         "03_three_colour_networks": {"ITERATIONS": 100, "TEST_IMAGES": 11},
         "04_beyond_the_study": {"ITERATIONS": 60, "VAL_IMAGES": 9},
+    },
+    "medium": {
+        "01_optimizer_comparison": {"ITERATIONS": 200, "LEARNING_RATES": _SWEEP_QUICK, "VAL_IMAGES": 100},
+        # a development subset may lack a test partition (../shared/celeba-mini has train + validation)
+        "02_hard_training": {"ITERATIONS": 3000, "VALIDATE_EVERY": 250, "TEST_IMAGES": 300,
+                             "EVAL_SPLIT": "validation"},
+        "03_three_colour_networks": {"ITERATIONS": 800, "TEST_IMAGES": 300, "EVAL_SPLIT": "validation"},
+        "04_beyond_the_study": {"ITERATIONS": 600, "VAL_IMAGES": 300},
     },
     "full": {
         "01_optimizer_comparison": {"ITERATIONS": 1000, "LEARNING_RATES": _SWEEP_FULL, "VAL_IMAGES": 300},
