@@ -44,6 +44,14 @@ class Checkpoint:
         return [SRNet(config, weights=w) for w in self.weights]
 
 
+def model_only(ckpt: Checkpoint) -> Checkpoint:
+    """The weights, configuration and validation history alone — no optimizer or random state, no
+    per-iteration losses: what a shipped model needs (a sixth of a training checkpoint)."""
+    history = {k: v for k, v in ckpt.history.items() if k.startswith("val_")}
+    return Checkpoint(config=ckpt.config, weights=ckpt.weights, iteration=ckpt.iteration,
+                      history=history, meta={**ckpt.meta, "model_only": True})
+
+
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     """Write ``ckpt`` to ``path`` atomically (temporary file + fsync + rename)."""
     path = Path(path)
@@ -64,6 +72,9 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     except OSError as e:
         raise SrlibError(f"cannot write checkpoint {path}: {e.strerror}; choose a writable folder") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m srlib {upscale,evaluate,train,import-study-weights,report} --help``.
+"""Command line: ``python -m srlib {upscale,evaluate,train,export,import-study-weights,report} --help``.
 
 Exit codes: 0 success, 1 a user-facing error (printed as one line), 2 bad usage, 130 interrupted.
 """
@@ -107,6 +107,14 @@ def cmd_train(args) -> None:
         print(f"{out}: iteration {trainer.iteration}, validation PSNR {trainer.validate():.2f} dB (30 images)")
 
 
+def cmd_export(args) -> None:
+    from .checkpoint import load_checkpoint, model_only, save_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    save_checkpoint(args.out, model_only(ckpt))
+    print(f"wrote {args.out} (weights of {args.checkpoint} at iteration {ckpt.iteration}, no optimizer state)")
+
+
 def cmd_import(args) -> None:
     from .legacy import import_study_weights
 
@@ -160,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("folder", help="folder with W1..W4.pickle, or with B/, G/, R/ folders of them")
     s.add_argument("--out", required=True, metavar="CKPT")
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("export", help="write a checkpoint's model alone (no optimizer state), e.g. to ship it")
+    s.add_argument("checkpoint", metavar="CKPT")
+    s.add_argument("--out", required=True, metavar="MODEL")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("report", help="run the report's notebooks with papermill into conclusion/")
     s.add_argument("--preset", default="quick", choices=["quick", "medium", "full"],

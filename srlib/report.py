@@ -33,10 +33,10 @@ _SWEEP_FULL = {"sgd": [0.01, 1e-4, 1e-5], "momentum": [0.01, 1e-5, 1e-6], "neste
 #: iteration counts (1000 / 43,114 / 25,000) and is meant for the whole of CelebA.
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
-        "01_optimizer_comparison": {"ITERATIONS": 25, "LEARNING_RATES": _SWEEP_QUICK, "VAL_IMAGES": 9},
-        "02_hard_training": {"ITERATIONS": 300, "VALIDATE_EVERY": 50, "TEST_IMAGES": 11},
-        "03_three_colour_networks": {"ITERATIONS": 100, "TEST_IMAGES": 11},
-        "04_beyond_the_study": {"ITERATIONS": 60, "VAL_IMAGES": 9},
+        "01_optimizer_comparison": {"ITERATIONS": 20, "LEARNING_RATES": _SWEEP_QUICK, "VAL_IMAGES": 9},
+        "02_hard_training": {"ITERATIONS": 200, "VALIDATE_EVERY": 25, "TEST_IMAGES": 11},
+        "03_three_colour_networks": {"ITERATIONS": 80, "TEST_IMAGES": 11},
+        "04_beyond_the_study": {"ITERATIONS": 40, "VAL_IMAGES": 9},
     },
     "medium": {
         "01_optimizer_comparison": {"ITERATIONS": 200, "LEARNING_RATES": _SWEEP_QUICK, "VAL_IMAGES": 100},

@@ -286,7 +286,7 @@ class Trainer:
         study restarted Adam on resume: fact sheet, mistake 4), iteration, random state and history."""
         ckpt = load_checkpoint(path)
         m = ckpt.meta
-        if "recipe" not in m or not isinstance(m["recipe"], dict):
+        if m.get("model_only") or not isinstance(m.get("recipe"), dict):
             raise SrlibError(f"checkpoint {path} holds no training state (an imported model?); train anew")
         self = cls(Recipe.from_dict(m["recipe"]), train, total=int(m["total"]), seed=int(m["seed"]),
                    per_channel=bool(m["per_channel"]), shared_optimizer_bug=bool(m["shared_optimizer_bug"]),
