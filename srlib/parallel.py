@@ -52,9 +52,7 @@ def scratch(size: int, dtype: np.dtype) -> np.ndarray:
 
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Inside, BLAS uses one thread per call: parallelism comes from ``map_blocks`` instead."""
-    if _pool is None:
-        yield
-        return
+    """Inside, BLAS uses one thread per call: parallelism comes from ``map_blocks`` instead (so with
+    ``SRLIB_THREADS=1`` srlib uses exactly one core)."""
     with _blas.limit(limits=1, user_api="blas"):
         yield
