@@ -86,16 +86,19 @@ class SweepResult:
 
 
 def optimizer_sweep(train: Pairs, val: Pairs, learning_rates: dict[str, list[float]], iterations: int,
-                    seed: int, recipe: Recipe = RECIPES["study"]) -> SweepResult:
+                    seed: int, recipe: Recipe = RECIPES["study"], checkpoint_dir: Path | None = None,
+                    resume: bool = False) -> SweepResult:
     """Train the study's network with each optimizer at each learning rate, same seed and batches.
-    ``final_loss`` is the mean training loss over the last 10% of iterations (0..255 MSE)."""
+    ``final_loss`` is the mean training loss over the last 10% of iterations (0..255 MSE). With a
+    ``checkpoint_dir`` every run is checkpointed and, with ``resume``, continued from it."""
     rows, runs = [], {}
     for name, lrs in learning_rates.items():
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r} in LEARNING_RATES; choose from {', '.join(OPTIMIZERS)}")
         for lr in lrs:
+            ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{name}_lr{lr:g}.npz"
             run = train_run(f"{name} lr={lr:g}", recipe.with_(optimizer=name, lr=lr), train, val,
-                            iterations, seed)
+                            iterations, seed, checkpoint=ck, resume=resume)
             runs[(name, lr)] = run
             tail = run.loss[-max(1, len(run.loss) // 10):]
             rows.append({"optimizer": name, "lr": lr, "study_default": lr == DEFAULT_LR[name],
