@@ -33,7 +33,8 @@ METRICS = ["psnr_rgb", "psnr_y", "ssim_y", "ssim_rgb"]
 
 def evaluate(pairs: Pairs, methods: dict[str, Method | SRModel], crop_border: int = 0) -> pd.DataFrame:
     """Rows: image, method, psnr_rgb, psnr_y, ssim_y, ssim_rgb (uint8 outputs) and mse_float (the
-    unclipped output, for the study's metric). ``summarize`` turns it into one row per method."""
+    unclipped output over the whole image, for the study's metric, which ``crop_border`` does not change).
+    ``summarize`` turns it into one row per method."""
     rows = []
     for name, method in methods.items():
         predict = method.predict if isinstance(method, SRModel) else method

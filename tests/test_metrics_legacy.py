@@ -74,7 +74,7 @@ def write_study_pickles(folder, rng):
 def test_importer_round_trips_float64_pickles(tmp_path):
     arrays = write_study_pickles(tmp_path / "w", np.random.default_rng(0))
     ckpt = import_study_weights(tmp_path / "w", tmp_path / "study.npz")
-    for a, (name, w) in zip(arrays, ckpt.weights[0].items()):
+    for a, w in zip(arrays, ckpt.weights[0].values()):
         np.testing.assert_array_equal(a, w)
         assert w.dtype == np.float64
     model = SRModel.from_checkpoint(str(tmp_path / "study.npz"))
