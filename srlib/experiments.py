@@ -205,13 +205,13 @@ def conclude_optimizers(sweep: SweepResult, iterations: int) -> str:
     return "\n".join(lines)
 
 
-def conclude_hard_training(summary: pd.DataFrame, iterations: int, final_loss: float) -> str:
+def conclude_hard_training(summary: pd.DataFrame, iterations: int, final_loss: float, split: str) -> str:
     rows = "; ".join(f"{k}: {_f(r.psnr_rgb)} dB RGB, {_f(r.psnr_y)} dB Y, SSIM-Y {_f(r.ssim_y, 3)}, "
                      f"study metric {_f(r.study_psnr)} dB" for k, r in summary.iterrows())
     gain = summary.loc["adam (this run)", "psnr_rgb"] - summary.loc["bicubic_aligned", "psnr_rgb"]
     return (f"**Conclusion ({iterations} iterations of Adam, final training MSE {final_loss:.1f}).** "
-            f"On the test split: {rows}. The trained network is {gain:+.2f} dB over the phase-aligned bicubic "
-            "(mean per-image PSNR, RGB). The study reported 28.6 dB by its own metric (PSNR of the mean "
+            f"On the {split} split: {rows}. Against the phase-aligned bicubic the trained network scores "
+            f"{gain:+.2f} dB (mean per-image PSNR, RGB). The study reported 28.6 dB by its own metric (PSNR of the mean "
             "unclipped MSE over 10 random test images); that metric is shown beside the field's per-image "
             "means, and outputs here are clipped before uint8 (the study's wrapped around).")
 
