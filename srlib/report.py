@@ -55,6 +55,17 @@ PRESETS: dict[str, dict[str, dict]] = {
 }
 
 
+def _remove_stale(folder: Path, exp: str) -> None:
+    """Staging folders left by a runner that was killed (its pid no longer exists)."""
+    for stale in folder.glob(f".{exp}.*-*"):
+        try:
+            os.kill(int(stale.name.rsplit("-", 1)[1]), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
+
+
 def run_report(preset: str = "quick", only: list[str] | None = None, data: str | None = None,
                study_weights: str | None = None, resume: bool = False) -> dict[str, float]:
     """Execute the selected notebooks; returns the wall time (s) of each."""
@@ -72,6 +83,7 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
         exp = NOTEBOOKS[name]
         final = root / "conclusion" / exp
         staging = root / "conclusion" / f".{exp}.partial-{os.getpid()}"
+        _remove_stale(staging.parent, exp)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         params = dict(PRESETS[preset][name])

@@ -1,6 +1,9 @@
 """Experiments, the image browser and the papermill runner (success and a failing notebook)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -60,6 +63,8 @@ def fake_project(tmp_path, cells: list[str]):
 
 def test_runner_publishes_outputs_and_executed_copy(tmp_path, monkeypatch):
     old = fake_project(tmp_path, ["from pathlib import Path\n(Path(OUT_DIR) / 'fig.png').write_bytes(b'x')"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "conclusion" / f".optimizer_compare.partial-{dead.stdout.strip()}").mkdir()  # a killed runner's
     monkeypatch.setattr(report, "project_root", lambda: tmp_path)
     times = report.run_report("quick", only=["01_optimizer_comparison"])
     assert set(times) == {"01_optimizer_comparison"}
