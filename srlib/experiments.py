@@ -12,7 +12,7 @@ import pandas as pd
 
 from .data import CelebA, Pairs, evaluation_subset, load_pairs
 from .degrade import to_uint8, upscale_bicubic
-from .evaluate import BASELINES, evaluate, summarize
+from .evaluate import BASELINES, evaluate, mean_psnr, summarize
 from .metrics import psnr
 from .model import SRModel
 from .optimizers import OPTIMIZERS
@@ -26,14 +26,8 @@ def load_split(data: str | Path | None, split: str, limit: int | None = None) ->
     return load_pairs(evaluation_subset(CelebA.open(root).split(split), limit), desc=f"loading {split}")
 
 
-def mean_psnr(model: SRModel, pairs: Pairs) -> float:
-    """Mean per-image PSNR (RGB, uint8 outputs) of ``model`` on ``pairs``."""
-    out = to_uint8(model.predict(pairs.lr))
-    return float(np.mean([psnr(o, h) for o, h in zip(out, pairs.hr)]))
-
-
 def bicubic_psnr(pairs: Pairs) -> float:
-    return float(np.mean([psnr(to_uint8(upscale_bicubic(lr)), hr) for lr, hr in zip(pairs.lr, pairs.hr)]))
+    return mean_psnr(BASELINES["bicubic_aligned"], pairs)
 
 
 @dataclass

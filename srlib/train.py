@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import Pairs
-from .degrade import blur_decimate, to_uint8
+from .degrade import blur_decimate
 from .errors import SrlibError
+from .evaluate import mean_psnr
 from .layers import MSELoss
-from .metrics import psnr
 from .model import SRModel
 from .network import NetConfig, SRNet
 from .optimizers import Adam, Optimizer, make_optimizer
@@ -238,9 +238,8 @@ class Trainer:
         if self.val is None:
             raise SrlibError("no validation pairs given to the Trainer")
         step = max(1, len(self.val) // n_images)
-        lr, hr = self.val.lr[::step][:n_images], self.val.hr[::step][:n_images]
-        out = to_uint8(self.model.predict(lr))
-        value = float(np.mean([psnr(o, h) for o, h in zip(out, hr)]))
+        subset = Pairs(self.val.paths[::step][:n_images], self.val.lr[::step][:n_images], self.val.hr[::step][:n_images])
+        value = mean_psnr(self.model, subset)
         self.history.val_iteration.append(self.iteration)
         self.history.val_psnr.append(value)
         return value
