@@ -187,7 +187,7 @@ def conclude_optimizers(sweep: SweepResult, iterations: int) -> str:
         lines.append(f"- Never left the black initial output (PSNR < {BLANK_PSNR_DB:g} dB) at any learning rate "
                      f"tried: {', '.join(stuck)}.")
     for _, r in t[t.diverged].iterrows():
-        lines.append(f"- {r.optimizer} at lr {r.lr:g} diverged (loss not finite) at iteration {r.diverged_at}.")
+        lines.append(f"- {r.optimizer} at lr {r.lr:g} diverged (loss not finite) at iteration {int(r.diverged_at)}.")
     for _, r in t[t.study_default & t.optimizer.isin(["sgd", "momentum"])].iterrows():
         lines.append(f"- {r.optimizer} at the study's lr {r.lr:g}: first loss {r.first_loss:.3g}, peak "
                      f"{r.max_loss:.3g}, final {r.final_loss:.3g}, validation PSNR {_f(r.val_psnr)} dB.")
