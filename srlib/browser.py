@@ -7,7 +7,8 @@ import ipywidgets as widgets
 import numpy as np
 
 from .data import Pairs
-from .degrade import to_uint8, upscale_bicubic
+from .degrade import to_uint8
+from .evaluate import BASELINES
 from .metrics import psnr
 from .model import SRModel
 
@@ -34,7 +35,7 @@ class ImageBrowser:
         if len(pairs) == 0:
             raise ValueError("ImageBrowser needs at least one image")
         self.pairs = pairs
-        self.columns = {"bicubic (aligned)": to_uint8(np.stack([upscale_bicubic(x) for x in pairs.lr]))}
+        self.columns = {"bicubic (aligned)": to_uint8(BASELINES["bicubic_aligned"](pairs.lr))}
         self.columns.update({name: to_uint8(m.predict(pairs.lr)) for name, m in models.items()})
         self.slider = widgets.IntSlider(value=0, min=0, max=len(pairs) - 1, description="image",
                                         continuous_update=False)

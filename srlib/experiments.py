@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .data import CelebA, Pairs, evaluation_subset, load_pairs
-from .degrade import to_uint8, upscale_bicubic
+from .degrade import to_uint8
 from .evaluate import BASELINES, evaluate, mean_psnr, summarize
 from .metrics import psnr
 from .model import SRModel
@@ -42,6 +42,11 @@ class Run:
     @property
     def loss(self) -> list[float]:
         return self.trainer.history.loss
+
+    @property
+    def final_loss(self) -> float:
+        """Mean training loss over the last 10% of iterations (0..255 MSE): the run's "final" MSE."""
+        return float(np.mean(self.loss[-max(1, len(self.loss) // 10):]))
 
 
 def train_run(name: str, recipe: Recipe, train: Pairs, val: Pairs, iterations: int, seed: int,
@@ -94,10 +99,9 @@ def optimizer_sweep(train: Pairs, val: Pairs, learning_rates: dict[str, list[flo
             run = train_run(f"{name} lr={lr:g}", recipe.with_(optimizer=name, lr=lr), train, val,
                             iterations, seed, checkpoint=ck, resume=resume)
             runs[(name, lr)] = run
-            tail = run.loss[-max(1, len(run.loss) // 10):]
             rows.append({"optimizer": name, "lr": lr, "study_default": lr == DEFAULT_LR[name],
                          "first_loss": run.loss[0], "max_loss": float(np.max(run.loss)),
-                         "final_loss": float(np.mean(tail)), "val_psnr": run.val_psnr,
+                         "final_loss": run.final_loss, "val_psnr": run.val_psnr,
                          "diverged": run.diverged_at is not None, "diverged_at": run.diverged_at})
     return SweepResult(pd.DataFrame(rows), runs)
 
@@ -107,7 +111,7 @@ def colour_table(runs: dict[str, Run], test: Pairs) -> pd.DataFrame:
     """Summary metrics on ``test`` for each run plus the aligned bicubic, and final train MSE per run."""
     methods = {"bicubic_aligned": BASELINES["bicubic_aligned"], **{k: r.trainer.model for k, r in runs.items()}}
     table = summarize(evaluate(test, methods))
-    table["final_train_mse"] = [np.nan] + [float(np.mean(r.loss[-max(1, len(r.loss) // 10):])) for r in runs.values()]
+    table["final_train_mse"] = [np.nan] + [r.final_loss for r in runs.values()]
     return table
 
 
@@ -118,7 +122,7 @@ def per_image_psnr(outputs: dict[str, np.ndarray], hr: np.ndarray) -> dict[str, 
 def sample_outputs(models: dict[str, SRModel], pairs: Pairs, n: int = 3) -> dict[str, np.ndarray]:
     """uint8 outputs of the aligned bicubic, each model and the ANSWER (HR) on the first n pairs."""
     lr = pairs.lr[:n]
-    out = {"bicubic (aligned)": to_uint8(np.stack([upscale_bicubic(x) for x in lr]))}
+    out = {"bicubic (aligned)": to_uint8(BASELINES["bicubic_aligned"](lr))}
     out.update({k: to_uint8(m.predict(lr)) for k, m in models.items()})
     out["ANSWER (HR)"] = pairs.hr[:n]
     return out

@@ -238,7 +238,8 @@ class Trainer:
         if self.val is None:
             raise SrlibError("no validation pairs given to the Trainer")
         step = max(1, len(self.val) // n_images)
-        subset = Pairs(self.val.paths[::step][:n_images], self.val.lr[::step][:n_images], self.val.hr[::step][:n_images])
+        pick = slice(None, step * n_images, step)
+        subset = Pairs(self.val.paths[pick], self.val.lr[pick], self.val.hr[pick])
         value = mean_psnr(self.model, subset)
         self.history.val_iteration.append(self.iteration)
         self.history.val_psnr.append(value)
