@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import winograd
 from .parallel import N_THREADS, map_blocks, scratch
 
 # Aim for im2col blocks of about this many bytes: small enough to stay in cache, where the gather and
@@ -40,25 +41,42 @@ class Conv2d:
     """
 
     def __init__(self, name: str, weight: np.ndarray, bias: np.ndarray | None = None,
-                 needs_input_grad: bool = True):
+                 needs_input_grad: bool = True, path: str = "auto"):
         c_out, _, k, k2 = weight.shape
         if k != k2 or k % 2 == 0:
             raise ValueError(f"{name}: kernel must be square and odd, got {k}x{k2}")
+        if path not in ("auto", "im2col", "winograd") or (path == "winograd" and k != 3):
+            raise ValueError(f"{name}: path must be 'auto', 'im2col' or (3x3 only) 'winograd', got {path!r}")
         self.name = name
         self.k = k
         self.pad = k // 2
         self.weight = Param(f"{name}.weight", weight, np.zeros_like(weight))
         self.bias = None if bias is None else Param(f"{name}.bias", bias, np.zeros_like(bias))
         self.needs_input_grad = needs_input_grad
-        self._xp: np.ndarray | None = None
+        self.path = path
+        self._x: np.ndarray | None = None
 
     def params(self) -> list[Param]:
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
-    def _weight_matrix(self) -> np.ndarray:
-        """(k*k*C_in, C_out): rows ordered (i, j, c) to match the columns ``_im2col`` builds."""
-        w = self.weight.value
-        return w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
+    def _winograd(self, c_from: int, c_to: int) -> bool:
+        """Use Winograd (``winograd.py``) for a 3x3 correlation from c_from to c_to channels?
+
+        "auto" chooses it where it was measured faster on the 2-core machine: when it reads at least
+        twice the channels it writes (its input transform grows with c_from, its output transform with
+        c_to, while im2col's gather grows with 9 c_from). The network's 64 -> 32 and 32 -> 16 layers.
+        """
+        if self.path == "auto":
+            return self.k == 3 and c_from >= 2 * c_to
+        return self.path == "winograd"
+
+    def _correlate_with(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """x (N, H, W, C) and weights w (C', C, k, k) -> the "same"-padded cross-correlation (N, H, W, C')."""
+        c_to, c_from = w.shape[:2]
+        if self._winograd(c_from, c_to):
+            return winograd.correlate3x3(x, winograd.weight_transform(w))
+        # Weight matrix (k*k*C, C'): rows ordered (i, j, c) to match the columns ``_im2col`` builds.
+        return self._correlate(self._pad(x), w.transpose(2, 3, 1, 0).reshape(-1, c_to))
 
     def _blocks(self, n: int, h: int, w: int, c_in: int, itemsize: int) -> list[tuple[int, int]]:
         per_image = h * w * self.k * self.k * c_in * itemsize
@@ -98,31 +116,34 @@ class Conv2d:
         if x.ndim != 4 or x.shape[3] != self.weight.value.shape[1]:
             raise ValueError(f"{self.name}: expected (N, H, W, {self.weight.value.shape[1]}) input, "
                              f"got {x.shape}")
-        self._xp = self._pad(x)
-        y = self._correlate(self._xp, self._weight_matrix())
+        self._x = x
+        y = self._correlate_with(x, self.weight.value)
         if self.bias is not None:
             y += self.bias.value
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        xp, self._xp = self._xp, None
+        x, self._x = self._x, None
         n, h, w, c_out = dy.shape
-        c_in, k = xp.shape[3], self.k
+        c_in, k = x.shape[3], self.k
+        if self._winograd(c_in, c_out):
+            self.weight.grad[...] = winograd.weight_grad3x3(x, dy)
+        else:
+            xp = self._pad(x)
 
-        def block(s: int, e: int) -> np.ndarray:
-            # Rebuilding the patches block by block (in cache) is cheaper than keeping them from forward.
-            return self._im2col(xp[s:e]).T @ dy[s:e].reshape(-1, c_out)
+            def block(s: int, e: int) -> np.ndarray:
+                # Rebuilding the patches block by block (in cache) is cheaper than keeping them from forward.
+                return self._im2col(xp[s:e]).T @ dy[s:e].reshape(-1, c_out)
 
-        dwm = np.sum(map_blocks(block, self._blocks(n, h, w, c_in, xp.itemsize)), axis=0)
-        self.weight.grad[...] = dwm.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
+            dwm = np.sum(map_blocks(block, self._blocks(n, h, w, c_in, xp.itemsize)), axis=0)
+            self.weight.grad[...] = dwm.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
         if self.bias is not None:
             self.bias.grad[...] = dy.sum(axis=(0, 1, 2))
         if not self.needs_input_grad:
             return None
         # dx is the correlation of the padded dy with the kernel flipped in space and transposed in
         # channels: a gather over k*k*C_out columns, cheaper than scattering k*k*C_in back (col2im).
-        w_flip = self.weight.value[:, :, ::-1, ::-1]
-        return self._correlate(self._pad(dy), w_flip.transpose(2, 3, 0, 1).reshape(-1, c_in))
+        return self._correlate_with(dy, self.weight.value[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
 
 
 class ReLU:

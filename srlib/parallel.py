@@ -25,10 +25,10 @@ _blas = ThreadpoolController()
 _local = threading.local()
 
 
-def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -> list[T]:
-    """[fn(start, end) for each block], run on the worker threads, results in block order."""
+def map_blocks(fn: Callable[..., T], blocks: Sequence[tuple[int, ...]]) -> list[T]:
+    """[fn(*block) for each block], run on the worker threads, results in block order."""
     if _pool is None or len(blocks) == 1:
-        return [fn(s, e) for s, e in blocks]
+        return [fn(*block) for block in blocks]
     err = np.geterr()  # NumPy's error state is per thread: carry the caller's into the workers
 
     def run(block: tuple[int, int]) -> T:
@@ -38,9 +38,10 @@ def map_blocks(fn: Callable[[int, int], T], blocks: Sequence[tuple[int, int]]) -
     return list(_pool.map(run, blocks))
 
 
-def scratch(size: int, dtype: np.dtype) -> np.ndarray:
-    """A per-thread scratch buffer of at least ``size`` elements, reused between calls (no page faults)."""
-    key = np.dtype(dtype).str
+def scratch(size: int, dtype: np.dtype, slot: str = "") -> np.ndarray:
+    """A per-thread scratch buffer of at least ``size`` elements, reused between calls (no page faults).
+    Buffers that are alive at the same time need different ``slot`` names."""
+    key = (slot, np.dtype(dtype).str)
     bufs = getattr(_local, "bufs", None)
     if bufs is None:
         bufs = _local.bufs = {}

@@ -50,10 +50,13 @@ def check_layer(layer, x: np.ndarray, params=(), n_checks: int = 40, seed: int =
         assert rel_error(grad.reshape(-1)[idx], num) < RTOL, name
 
 
-@pytest.mark.parametrize("k,c_in,c_out,bias", [(3, 4, 5, False), (5, 1, 6, True), (3, 3, 2, True), (1, 2, 3, False)])
-def test_conv_gradients(k, c_in, c_out, bias):
+@pytest.mark.parametrize("k,c_in,c_out,bias,path", [
+    (3, 4, 5, False, "im2col"), (5, 1, 6, True, "auto"), (3, 3, 2, True, "im2col"), (1, 2, 3, False, "auto"),
+    (3, 4, 5, False, "winograd"), (3, 3, 2, True, "winograd"), (3, 6, 3, False, "auto")])
+def test_conv_gradients(k, c_in, c_out, bias, path):
     rng = np.random.default_rng(k + c_in)
-    conv = Conv2d("c", rng.standard_normal((c_out, c_in, k, k)), rng.standard_normal(c_out) if bias else None)
+    conv = Conv2d("c", rng.standard_normal((c_out, c_in, k, k)), rng.standard_normal(c_out) if bias else None,
+                  path=path)
     check_layer(conv, rng.standard_normal((3, 7, 6, c_in)), conv.params())
 
 
