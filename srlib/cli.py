@@ -42,15 +42,19 @@ def cmd_upscale(args) -> None:
     from tqdm.auto import tqdm
 
     from .data import read_image
-    from .degrade import to_uint8
+    from .model import check_output_size
 
     model = load_model(args.weights)
     out_dir = writable_dir(args.out)
-    for name in tqdm(args.images, desc="upscaling", disable=len(args.images) < 3):
+    for name in args.images:
         path = Path(name)
         img = read_image(path)
+        h, w = img.shape[:2]
+        check_output_size(h, w, str(path))
         grey = bool(np.all(img[..., 0] == img[..., 1]) and np.all(img[..., 1] == img[..., 2]))
-        hr = to_uint8(model.predict(img[None])[0])
+        with tqdm(total=h * w, unit="px", unit_scale=True, desc=path.name, leave=False,
+                  disable=h * w < 1_000_000) as bar:
+            hr = model.upscale(img, progress=bar.update)
         if grey:
             hr = hr[..., 0] if len(model.nets) == 1 else cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
         target = out_dir / f"{path.stem}_x4.png"

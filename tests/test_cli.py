@@ -66,7 +66,7 @@ def test_upscale_colour_and_grey_any_size(tmp_path, study_ckpt):
     assert r.returncode == 0, r.stderr
     c = cv2.imread(str(tmp_path / "out" / "c_x4.png"), cv2.IMREAD_UNCHANGED)
     g = cv2.imread(str(tmp_path / "out" / "g_x4.png"), cv2.IMREAD_UNCHANGED)
-    assert c.shape == (200, 280, 3) and g.shape == (1200, 720)  # the grey one is tiled (LR > 144 px)
+    assert c.shape == (200, 280, 3) and g.shape == (1200, 720)  # the grey one is tiled (LR > TILE px)
 
 
 def test_upscale_errors(tmp_path, study_ckpt):

@@ -1,0 +1,53 @@
+"""Large images: tiled inference equals one-piece inference, and outputs too large are refused early."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from srlib import model as model_module
+from srlib.degrade import to_uint8
+from srlib.errors import SrlibError
+from srlib.model import SRModel, check_output_size, tile_grid
+from srlib.network import NetConfig, SRNet
+
+from conftest import smooth_image
+
+
+@pytest.fixture(scope="module")
+def residual_model() -> SRModel:
+    net = SRNet(NetConfig(init="he", bias=True, final_relu=False), seed=3)
+    return SRModel(net, residual=True, output_scale=255.0)
+
+
+def test_tile_grid_covers_every_pixel_once():
+    seen = np.zeros((37, 50), int)
+    for (rows, cols), (ir, ic), (tr, tc) in tile_grid(37, 50):
+        assert ir.stop - ir.start == tr.stop - tr.start and ic.stop - ic.start == tc.stop - tc.start
+        assert rows.start + ir.start == tr.start and cols.start + ic.start == tc.start
+        seen[tr, tc] += 1
+    assert (seen == 1).all()
+
+
+def test_tiles_join_without_seams(residual_model, monkeypatch):
+    """Small tiles (many seams, halos cut at the border) give the one-piece result."""
+    img = smooth_image(np.random.default_rng(0), 45, 38)
+    whole = residual_model.predict(img[None])[0]
+    monkeypatch.setattr(model_module, "TILE", 8)
+    tiled_float = residual_model.predict(img[None])[0]
+    tiled = residual_model.upscale(img)
+    np.testing.assert_allclose(tiled_float, whole, atol=1e-3)
+    assert tiled.dtype == np.uint8 and tiled.shape == (180, 152, 3)
+    assert np.abs(tiled.astype(int) - to_uint8(whole)).max() <= 1
+
+
+def test_upscale_reports_progress(residual_model, monkeypatch):
+    monkeypatch.setattr(model_module, "TILE", 16)
+    done = []
+    residual_model.upscale(smooth_image(np.random.default_rng(1), 40, 33), progress=done.append)
+    assert sum(done) == 40 * 33 and len(done) == 9
+
+
+def test_output_too_large_is_refused_before_any_work():
+    check_output_size(8192, 8192)
+    with pytest.raises(SrlibError, match=r"photo.png: 16000x16000 upscales to 64000x64000 .* crop"):
+        check_output_size(16000, 16000, "photo.png")
