@@ -5,6 +5,10 @@ runs of ``C`` values and lets every convolution be one matrix product whose resu
 right layout. Weights keep the study's (and PyTorch's) layout ``(C_out, C_in, k, k)`` so published
 weights load unchanged. For single-channel images, ``(N, 1, H, W)`` and ``(N, H, W, 1)`` are the same
 bytes, so the network's NCHW interface costs nothing (see ``network.py``).
+
+A convolution can be computed three ways, all tested against each other (``Conv2d.path``): im2col
+here, the readable reference; shifted matrix products on the padded input (``shifted.py``), the
+fastest for most of the network's layers; and Winograd F(2x2, 3x3) (``winograd.py``).
 """
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import winograd
+from . import shifted, winograd
 from .parallel import N_THREADS, map_blocks, scratch
 
 # Aim for im2col blocks of about this many bytes: small enough to stay in cache, where the gather and
 # the matrix product that reads it are faster than through main memory, large enough that per-block
 # overhead stays small (16 MiB measured best on the 2-core machine; 2 MiB was 30% slower).
 _BLOCK_BYTES = 16 << 20
+
+# The algorithms a Conv2d can use; all compute the same correlation and its gradients.
+PATHS = ("auto", "im2col", "shifted", "winograd")
 
 
 @dataclass
@@ -38,6 +45,7 @@ class Conv2d:
               (the first layer's input is the image: its gradient is never used, and skipping it saves
               the costliest scatter of the step).
     Like PyTorch's Conv2d this is a cross-correlation: y[n,h,w,o] = sum W[o,c,i,j] x[n,h+i-p,w+j-p,c] + b[o].
+    path: "im2col", "shifted", "winograd" (3x3 only), or "auto" (the fastest measured, see ``_path``).
     """
 
     def __init__(self, name: str, weight: np.ndarray, bias: np.ndarray | None = None,
@@ -45,8 +53,8 @@ class Conv2d:
         c_out, _, k, k2 = weight.shape
         if k != k2 or k % 2 == 0:
             raise ValueError(f"{name}: kernel must be square and odd, got {k}x{k2}")
-        if path not in ("auto", "im2col", "winograd") or (path == "winograd" and k != 3):
-            raise ValueError(f"{name}: path must be 'auto', 'im2col' or (3x3 only) 'winograd', got {path!r}")
+        if path not in PATHS or (path == "winograd" and k != 3):
+            raise ValueError(f"{name}: path must be one of {', '.join(PATHS)} (winograd: 3x3 only), got {path!r}")
         self.name = name
         self.k = k
         self.pad = k // 2
@@ -54,26 +62,33 @@ class Conv2d:
         self.bias = None if bias is None else Param(f"{name}.bias", bias, np.zeros_like(bias))
         self.needs_input_grad = needs_input_grad
         self.path = path
-        self._x: np.ndarray | None = None
+        self._saved: np.ndarray | None = None  # forward's input, or its grid on the shifted path
 
     def params(self) -> list[Param]:
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
-    def _winograd(self, c_from: int, c_to: int) -> bool:
-        """Use Winograd (``winograd.py``) for a 3x3 correlation from c_from to c_to channels?
-
-        "auto" chooses it where it was measured faster on the 2-core machine: when it reads at least
-        twice the channels it writes (its input transform grows with c_from, its output transform with
-        c_to, while im2col's gather grows with 9 c_from). The network's 64 -> 32 and 32 -> 16 layers.
+    def _path(self, c_from: int, c_to: int) -> str:
+        """The algorithm for a correlation from c_from to c_to channels (forward: C_in -> C_out; the input
+        gradient: C_out -> C_in). "auto" takes the one measured fastest on the 2-core machine
+        (``benchmarks/conv_paths.py``): shifted products when the input has many channels and the output
+        no more (the network's 64 -> 32, 32 -> 32 and 32 -> 16 layers, and the input gradients of the
+        last two); im2col when the input has few channels (the first layer: its patch matrix is small,
+        while shifted products would have an inner dimension of 1) or fewer than the output (the input
+        gradient of the 64 -> 32 layer). Winograd is never the fastest in NumPy here, so only on request.
         """
-        if self.path == "auto":
-            return self.k == 3 and c_from >= 2 * c_to
-        return self.path == "winograd"
+        if self.path != "auto":
+            return self.path
+        return "shifted" if 8 <= c_from and c_to <= c_from else "im2col"
 
-    def _correlate_with(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """x (N, H, W, C) and weights w (C', C, k, k) -> the "same"-padded cross-correlation (N, H, W, C')."""
+    def _correlate_with(self, x: np.ndarray, w: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
+        """x (N, H, W, C) and weights w (C', C, k, k) -> the "same"-padded cross-correlation (N, H, W, C').
+        ``grid``: x already laid out by ``shifted.to_grid``, when the shifted path has it."""
         c_to, c_from = w.shape[:2]
-        if self._winograd(c_from, c_to):
+        path = self._path(c_from, c_to)
+        if path == "shifted":
+            grid = shifted.to_grid(x, self.pad, self.k) if grid is None else grid
+            return shifted.correlate(grid, x.shape[:3], w)
+        if path == "winograd":
             return winograd.correlate3x3(x, winograd.weight_transform(w))
         # Weight matrix (k*k*C, C'): rows ordered (i, j, c) to match the columns ``_im2col`` builds.
         return self._correlate(self._pad(x), w.transpose(2, 3, 1, 0).reshape(-1, c_to))
@@ -116,20 +131,28 @@ class Conv2d:
         if x.ndim != 4 or x.shape[3] != self.weight.value.shape[1]:
             raise ValueError(f"{self.name}: expected (N, H, W, {self.weight.value.shape[1]}) input, "
                              f"got {x.shape}")
-        self._x = x
-        y = self._correlate_with(x, self.weight.value)
+        c_out, c_in = self.weight.value.shape[:2]
+        # The shifted path keeps its padded grid of x for the weight gradient; the others keep x.
+        grid = shifted.to_grid(x, self.pad, self.k) if self._path(c_in, c_out) == "shifted" else None
+        self._saved = x if grid is None else grid
+        y = self._correlate_with(x, self.weight.value, grid)
         if self.bias is not None:
             y += self.bias.value
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        x, self._x = self._x, None
+        saved, self._saved = self._saved, None
         n, h, w, c_out = dy.shape
-        c_in, k = x.shape[3], self.k
-        if self._winograd(c_in, c_out):
-            self.weight.grad[...] = winograd.weight_grad3x3(x, dy)
+        c_in, k = self.weight.value.shape[1], self.k
+        path = self._path(c_in, c_out)
+        dy_grid = None
+        if path == "shifted":
+            dy_grid = shifted.to_grid(dy, self.pad, k)
+            self.weight.grad[...] = shifted.weight_grad(saved, dy_grid, (n, h, w), k)
+        elif path == "winograd":
+            self.weight.grad[...] = winograd.weight_grad3x3(saved, dy)
         else:
-            xp = self._pad(x)
+            xp = self._pad(saved)
 
             def block(s: int, e: int) -> np.ndarray:
                 # Rebuilding the patches block by block (in cache) is cheaper than keeping them from forward.
@@ -143,7 +166,8 @@ class Conv2d:
             return None
         # dx is the correlation of the padded dy with the kernel flipped in space and transposed in
         # channels: a gather over k*k*C_out columns, cheaper than scattering k*k*C_in back (col2im).
-        return self._correlate_with(dy, self.weight.value[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        w_flip = self.weight.value[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        return self._correlate_with(dy, w_flip, dy_grid if self._path(c_out, c_in) == "shifted" else None)
 
 
 class ReLU:

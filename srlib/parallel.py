@@ -52,8 +52,15 @@ def scratch(size: int, dtype: np.dtype, slot: str = "") -> np.ndarray:
 
 
 @contextmanager
+def blas_threads(n: int) -> Iterator[None]:
+    """Inside, each BLAS call uses at most ``n`` threads."""
+    with _blas.limit(limits=n, user_api="blas"):
+        yield
+
+
+@contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Inside, BLAS uses one thread per call: parallelism comes from ``map_blocks`` instead (so with
     ``SRLIB_THREADS=1`` srlib uses exactly one core)."""
-    with _blas.limit(limits=1, user_api="blas"):
+    with blas_threads(1):
         yield

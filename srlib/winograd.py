@@ -1,4 +1,10 @@
-"""3x3 convolution by Winograd minimal filtering, F(2x2, 3x3): the fast path for the network's 3x3 layers.
+"""3x3 convolution by Winograd minimal filtering, F(2x2, 3x3): a path with 2.25x fewer multiplies.
+
+Measured on the 2-core machine (``benchmarks/conv_paths.py``) it is no faster here than im2col or the
+shifted products: its matrix products take a quarter of the time, but in NumPy the transforms are
+separate passes over arrays 4x the size of the input, and memory traffic, not multiplies, then bounds
+the step. ``Conv2d`` uses it only when asked (``path="winograd"``); it is kept, tested, for machines
+and BLAS builds where that balance differs.
 
 Direct convolution spends 9 multiply-adds per output pixel, input channel and output channel. Winograd's
 algorithm computes a 2x2 block of outputs from the 4x4 block of inputs around it with 16 instead of 36
