@@ -1,4 +1,4 @@
-"""Time one training step (30 single-channel 44x44 images -> 176x176, MSE, backward, Adam) three ways:
+"""Time one training step (30 single-channel 44x44 images -> 176x176, MSE, backward) three ways:
 
   srlib       float32, this package
   study-like  float64 im2col/col2im in NCHW, shaped like the 2022 study's code (deep-learning-from-scratch)
@@ -6,12 +6,21 @@
 
 All three start from the same weights and data; the script checks that their losses and gradients
 agree, then prints ms/step (median of interleaved rounds), GFLOP/s and peak memory. Each method runs in
-its own process so its peak RSS is its own. Run by hand:  python benchmarks/train_step.py [--rounds 7]
+its own process so its peak RSS is its own. (The gradient error can read ~1e-5 when one of the ~1M
+final-ReLU inputs lies within float32 rounding of 0 and so switches off in one method only.)
+
+Then inference: the shipped model upscales a 512x512 RGB image to 2048x2048 (``SRModel.upscale``:
+tiles, the network on each colour channel, the bicubic base, rounding to uint8) against the same
+network in PyTorch (one piece, the same bicubic base and rounding), with all cores and with one thread
+on each side (SRLIB_THREADS=1, torch.set_num_threads(1)).
+
+Run by hand, on a quiet machine:  python benchmarks/train_step.py [--rounds 7]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -88,6 +97,48 @@ def study_like_step(weights, x, t):
     return loss, grads
 
 
+INFER_SIZE = 512
+
+
+def inference_worker(method: str, rounds: int, threads: int) -> None:
+    """Upscale one INFER_SIZE^2 RGB image with the shipped model; print times and peak RSS as JSON."""
+    from srlib.degrade import to_uint8, upscale_bicubic
+    from srlib.model import SRModel
+
+    model = SRModel.default()
+    image = np.random.default_rng(0).integers(0, 256, (INFER_SIZE, INFER_SIZE, 3), dtype=np.uint8)
+    if method == "srlib":
+        def run():
+            return model.upscale(image)
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+        net = model.nets[0]
+        layers = [(torch.tensor(c.weight.value), torch.tensor(c.bias.value), i < len(net.config.channels) - 1
+                   or net.config.final_relu) for i, c in enumerate(l for l in net.layers if hasattr(l, "weight"))]
+
+        def run():
+            with torch.inference_mode():
+                h = torch.from_numpy(image.transpose(2, 0, 1)[:, None].astype(np.float32) / 255)
+                for w, b, relu in layers:
+                    h = torch.nn.functional.conv2d(h, w, b, padding=w.shape[-1] // 2)
+                    if relu:
+                        h = torch.relu(h)
+                y = torch.nn.functional.pixel_shuffle(h, 4)[:, 0].numpy() * model.output_scale
+            return to_uint8(y.transpose(1, 2, 0) + upscale_bicubic(image))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = run()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"times": times, "peak_mib": peak / 1024, "run_mib": (peak - base) / 1024,
+                      "checksum": int(out.astype(np.int64).sum())}))
+
+
 def worker(method: str, rounds: int, out: Path) -> None:
     weights, x, t = problem()
     if method == "srlib":
@@ -135,15 +186,45 @@ def worker(method: str, rounds: int, out: Path) -> None:
                       "step_mib": (peak - base) / 1024}))
 
 
+def run_worker(*args: str, env: dict | None = None) -> dict:
+    r = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True,
+                       env={**os.environ, **(env or {})})
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def inference(rounds: int, passes: int, have_torch: bool) -> None:
+    for threads in (os.cpu_count() or 1, 1):
+        res = {m: {"times": [], "peak_mib": 0.0} for m in (["srlib", "pytorch"] if have_torch else ["srlib"])}
+        for _ in range(passes):
+            for m in res:
+                rec = run_worker("--infer", m, "--rounds", str(rounds), "--threads", str(threads),
+                                 env={"SRLIB_THREADS": str(threads)})
+                res[m]["times"] += rec["times"]
+                res[m]["peak_mib"] = max(res[m]["peak_mib"], rec["peak_mib"])
+        ms = {m: 1000 * float(np.median(r["times"])) for m, r in res.items()}
+        line = f"inference {INFER_SIZE}x{INFER_SIZE} RGB -> {4 * INFER_SIZE}x{4 * INFER_SIZE}: srlib {ms['srlib']:.0f} ms"
+        peaks = f"peak RSS srlib {res['srlib']['peak_mib']:.0f} MiB"
+        if have_torch:
+            line += f", pytorch {ms['pytorch']:.0f} ms, srlib / pytorch: {ms['srlib'] / ms['pytorch']:.2f}x the time"
+            peaks += f", pytorch {res['pytorch']['peak_mib']:.0f} MiB"
+        line += f" ({threads} thread{'s' if threads > 1 else ''}; {peaks})"
+        print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7, help="timed steps per method per pass (default 7)")
     ap.add_argument("--passes", type=int, default=3, help="interleaved passes over the methods (default 3)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--infer", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.rounds, Path(args.out))
+        return
+    if args.infer:
+        inference_worker(args.infer, args.rounds, args.threads)
         return
     methods = ["srlib", "study-like"]
     try:
@@ -157,9 +238,7 @@ def main() -> None:
             for m in methods:
                 rounds = 2 if m == "study-like" else args.rounds
                 out = Path(tmp) / f"{m}.npz"
-                r = subprocess.run([sys.executable, __file__, "--worker", m, "--rounds", str(rounds), "--out", str(out)],
-                                   capture_output=True, text=True, check=True)
-                rec = json.loads(r.stdout.strip().splitlines()[-1])
+                rec = run_worker("--worker", m, "--rounds", str(rounds), "--out", str(out))
                 results[m]["times"] += rec["times"]
                 results[m].update(loss=rec["loss"], peak_mib=max(rec["peak_mib"], results[m].get("peak_mib", 0)),
                                   step_mib=max(rec["step_mib"], results[m].get("step_mib", 0)))
@@ -181,6 +260,7 @@ def main() -> None:
               f"{loss_err:12.2e} {grad_err:12.2e}")
     for m in methods[1:]:
         print(f"srlib / {m}: {results['srlib']['ms'] / results[m]['ms']:.2f}x the time")
+    inference(max(2, args.rounds // 3), args.passes, "pytorch" in methods)
 
 
 if __name__ == "__main__":

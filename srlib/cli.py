@@ -13,17 +13,11 @@ import numpy as np
 
 from .errors import SrlibError
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.npz"
-
-
 def load_model(weights: str | None):
     """The model in ``weights``, or the shipped default model when None."""
     from .model import SRModel
 
-    path = Path(weights) if weights else DEFAULT_MODEL
-    if not weights and not path.is_file():
-        raise SrlibError(f"the default model {path} is missing from this installation; pass --weights CKPT")
-    return SRModel.from_checkpoint(str(path))
+    return SRModel.from_checkpoint(weights) if weights else SRModel.default()
 
 
 def writable_dir(path: str | Path) -> Path:

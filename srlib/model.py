@@ -10,6 +10,8 @@ through its own network (the 3-colour experiment: ``per_channel``).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
@@ -58,6 +60,10 @@ def check_output_size(h: int, w: int, name: str = "the image") -> None:
                          f"pixels square)")
 
 
+# The model shipped with the package (see models/MODEL_CARD.md).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.npz"
+
+
 class SRModel:
     """``nets``: one network for all channels, or three (B, G, R) for per-channel models."""
 
@@ -74,6 +80,14 @@ class SRModel:
         m = ckpt.meta.get("model", {})
         return cls(ckpt.networks(), residual=bool(m.get("residual", False)),
                    output_scale=float(m.get("output_scale", 1.0)))
+
+    @classmethod
+    def default(cls) -> "SRModel":
+        """The shipped model (``DEFAULT_MODEL``), which ``upscale`` uses when no weights are given."""
+        if not DEFAULT_MODEL.is_file():
+            raise SrlibError(f"the default model {DEFAULT_MODEL} is missing from this installation; "
+                             f"pass --weights CKPT")
+        return cls.from_checkpoint(str(DEFAULT_MODEL))
 
     def model_meta(self) -> dict:
         return {"residual": self.residual, "output_scale": self.output_scale}
@@ -94,34 +108,32 @@ class SRModel:
     def _bicubic(lr: np.ndarray) -> np.ndarray:
         return np.stack([upscale_bicubic(c) for c in lr])
 
-    def predict_channels(self, lr: np.ndarray, net: SRNet | None = None) -> np.ndarray:
-        """uint8 LR channels (N, h, w) -> float HR estimate (N, 4h, 4w) on the 0..255 scale, unclipped."""
-        net = net or self.nets[0]
-        n, h, w = lr.shape
-        y = np.empty((n, h * SCALE, w * SCALE), np.float32)
-        for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
-            y[:, hr(tr), hr(tc)] = net.forward(self.inputs(lr[:, rows, cols]))[:, 0, hr(ir), hr(ic)]
-        y *= self.output_scale
+    def _channels(self, lr: np.ndarray, net: SRNet) -> np.ndarray:
+        """uint8 LR channels (N, h, w), one piece -> float HR estimate (N, 4h, 4w) on 0..255, unclipped."""
+        y = net.forward(self.inputs(lr))[:, 0] * np.float32(self.output_scale)
         if self.residual:
             y += self._bicubic(lr)
         return y
 
+    def _window(self, lr: np.ndarray) -> np.ndarray:
+        """uint8 LR images (N, h, w, 3) BGR, one piece -> float (N, 4h, 4w, 3) on 0..255, unclipped."""
+        n, h, w, c = lr.shape
+        if len(self.nets) == 1:
+            y = self._channels(lr.transpose(0, 3, 1, 2).reshape(-1, h, w), self.nets[0])
+            return y.reshape(n, c, h * SCALE, w * SCALE).transpose(0, 2, 3, 1)
+        return np.stack([self._channels(lr[..., i], net) for i, net in enumerate(self.nets)], axis=-1)
+
     def predict(self, lr: np.ndarray, batch: int = 16) -> np.ndarray:
         """uint8 LR images (N, h, w, 3) BGR -> float (N, 4h, 4w, 3) on 0..255, unclipped.
-        Runs ``batch`` images at a time so memory stays bounded for any N."""
+        Runs ``batch`` images and one tile (``tile_grid``) at a time, so memory stays bounded for any N
+        and any image size."""
         n, h, w, c = lr.shape
         if c != 3:
             raise ValueError(f"SRModel.predict expects (N, h, w, 3) BGR images, got shape {lr.shape}")
         out = np.empty((n, h * SCALE, w * SCALE, c), np.float32)
         for s in range(0, n, batch):
-            part = lr[s:s + batch]
-            if len(self.nets) == 1:
-                chans = part.transpose(0, 3, 1, 2).reshape(-1, h, w)
-                y = self.predict_channels(chans).reshape(len(part), c, h * SCALE, w * SCALE)
-                out[s:s + batch] = y.transpose(0, 2, 3, 1)
-            else:
-                for i, net in enumerate(self.nets):
-                    out[s:s + batch, ..., i] = self.predict_channels(part[..., i], net)
+            for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
+                out[s:s + batch, hr(tr), hr(tc)] = self._window(lr[s:s + batch, rows, cols])[:, hr(ir), hr(ic)]
         return out
 
     def upscale(self, image: np.ndarray, progress=None) -> np.ndarray:
@@ -135,7 +147,7 @@ class SRModel:
         check_output_size(h, w)
         out = np.empty((h * SCALE, w * SCALE, c), np.uint8)
         for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
-            out[hr(tr), hr(tc)] = to_uint8(self.predict(image[None, rows, cols])[0, hr(ir), hr(ic)])
+            out[hr(tr), hr(tc)] = to_uint8(self._window(image[None, rows, cols])[0, hr(ir), hr(ic)])
             if progress is not None:
                 progress((tr.stop - tr.start) * (tc.stop - tc.start))
         return out
