@@ -5,9 +5,17 @@ im2col gather (a third of a training step) would leave one core idle. Instead ea
 whole blocks (gather + single-threaded GEMM); NumPy releases the GIL in both. Results are written to
 disjoint slices or returned per block and summed in block order, so every run gives the same bits.
 Set ``SRLIB_THREADS`` to change the number of workers (default: the number of cores).
+
+Memory: a training step allocates and frees some 150 MB of activations. By default glibc hands freed
+blocks of more than a few MB back to the kernel, so every step faulted 31 MiB of fresh pages back in
+(measured: 22 ms of a 152 ms step). ``keep_freed_memory``, run on import, keeps blocks up to 32 MiB in
+the heap for reuse instead (0 page faults per step, 132 ms). It changes only glibc's thresholds; other
+C libraries are left as they are.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +26,20 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed blocks up to 32 MiB (its maximum) for reuse: mmap threshold 32 MiB (fixed,
+    instead of adapting), trim threshold 512 MiB. Returns False where that is not glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+        return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 512 << 20))
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
+keep_freed_memory()
 
 N_THREADS = max(1, int(os.environ.get("SRLIB_THREADS", os.cpu_count() or 1)))
 _pool = ThreadPoolExecutor(N_THREADS, thread_name_prefix="srlib") if N_THREADS > 1 else None
