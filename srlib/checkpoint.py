@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -86,8 +87,73 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     return path
 
 
+# What a checkpoint may hold, checked from the zip directory and each array's header before any array is
+# read: member names, then each array's dtype and shape against what the stored configuration needs.
+MAX_MEMBERS = 256                  # a 3-network Adam checkpoint with history has about 80
+MAX_META_CHARS = 1 << 20           # the metadata JSON (a few kB in practice)
+MAX_HISTORY = 10_000_000           # values per history array (the study's longest run: 43,114 iterations)
+_WEIGHT = re.compile(r"weight/([0-2])/(conv\d+\.(?:weight|bias))")
+_OPTIM = re.compile(r"optim/([0-2])/(t|hp\.\w+|\w+\.(conv\d+\.(?:weight|bias)))")
+_HISTORY = re.compile(r"history/(loss|val_iteration|val_psnr)")
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, check) -> np.ndarray:
+    """Read one .npy member, calling ``check(shape, dtype)`` on its header before reading its data.
+    Reads exactly the bytes the header declares and refuses members with more; ``check`` raises
+    ValueError to refuse."""
+    info = zf.getinfo(name)
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"{name}: unsupported .npy version {version}")
+        if dtype.hasobject or dtype.kind not in "fiub" and not (dtype.kind == "U" and name == "meta_json.npy"):
+            raise ValueError(f"{name}: dtype {dtype} is not a number array")
+        check(shape, dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if info.file_size != f.tell() + nbytes:
+            raise ValueError(f"{name}: {info.file_size} bytes, its header declares {f.tell() + nbytes}")
+        data = f.read(nbytes)
+        if len(data) != nbytes or f.read(1):  # the read that reaches the end checks the CRC
+            raise ValueError(f"{name}: size does not match its header")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _shape_is(expected: tuple[int, ...], what: str):
+    def check(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if tuple(shape) != tuple(expected):
+            raise ValueError(f"{what} has shape {shape}, expected {expected}")
+    return check
+
+
+def _meta(zf: zipfile.ZipFile) -> dict:
+    def check(shape, dtype):
+        if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_META_CHARS:
+            raise ValueError("metadata is not one string of at most 1 MiB")
+    meta = json.loads(str(_read_member(zf, "meta_json.npy", check)))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError("no srlib metadata")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ValueError(f"format version {meta.get('version')}, this srlib reads version {FORMAT_VERSION}")
+    kinds = {"iteration": int, "optimizer": (str, type(None)), "rng_state": (dict, type(None)), "meta": dict}
+    for key, kind in kinds.items():
+        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            raise ValueError(f"metadata field {key!r} is {type(meta[key]).__name__}")
+    if meta.get("iteration", 0) < 0:
+        raise ValueError("negative iteration")
+    return meta
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read and validate a checkpoint; any problem raises ``SrlibError`` with one line naming the file."""
+    """Read and validate a checkpoint; any problem raises ``SrlibError`` with one line naming the file.
+
+    Hostile or damaged files are refused before they cost memory or time: the member names, the
+    metadata, and each array's dtype and shape (from its header) are checked against what the stored
+    network configuration needs before the array is read, and only those bytes are read.
+    """
     path = Path(path)
     if not path.is_file():
         raise SrlibError(f"checkpoint {path} does not exist; check the path or train a model first")
@@ -97,46 +163,62 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                           f"import-study-weights)")
 
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
-        raise bad(f"not a readable .npz file ({type(e).__name__}: {e})") from None
-    try:
-        meta = json.loads(str(arrays.pop("meta_json")))
-    except (KeyError, ValueError):
-        raise bad("no srlib metadata") from None
-    if meta.get("format") != FORMAT:
-        raise bad("no srlib metadata")
-    if meta.get("version") != FORMAT_VERSION:
-        raise bad(f"format version {meta.get('version')}, this srlib reads version {FORMAT_VERSION}")
-    try:
-        config = NetConfig.from_dict(meta["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise bad(f"invalid network configuration ({e})") from None
-
-    def group(prefix: str) -> dict[str, np.ndarray]:
-        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-    def per_network(prefix: str) -> list[dict[str, np.ndarray]]:
-        flat = group(prefix)
-        n = 1 + max((int(k.split("/", 1)[0]) for k in flat), default=-1)
-        return [{k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith(f"{i}/")} for i in range(n)]
-
-    try:
-        weights, optimizer_state = per_network("weight/"), per_network("optim/")
-    except ValueError:
-        raise bad("malformed array names") from None
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if len(names) > MAX_MEMBERS:
+                raise ValueError(f"{len(names)} members, at most {MAX_MEMBERS} expected")
+            if "meta_json.npy" not in names:
+                raise ValueError("no srlib metadata")
+            meta = _meta(zf)
+            config = NetConfig.from_dict(meta.get("config"))
+            shapes = config.param_shapes()
+            iteration = int(meta.get("iteration", 0))
+            weights: list[dict[str, np.ndarray]] = [{}, {}, {}]
+            optim: list[dict[str, np.ndarray]] = [{}, {}, {}]
+            history: dict[str, np.ndarray] = {}
+            for name in names:
+                key = name[:-4] if name.endswith(".npy") else name
+                if key == "meta_json":
+                    continue
+                if m := _WEIGHT.fullmatch(key):
+                    if m[2] not in shapes:
+                        raise ValueError(f"unexpected weight {m[2]}")
+                    weights[int(m[1])][m[2]] = _read_member(zf, name, _shape_is(shapes[m[2]], key))
+                elif m := _OPTIM.fullmatch(key):
+                    param = m[3]
+                    if param is not None and param not in shapes:
+                        raise ValueError(f"optimizer state for unknown parameter {param}")
+                    expected = shapes[param] if param is not None else ()
+                    optim[int(m[1])][m[2]] = _read_member(zf, name, _shape_is(expected, key))
+                elif m := _HISTORY.fullmatch(key):
+                    def check(shape, dtype, key=key):
+                        if len(shape) != 1 or shape[0] > min(MAX_HISTORY, iteration + 1):
+                            raise ValueError(f"{key} has shape {shape}; at most one value per iteration")
+                    history[m[1]] = _read_member(zf, name, check)
+                else:
+                    raise ValueError(f"unexpected member {name!r}")
+    except SrlibError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError, TypeError, ValueError,
+            SyntaxError, RecursionError, MemoryError) as e:
+        raise bad(str(e) if isinstance(e, (ValueError, TypeError)) and str(e) else
+                  f"not a readable .npz file ({type(e).__name__}: {e})") from None
+    weights = [w for w in weights if w]
+    optim = [o for o in optim if o]
     if len(weights) not in (1, 3):
         raise bad(f"{len(weights)} networks stored, expected 1 or 3")
-    expected = {p.name: p.value.shape for p in SRNet(config).params()}
+    if optim and len(optim) != len(weights):
+        raise bad(f"optimizer state for {len(optim)} networks, weights for {len(weights)}")
     for w in weights:
-        if set(w) != set(expected):
-            raise bad(f"weights {sorted(w)} do not match the network's {sorted(expected)}")
-        for name, shape in expected.items():
-            if w[name].shape != shape:
-                raise bad(f"weight {name} has shape {w[name].shape}, expected {shape}")
-            if not np.issubdtype(w[name].dtype, np.floating) or not np.all(np.isfinite(w[name])):
+        if set(w) != set(shapes):
+            raise bad(f"weights {sorted(w)} do not match the network's {sorted(shapes)}")
+        for name, value in w.items():
+            if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
                 raise bad(f"weight {name} is not a finite float array")
-    return Checkpoint(config=config, weights=weights, iteration=int(meta.get("iteration", 0)),
-                      optimizer=meta.get("optimizer"), optimizer_state=optimizer_state,
-                      rng_state=meta.get("rng_state"), history=group("history/"), meta=meta.get("meta", {}))
+    for o in optim:
+        for name, value in o.items():
+            if not np.all(np.isfinite(value)):
+                raise bad(f"optimizer state {name} holds NaN or infinite values")
+    return Checkpoint(config=config, weights=weights, iteration=iteration, optimizer=meta.get("optimizer"),
+                      optimizer_state=optim, rng_state=meta.get("rng_state"), history=history,
+                      meta=meta.get("meta", {}))

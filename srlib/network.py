@@ -13,6 +13,11 @@ from .layers import Conv2d, Param, PixelShuffle, ReLU
 from .parallel import single_threaded_blas
 
 
+# Limits on what a configuration (e.g. one read from a checkpoint) may ask for: far above the study's
+# network (4 layers, 64 channels, 5x5 kernels), far below what would exhaust memory.
+MAX_LAYERS, MAX_CHANNELS, MAX_KERNEL = 16, 512, 15
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Shape and initialisation of a sub-pixel network.
@@ -39,6 +44,19 @@ class NetConfig:
     dtype: str = "float32"
 
     def __post_init__(self):
+        # Bounds first: a configuration read from a file must not make srlib allocate gigabytes.
+        ints = (*self.channels, *self.kernels, self.scale)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+            raise ValueError(f"NetConfig: channels, kernels and scale must be integers, got {self}")
+        if not (1 <= len(self.channels) <= MAX_LAYERS and all(1 <= c <= MAX_CHANNELS for c in self.channels)
+                and all(1 <= k <= MAX_KERNEL for k in self.kernels) and 1 <= self.scale <= 8):
+            raise ValueError(f"NetConfig: at most {MAX_LAYERS} layers of 1..{MAX_CHANNELS} channels, kernels "
+                             f"1..{MAX_KERNEL} and scale 1..8, got {self}")
+        if not (isinstance(self.bias, bool) and isinstance(self.final_relu, bool)
+                and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0
+                        for v in (self.init_scale, self.final_init_scale))):
+            raise ValueError(f"NetConfig: bias and final_relu must be true/false and the init scales positive "
+                             f"numbers, got {self}")
         if len(self.channels) != len(self.kernels) or not self.channels:
             raise ValueError("NetConfig: channels and kernels must be non-empty and of equal length")
         if self.channels[-1] != self.scale ** 2:
@@ -56,9 +74,22 @@ class NetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetConfig":
+        """Inverse of ``to_dict``; raises TypeError or ValueError for anything else."""
+        if not isinstance(d, dict) or not all(isinstance(d.get(k), (list, tuple)) for k in ("channels", "kernels")):
+            raise TypeError(f"NetConfig: expected a mapping with channel and kernel lists, got {d!r:.200}")
         d = dict(d)
         d["channels"], d["kernels"] = tuple(d["channels"]), tuple(d["kernels"])
         return cls(**d)
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every parameter of an ``SRNet`` with this configuration, without building it."""
+        shapes, c_in = {}, 1
+        for i, (c_out, k) in enumerate(zip(self.channels, self.kernels), start=1):
+            shapes[f"conv{i}.weight"] = (c_out, c_in, k, k)
+            if self.bias:
+                shapes[f"conv{i}.bias"] = (c_out,)
+            c_in = c_out
+        return shapes
 
 
 class SRNet:

@@ -11,7 +11,7 @@ study), recorded as MSE on the 0..255 scale whatever the recipe's target scale.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +52,22 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
+        """Inverse of ``to_dict``; raises TypeError or ValueError for unknown fields or wrong types."""
         d = dict(d)
         d["net"] = NetConfig.from_dict(d["net"])
-        d["optimizer_args"] = tuple(sorted(d.get("optimizer_args", {}).items()))
-        return cls(**d)
+        args = d.get("optimizer_args", {})
+        if not isinstance(args, dict) or not all(isinstance(v, (int, float)) for v in args.values()):
+            raise TypeError(f"Recipe: optimizer_args must map names to numbers, got {args!r:.100}")
+        d["optimizer_args"] = tuple(sorted(args.items()))
+        recipe = cls(**d)
+        for f in fields(cls):
+            default = getattr(cls, f.name, None)
+            value = getattr(recipe, f.name)
+            kind = (int, float) if isinstance(default, float) else type(default)
+            if default is not None and f.name not in ("net", "optimizer_args") and (
+                    not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool)):
+                raise TypeError(f"Recipe: {f.name} is {type(value).__name__}, expected {type(default).__name__}")
+        return recipe
 
     def with_(self, **changes) -> "Recipe":
         """A copy with some fields changed; ``bias``, ``init``, ``final_relu`` and ``dtype`` go to ``net``."""
@@ -288,9 +300,21 @@ class Trainer:
         m = ckpt.meta
         if m.get("model_only") or not isinstance(m.get("recipe"), dict):
             raise SrlibError(f"checkpoint {path} holds no training state (an imported model?); train anew")
-        self = cls(Recipe.from_dict(m["recipe"]), train, total=int(m["total"]), seed=int(m["seed"]),
-                   per_channel=bool(m["per_channel"]), shared_optimizer_bug=bool(m["shared_optimizer_bug"]),
-                   val=val, lr=float(m["base_lr"]))
+        if not ckpt.optimizer_state:
+            raise SrlibError(f"checkpoint {path} holds no optimizer state: resuming would restart the "
+                             f"optimizer mid-run; train anew")
+        try:
+            recipe = Recipe.from_dict(m["recipe"])
+            kinds = {"total": int, "seed": int, "per_channel": bool, "shared_optimizer_bug": bool,
+                     "base_lr": (int, float)}
+            for key, kind in kinds.items():
+                if not isinstance(m[key], kind) or (kind is int and isinstance(m[key], bool)):
+                    raise TypeError(f"{key} is {type(m[key]).__name__}")
+            self = cls(recipe, train, total=m["total"], seed=m["seed"], per_channel=m["per_channel"],
+                       shared_optimizer_bug=m["shared_optimizer_bug"], val=val, lr=float(m["base_lr"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SrlibError(f"checkpoint {path}: its training metadata is damaged ({type(e).__name__}: "
+                             f"{e}); train anew") from None
         for net, w in zip(self.model.nets, ckpt.weights):
             net.load_weights(w)
         try:
@@ -298,7 +322,10 @@ class Trainer:
                 opt.load_state_dict(state)
         except ValueError as e:
             raise SrlibError(f"checkpoint {path}: optimizer state does not fit ({e}); train anew") from None
-        self.rng.bit_generator.state = ckpt.rng_state
+        try:
+            self.rng.bit_generator.state = ckpt.rng_state
+        except (TypeError, ValueError, KeyError) as e:
+            raise SrlibError(f"checkpoint {path}: its random-generator state is damaged ({e}); train anew") from None
         self.iteration = ckpt.iteration
         self.history = History.from_arrays(ckpt.history)
         return self
