@@ -3,15 +3,14 @@
 Contents: the weights of one network (or of three, B/G/R, for per-channel models), their configuration, the optimizer's name and state, the iteration,
 the random generator's state, histories (training loss, validation PSNR) and free-form metadata.
 Arrays only, read back with ``allow_pickle=False``: loading a checkpoint can never run code (the study
-pickled its weights; fact sheet, mistake 5). Writes go to a temporary file in the same folder that is
-then renamed over the target, so a run killed mid-write leaves the previous checkpoint intact.
+pickled its weights in place). Writes are atomic (``files.py``): a run killed mid-write leaves the
+previous checkpoint intact.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SrlibError
+from .files import atomic_write
 from .network import NetConfig, SRNet
 
 FORMAT = "srlib-checkpoint"
@@ -54,8 +54,7 @@ def model_only(ckpt: Checkpoint) -> Checkpoint:
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
-    """Write ``ckpt`` to ``path`` atomically (temporary file + fsync + rename)."""
-    path = Path(path)
+    """Write ``ckpt`` to ``path`` atomically (``files.atomic_write``)."""
     meta = {
         "format": FORMAT, "version": FORMAT_VERSION, "config": ckpt.config.to_dict(),
         "iteration": int(ckpt.iteration), "optimizer": ckpt.optimizer, "rng_state": ckpt.rng_state,
@@ -67,24 +66,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
     for i, o in enumerate(ckpt.optimizer_state):
         arrays.update({f"optim/{i}/{k}": v for k, v in o.items()})
     arrays.update({f"history/{k}": np.asarray(v) for k, v in ckpt.history.items()})
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise SrlibError(f"cannot write checkpoint {path}: {e.strerror}; choose a writable folder") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a checkpoint is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **arrays), "checkpoint")
 
 
 # What a checkpoint may hold, checked from the zip directory and each array's header before any array is

@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 a user-facing error (printed as one line), 2 bad usage,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,31 +18,55 @@ def load_model(weights: str | None):
     """The model in ``weights``, or the shipped default model when None."""
     from .model import SRModel
 
-    return SRModel.from_checkpoint(weights) if weights else SRModel.default()
+    if weights is None:
+        return SRModel.default()
+    if not weights.strip():
+        raise SrlibError("--weights is empty; give a checkpoint file, or leave --weights out for the shipped model")
+    return SRModel.from_checkpoint(weights)
 
 
-def writable_dir(path: str | Path) -> Path:
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".srlib-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise SrlibError(f"output folder {path} is not writable ({e.strerror}); choose another with -o/--out") from None
-    return path
+def print_path(path: Path) -> None:
+    """Print a path on stdout as the bytes the file system has (a name need not be valid UTF-8)."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        print(str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    else:
+        sys.stdout.flush()
+        out.write(os.fsencode(path) + b"\n")
+        out.flush()
+
+
+def upscale_targets(images: list[str], out_dir: Path, force: bool) -> list[tuple[Path, Path]]:
+    """(input, output) for each image, checked before any work: every input exists, no two inputs
+    write the same output, no output is one of the inputs, and no existing file is replaced unless
+    ``force``."""
+    pairs = [(Path(name), out_dir / f"{Path(name).stem}_x4.png") for name in images]
+    inputs = {src.resolve() for src, _ in pairs}
+    seen: dict[Path, Path] = {}
+    for src, target in pairs:
+        if not src.is_file():
+            raise SrlibError(f"{src}: no such image file; check the path")
+        if target.resolve() in seen:
+            raise SrlibError(f"{seen[target.resolve()]} and {src} would both be written to {target}; "
+                             f"upscale them into different folders (-o)")
+        seen[target.resolve()] = src
+        if target.resolve() in inputs:
+            raise SrlibError(f"{target} is one of the input images; choose another output folder (-o)")
+        if target.exists() and not force:
+            raise SrlibError(f"{target} exists; pass --force to replace it, or choose another folder (-o)")
+    return pairs
 
 
 def cmd_upscale(args) -> None:
     from tqdm.auto import tqdm
 
     from .data import read_image
+    from .files import atomic_write, check_writable_folder
     from .model import check_output_size
 
     model = load_model(args.weights)
-    out_dir = writable_dir(args.out)
-    for name in args.images:
-        path = Path(name)
+    out_dir = check_writable_folder(args.out)
+    for path, target in upscale_targets(args.images, out_dir, args.force):
         img = read_image(path)
         h, w = img.shape[:2]
         check_output_size(h, w, str(path))
@@ -51,10 +76,11 @@ def cmd_upscale(args) -> None:
             hr = model.upscale(img, progress=bar.update)
         if grey:
             hr = hr[..., 0] if len(model.nets) == 1 else cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
-        target = out_dir / f"{path.stem}_x4.png"
-        if not cv2.imwrite(str(target), hr):
-            raise SrlibError(f"could not write {target}; check the output folder")
-        print(target)
+        ok, png = cv2.imencode(".png", hr)
+        if not ok:
+            raise SrlibError(f"could not encode {target} as PNG")
+        atomic_write(target, lambda f: f.write(png.data), "image")
+        print_path(target)
 
 
 def cmd_evaluate(args) -> None:
@@ -62,11 +88,16 @@ def cmd_evaluate(args) -> None:
 
     from .data import CelebA, evaluation_subset, load_pairs
     from .evaluate import BASELINES, evaluate, summarize
+    from .files import check_writable_folder
     from .sample import resolve_data_dir
 
+    out = check_writable_folder(args.out)
     methods = dict(BASELINES)
     for w in args.weights or []:
         name, _, path = w.rpartition("=") if "=" in w else (Path(w).stem, "", w)
+        if not name.strip() or name in methods:
+            taken = "a baseline's name" if name in BASELINES else "already taken" if name.strip() else "empty"
+            raise SrlibError(f"--weights {w}: the method name {name!r} is {taken}; name it with NAME=CKPT")
         methods[name] = load_model(path)
     if args.default_model:
         methods["srlib_default"] = load_model(None)
@@ -75,7 +106,6 @@ def cmd_evaluate(args) -> None:
     pairs = load_pairs(paths, desc=f"loading {args.split}")
     scores = evaluate(pairs, methods, crop_border=args.crop_border)
     summary = summarize(scores)
-    out = writable_dir(args.out)
     scores.to_csv(out / f"scores_{args.split}.csv", index=False)
     summary.to_csv(out / f"summary_{args.split}.csv")
     with pd.option_context("display.width", 200, "display.precision", 4):
@@ -86,21 +116,27 @@ def cmd_evaluate(args) -> None:
 
 def cmd_train(args) -> None:
     from .data import CelebA, load_pairs
+    from .files import check_writable_folder
     from .sample import resolve_data_dir
-    from .train import Trainer, get_recipe
+    from .train import Trainer, get_recipe, stop_requests
 
+    out = Path(args.out)
+    if out.is_dir():
+        raise SrlibError(f"--out {out} is a folder; give a checkpoint file name")
+    if out.exists() and not args.resume:
+        raise SrlibError(f"{out} exists; pass --resume to continue that run, or choose another --out")
+    check_writable_folder(out.parent, "--out")
     data = CelebA.open(resolve_data_dir(args.data))
     train = load_pairs(data.split("train"), desc="loading train")
     val = load_pairs(data.split("validation"), desc="loading validation")
-    out = Path(args.out)
-    if out.exists() and not args.resume:
-        raise SrlibError(f"{out} exists; pass --resume to continue that run, or choose another --out")
     if out.exists():
         trainer = Trainer.resume(out, train, val)
         print(f"resuming {out} at iteration {trainer.iteration} of {trainer.total}")
     else:
         trainer = Trainer(get_recipe(args.recipe), train, total=args.iterations, seed=args.seed, val=val)
-    trainer.run(checkpoint=out, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every)
+    with stop_requests() as stop:
+        trainer.run(checkpoint=out, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
+                    stop=stop)
     if trainer.val is not None:
         print(f"{out}: iteration {trainer.iteration}, validation PSNR {trainer.validate():.2f} dB (30 images)")
 
@@ -131,6 +167,19 @@ def cmd_report(args) -> None:
     print(f"report ({args.preset}) written to conclusion/ in {sum(times.values()):.0f} s")
 
 
+def count(minimum: int):
+    """argparse type: an integer of at least ``minimum`` (usage error, exit 2, otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m srlib", description="4x super-resolution with a NumPy sub-pixel CNN.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -139,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", metavar="IMAGE")
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     s.add_argument("--weights", metavar="CKPT", help="srlib checkpoint (default: the shipped model)")
+    s.add_argument("--force", action="store_true", help="replace output files that already exist")
     s.set_defaults(func=cmd_upscale)
 
     s = sub.add_parser("evaluate", help="score baselines and models on a data split; print and write CSV")
@@ -146,20 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test", choices=["train", "validation", "test"])
     s.add_argument("--weights", action="append", metavar="[NAME=]CKPT", help="a model to score (repeatable)")
     s.add_argument("--default-model", action="store_true", help="also score the shipped default model")
-    s.add_argument("--limit", type=int, metavar="N", help="a fixed, evenly spread subset of N images")
-    s.add_argument("--crop-border", type=int, default=0, metavar="PX", help="pixels cut from each side (default 0)")
+    s.add_argument("--limit", type=count(1), metavar="N", help="a fixed, evenly spread subset of N images")
+    s.add_argument("--crop-border", type=count(0), default=0, metavar="PX",
+                   help="pixels cut from each side, 0..87 (default 0)")
     s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("train", help="train a model with a named recipe (seeded, resumable)")
     s.add_argument("--recipe", default="improved", choices=["study", "improved"])
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
-    s.add_argument("--iterations", type=int, default=12000, metavar="N", help="iterations of 10 images x 3 channels")
+    s.add_argument("--iterations", type=count(1), default=12000, metavar="N",
+                   help="iterations of 10 images x 3 channels")
     s.add_argument("--out", required=True, metavar="CKPT", help="checkpoint written during and after training")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=count(0), default=0)
     s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    s.add_argument("--checkpoint-every", type=int, default=500, metavar="N")
-    s.add_argument("--validate-every", type=int, default=1000, metavar="N", help="validation PSNR every N (0: never)")
+    s.add_argument("--checkpoint-every", type=count(1), default=500, metavar="N")
+    s.add_argument("--validate-every", type=count(0), default=1000, metavar="N",
+                   help="validation PSNR every N (0: never)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("import-study-weights", help="convert the 2022 study's W1..W4.pickle safely to a checkpoint")
@@ -187,18 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train import Interrupted
+
     args = build_parser().parse_args(argv)
-    for name in ("iterations", "limit", "checkpoint_every"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            print(f"srlib: error: --{name.replace('_', '-')} must be at least 1, got {value}", file=sys.stderr)
-            return 2
     try:
         args.func(args)
+        sys.stdout.flush()
     except SrlibError as e:
         print(f"srlib: error: {e}", file=sys.stderr)
         return 1
+    except Interrupted as e:
+        print(f"srlib: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("srlib: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``srlib ... | head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     return 0

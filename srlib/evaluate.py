@@ -9,7 +9,8 @@ from tqdm.auto import tqdm
 
 from .data import Pairs
 from .degrade import to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
-from .metrics import image_metrics, psnr, study_psnr
+from .errors import SrlibError
+from .metrics import SSIM_WINDOW, image_metrics, psnr, study_psnr
 from .model import SRModel
 
 #: method: uint8 LR (N, h, w, 3) -> float HR estimate (N, 4h, 4w, 3) on 0..255
@@ -35,6 +36,10 @@ def evaluate(pairs: Pairs, methods: dict[str, Method | SRModel], crop_border: in
     """Rows: image, method, psnr_rgb, psnr_y, ssim_y, ssim_rgb (uint8 outputs) and mse_float (the
     unclipped output over the whole image, for the study's metric, which ``crop_border`` does not change).
     ``summarize`` turns it into one row per method."""
+    largest = (min(pairs.hr.shape[1:3]) - SSIM_WINDOW) // 2
+    if not 0 <= crop_border <= largest:
+        raise SrlibError(f"crop border {crop_border} must be 0..{largest} for {pairs.hr.shape[2]}x"
+                         f"{pairs.hr.shape[1]} images (SSIM needs {SSIM_WINDOW} pixels left); choose another")
     rows = []
     for name, method in methods.items():
         predict = method.predict if isinstance(method, SRModel) else method

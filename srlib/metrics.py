@@ -11,6 +11,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+# SSIM's Gaussian window (sigma 1.5, truncated at 3.5 sigma) spans 11 pixels; half of it is cut from
+# each border of the SSIM map.
+SSIM_WINDOW = 11
+
 # ITU-R BT.601 luma from [0, 1] RGB: Y = 16 + 65.481 R + 128.553 G + 24.966 B (range 16..235).
 _Y_FROM_BGR = np.array([24.966, 128.553, 65.481]) / 255.0
 
@@ -46,7 +50,7 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     cov = blur(a * b) - mu_a * mu_b
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    pad = 5  # (11 - 1) // 2
+    pad = SSIM_WINDOW // 2
     return float(s[pad:-pad, pad:-pad].mean())
 
 

@@ -11,8 +11,11 @@ study), recorded as MSE on the 0..255 scale whatever the recipe's target scale.
 from __future__ import annotations
 
 import math
+import signal
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -113,6 +116,34 @@ def train_step(net: SRNet, optimizer: Optimizer, x: np.ndarray, t: np.ndarray) -
     net.backward(loss.backward())
     optimizer.step()
     return value
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGINT or SIGTERM, after a checkpoint of the last whole iteration."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+@contextmanager
+def stop_requests() -> Iterator[Callable[[], int | None]]:
+    """While inside, SIGINT (Ctrl-C) and SIGTERM (``kill``, a batch scheduler) do not kill training in
+    the middle of an update: they are recorded, and the returned function gives the signal's number
+    (else None) for ``Trainer.run`` to check between iterations. A second signal stops at once."""
+    received: list[int] = []
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class TrainingDiverged(SrlibError):
@@ -259,9 +290,11 @@ class Trainer:
 
     # -- loop, checkpoints, resume ---------------------------------------------------------------
     def run(self, until: int | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 500,
-            validate_every: int = 0, progress: bool = True) -> History:
+            validate_every: int = 0, progress: bool = True, stop: Callable[[], int | None] | None = None) -> History:
         """Train up to iteration ``until`` (default: ``total``), checkpointing every ``checkpoint_every``
-        iterations and at the end, validating every ``validate_every`` (0: never)."""
+        iterations and at the end, validating every ``validate_every`` (0: never). ``stop`` (from
+        ``stop_requests``) is asked after each iteration; when it names a signal, the run checkpoints
+        and raises ``Interrupted``."""
         until = self.total if until is None else min(until, self.total)
         bar = tqdm(total=until, initial=self.iteration, desc=f"training ({self.recipe.name})",
                    disable=not progress, smoothing=0.1)
@@ -274,8 +307,13 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.1f}", val_psnr=f"{self.history.val_psnr[-1]:.2f}")
                 elif self.iteration % 20 == 0:
                     bar.set_postfix(loss=f"{loss:.1f}")
-                if checkpoint and (self.iteration % checkpoint_every == 0 or self.iteration == until):
+                signum = stop() if stop is not None else None
+                if checkpoint and (self.iteration % checkpoint_every == 0 or self.iteration == until or signum):
                     self.save(checkpoint)
+                if signum:
+                    saved = f"; saved to {checkpoint}, continue with --resume" if checkpoint else ""
+                    raise Interrupted(f"stopped by {signal.Signals(signum).name} at iteration "
+                                      f"{self.iteration}{saved}", signum)
         finally:
             bar.close()
         return self.history
