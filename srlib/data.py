@@ -9,8 +9,12 @@ Layout: ``ROOT/img_align_celeba/<images>`` and a partition file, either Kaggle's
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -24,34 +28,59 @@ IMAGE_DIR = "img_align_celeba"
 PARTITION_FILES = ("list_eval_partition.csv", "list_eval_partition.txt")
 
 
+def _jpeg_is_complete(data: bytes) -> bool:
+    """A JPEG's image data ends with an end-of-image marker (FF D9) after its last start-of-scan (FF DA).
+    Bytes after that marker are allowed: phones and cameras append trailers there."""
+    return data.find(b"\xff\xd9", data.rfind(b"\xff\xda")) != -1
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[list[str]]:
+    """Redirect file descriptor 2 (where libjpeg prints its warnings) into a temporary file; on exit the
+    yielded list holds what was written."""
+    text: list[str] = []
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text.append(captured.read().decode(errors="replace").strip())
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as uint8 BGR (H, W, 3), as OpenCV and the study do.
 
-    Greyscale files are repeated into three equal channels and an alpha channel is dropped, so every
-    model sees the same layout. Unreadable, truncated or 16-bit files raise ``SrlibError``.
+    EXIF orientation is applied (a phone photo comes out the way up it is shown), greyscale files are
+    repeated into three equal channels and an alpha channel is dropped, so every model sees the same
+    layout. Unreadable, truncated, damaged (libjpeg warns of corrupt data: it would decode grey or
+    shifted blocks) or 16-bit files raise ``SrlibError``.
     """
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise SrlibError(f"{path}: cannot read ({e.strerror}); check the path") from None
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-32:]:
+    jpeg = data[:2] == b"\xff\xd8"
+    if jpeg and not _jpeg_is_complete(data):
         # libjpeg decodes a truncated JPEG with only a warning, filling the rest with grey: refuse it.
         raise SrlibError(f"{path}: truncated JPEG (no end-of-image marker); re-download or remove it")
     try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+        with _stderr_captured() as warnings:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data else None
+        warning = warnings[0]
     except cv2.error:
-        img = None
+        img, warning = None, ""
     if img is None:
         raise SrlibError(f"{path}: not a readable image (corrupt, or not an image file); replace or remove it")
+    if jpeg and ("Corrupt JPEG data" in warning or "Premature end" in warning):
+        raise SrlibError(f"{path}: damaged JPEG ({warning.splitlines()[0]}); re-download or remove it")
     if img.dtype != np.uint8:
         raise SrlibError(f"{path}: {img.dtype} pixels; srlib reads 8-bit images, convert it first")
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    elif img.shape[2] != 3:
-        raise SrlibError(f"{path}: {img.shape[2]} channels; srlib reads grey, BGR or BGRA images")
     return img
 
 
@@ -59,7 +88,7 @@ def _read_partition(path: Path) -> dict[str, int]:
     """image name -> partition number, from either partition file form."""
     out: dict[str, int] = {}
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a spreadsheet may add a BOM
     except (OSError, UnicodeDecodeError) as e:
         raise SrlibError(f"{path}: cannot read the partition file ({e}); restore it from CelebA") from None
     sep = "," if path.suffix == ".csv" else None

@@ -187,3 +187,46 @@ def test_embedded_sample_is_celeba_layout(tmp_path):
     again = build_sample(tmp_path / "again")
     first = data.split("train")[0]
     assert (again / "img_align_celeba" / first.name).read_bytes() == first.read_bytes()
+
+
+def jpeg_bytes(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", img)
+    return buf.tobytes()
+
+
+def test_jpeg_with_a_trailer_after_its_end_marker_is_read(tmp_path):
+    img = smooth_image(np.random.default_rng(0))
+    data = jpeg_bytes(img)
+    (tmp_path / "plain.jpg").write_bytes(data)
+    (tmp_path / "t.jpg").write_bytes(data + b"\x00SAMSUNG-TRAILER" * 64)
+    np.testing.assert_array_equal(read_image(tmp_path / "t.jpg"), read_image(tmp_path / "plain.jpg"))
+
+
+def test_jpeg_damaged_in_the_middle_is_refused(tmp_path):
+    data = bytearray(jpeg_bytes(smooth_image(np.random.default_rng(0))))
+    mid = len(data) // 2
+    for i in range(mid, mid + 40):
+        data[i] = (data[i] * 7 + 13) % 256
+    (tmp_path / "d.jpg").write_bytes(bytes(data))
+    with pytest.raises(SrlibError, match=r"d.jpg: damaged JPEG \(Corrupt JPEG data"):
+        read_image(tmp_path / "d.jpg")
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from PIL import Image
+
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :10] = 255  # a white band on the left of a wide image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(img).save(tmp_path / "o.jpg", "JPEG", exif=exif.tobytes(), quality=95)
+    shown = read_image(tmp_path / "o.jpg")
+    assert shown.shape == (40, 20, 3)
+    assert shown[:10].mean() > 200 and shown[-10:].mean() < 50  # the band is now at the top
+
+
+def test_partition_csv_with_a_byte_order_mark(tmp_path):
+    root = make_celeba(tmp_path / "c", counts=(2, 1, 1))
+    csv = root / "list_eval_partition.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
+    assert len(CelebA.open(root).split("train")) == 2
