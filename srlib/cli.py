@@ -157,14 +157,22 @@ def cmd_import(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import refresh_stored_outputs, run_report
+    from .data import CelebA
+    from .legacy import import_study_weights
+    from .report import refresh_stored_outputs, report_folder, run_report
+    from .sample import project_root, resolve_data_dir
 
     if args.refresh_notebooks:
         refresh_stored_outputs(args.only)
         return
+    # Inputs are checked now, not hours later when a notebook first reads them.
+    CelebA.open(resolve_data_dir(args.data))
+    if args.study_weights:
+        import_study_weights(args.study_weights)
     times = run_report(args.preset, only=args.only, data=args.data, study_weights=args.study_weights,
-                       resume=args.resume)
-    print(f"report ({args.preset}) written to conclusion/ in {sum(times.values()):.0f} s")
+                       resume=args.resume, publish=args.publish)
+    where = report_folder(args.preset, args.publish).relative_to(project_root())
+    print(f"report ({args.preset}) written to {where}/ in {sum(times.values()):.0f} s")
 
 
 def count(minimum: int):
@@ -225,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="MODEL")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("report", help="run the report's notebooks with papermill into conclusion/")
+    s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")
     s.add_argument("--preset", default="quick", choices=["quick", "medium", "full"],
                    help="quick: embedded sample, minutes; medium: small real CelebA, ~30 min; full: study's counts")
     s.add_argument("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (repeatable)")
@@ -233,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study-weights", metavar="DIR", help="the study's weights folder (e.g. .../weights/many_adam) "
                    "to score the 2022 model in notebooks 02 and 04")
     s.add_argument("--resume", action="store_true", help="continue training runs from their checkpoints in runs/")
+    s.add_argument("--publish", action="store_true",
+                   help="write the published report in conclusion/ (replacing it) instead of runs/PRESET/report/")
     s.add_argument("--refresh-notebooks", action="store_true",
                    help="for developers: re-run notebooks/ in place with their small defaults (what nbval checks)")
     s.set_defaults(func=cmd_report)

@@ -1,5 +1,6 @@
-"""Run the report: execute the notebooks with papermill and publish figures, tables and the executed
-notebook of each experiment into ``conclusion/<experiment>/``.
+"""Run the report: execute the notebooks with papermill and write figures, tables and the executed
+notebook of each experiment into ``runs/<preset>/report/<experiment>/`` or, only when asked to publish,
+into ``conclusion/<experiment>/``, the published report that the repository carries.
 
 Each notebook writes into a staging folder; only when it finishes is the staging folder swapped in for
 the old results, so a failed run never leaves half-written figures behind. A failure names the notebook
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,9 +68,29 @@ def _remove_stale(folder: Path, exp: str) -> None:
             pass  # another user's live process
 
 
+def execute_notebook(source: Path, target: Path, parameters: dict | None = None) -> None:
+    """papermill ``source`` -> ``target`` in the notebook's folder, with a kernel of our own: on local
+    sockets (IPC; no "running over TCP without encryption" warning on every run), and stopped at once
+    when the run ends or is interrupted (a Ctrl-C otherwise left the kernel finishing its cell and then
+    printing a traceback when it found its parent gone)."""
+    import papermill as pm
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="srlib-kernel-") as sockets:
+        kernel = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        pm.execute_notebook(source, target, parameters=parameters or {}, cwd=source.parent, progress_bar=False,
+                            kernel_name="python3", shutdown_kernel="immediate", config=kernel)
+
+
+def report_folder(preset: str, publish: bool) -> Path:
+    """Where a run's results go: the published report, or a run folder of its own (git-ignored)."""
+    return project_root() / ("conclusion" if publish else Path("runs") / preset / "report")
+
+
 def run_report(preset: str = "quick", only: list[str] | None = None, data: str | None = None,
-               study_weights: str | None = None, resume: bool = False) -> dict[str, float]:
-    """Execute the selected notebooks; returns the wall time (s) of each."""
+               study_weights: str | None = None, resume: bool = False, publish: bool = False) -> dict[str, float]:
+    """Execute the selected notebooks; returns the wall time (s) of each. Results go to
+    ``report_folder(preset, publish)``: ``conclusion/`` is rewritten only with ``publish``."""
     import papermill as pm
 
     if preset not in PRESETS:
@@ -81,8 +103,8 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
     times = {}
     for name in selected:
         exp = NOTEBOOKS[name]
-        final = root / "conclusion" / exp
-        staging = root / "conclusion" / f".{exp}.partial-{os.getpid()}"
+        final = report_folder(preset, publish) / exp
+        staging = final.with_name(f".{exp}.partial-{os.getpid()}")
         _remove_stale(staging.parent, exp)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -92,18 +114,17 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
         if study_weights and name in ("02_hard_training", "04_beyond_the_study"):
             params["STUDY_WEIGHTS"] = str(Path(study_weights).resolve())
         executed = staging / f"{name}.ipynb"
-        print(f"[{preset}] running notebooks/{name}.ipynb -> conclusion/{exp}/", flush=True)
+        print(f"[{preset}] running notebooks/{name}.ipynb -> {final.relative_to(root)}/", flush=True)
         start = time.perf_counter()
         try:
-            pm.execute_notebook(root / "notebooks" / f"{name}.ipynb", executed, parameters=params,
-                                cwd=root / "notebooks", progress_bar=False, kernel_name="python3")
+            execute_notebook(root / "notebooks" / f"{name}.ipynb", executed, params)
         except pm.PapermillExecutionError as e:
             failed = root / "runs" / preset / "failed"
             failed.mkdir(parents=True, exist_ok=True)
             shutil.copy(executed, failed / executed.name)
             shutil.rmtree(staging, ignore_errors=True)
             raise SrlibError(f"notebooks/{name}.ipynb failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
-                             f"conclusion/{exp}/ left unchanged, executed copy in {failed / executed.name}") from None
+                             f"{final.relative_to(root)}/ left unchanged, executed copy in {failed / executed.name}") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -122,13 +143,12 @@ def refresh_stored_outputs(only: list[str] | None = None) -> None:
     store are what ``pytest --nbval-lax`` compares. Widget state is dropped (it holds random model ids
     and megabytes of image bytes)."""
     import nbformat
-    import papermill as pm
 
     root = project_root()
     for name in only or list(NOTEBOOKS):
         path = root / "notebooks" / f"{name}.ipynb"
         print(f"refreshing {path}", flush=True)
-        pm.execute_notebook(path, path, cwd=path.parent, progress_bar=False, kernel_name="python3")
+        execute_notebook(path, path)
         nb = nbformat.read(path, as_version=4)
         nb.metadata.pop("widgets", None)
         nb.metadata.pop("papermill", None)

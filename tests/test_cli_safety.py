@@ -166,3 +166,12 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path):
     a, b = load_checkpoint(tmp_path / "full.npz"), load_checkpoint(out)
     for k, v in a.weights[0].items():
         np.testing.assert_array_equal(v, b.weights[0][k])
+
+
+def test_report_checks_its_inputs_before_running_anything(tmp_path):
+    data = make_celeba(tmp_path / "c", counts=(1, 1, 1))
+    t0 = time.time()
+    r = srlib("report", "--data", data, "--study-weights", tmp_path / "bogus")
+    assert r.returncode == 1 and "bogus" in error_line(r) and time.time() - t0 < 30
+    r = srlib("report", "--data", tmp_path / "nowhere")
+    assert r.returncode == 1 and "nowhere" in error_line(r)

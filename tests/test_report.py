@@ -66,10 +66,20 @@ def test_runner_publishes_outputs_and_executed_copy(tmp_path, monkeypatch):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / "conclusion" / f".optimizer_compare.partial-{dead.stdout.strip()}").mkdir()  # a killed runner's
     monkeypatch.setattr(report, "project_root", lambda: tmp_path)
-    times = report.run_report("quick", only=["01_optimizer_comparison"])
+    times = report.run_report("quick", only=["01_optimizer_comparison"], publish=True)
     assert set(times) == {"01_optimizer_comparison"}
     assert sorted(p.name for p in old.iterdir()) == ["01_optimizer_comparison.ipynb", "fig.png"]
     assert [p.name for p in (tmp_path / "conclusion").iterdir()] == ["optimizer_compare"]
+
+
+def test_runs_without_publish_leave_the_published_report_alone(tmp_path, monkeypatch):
+    old = fake_project(tmp_path, ["from pathlib import Path\n(Path(OUT_DIR) / 'fig.png').write_bytes(b'x')"])
+    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
+    report.run_report("quick", only=["01_optimizer_comparison"])
+    assert [p.name for p in old.iterdir()] == ["old.png"]
+    assert [p.name for p in (tmp_path / "conclusion").iterdir()] == ["optimizer_compare"]
+    run = tmp_path / "runs" / "quick" / "report" / "optimizer_compare"
+    assert sorted(p.name for p in run.iterdir()) == ["01_optimizer_comparison.ipynb", "fig.png"]
 
 
 def test_runner_failure_names_notebook_and_cell_and_keeps_old_results(tmp_path, monkeypatch):
@@ -77,7 +87,7 @@ def test_runner_failure_names_notebook_and_cell_and_keeps_old_results(tmp_path, 
                                   "1 / 0"])
     monkeypatch.setattr(report, "project_root", lambda: tmp_path)
     with pytest.raises(SrlibError) as e:
-        report.run_report("quick", only=["01_optimizer_comparison"])
+        report.run_report("quick", only=["01_optimizer_comparison"], publish=True)
     msg = str(e.value)
     assert "01_optimizer_comparison.ipynb failed in cell" in msg and "ZeroDivisionError" in msg
     assert [p.name for p in old.iterdir()] == ["old.png"]  # no half-written figures
