@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .degrade import HR_SIZE, degrade
+from .degrade import HR_SIZE, LR_SIZE, degrade
 from .errors import SrlibError
 
 SPLITS = {"train": 0, "validation": 1, "test": 2}
@@ -168,19 +171,89 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """LR and HR of the images at ``idx`` (the same call as ``ImageSet.take``)."""
+        return self.lr[idx], self.hr[idx]
+
+
+def load_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and degrade one image: (LR (44, 44, 3), HR (176, 176, 3)) uint8. Images smaller than 176x176
+    are refused because the degradation would have to invent pixels to build their HR reference."""
+    img = read_image(path)
+    if min(img.shape[:2]) < HR_SIZE:
+        raise SrlibError(f"{path}: {img.shape[1]}x{img.shape[0]} is smaller than the {HR_SIZE}x{HR_SIZE} the "
+                         f"degradation needs; remove it from the split")
+    return degrade(img)
+
 
 def load_pairs(paths: list[Path], desc: str = "loading images") -> Pairs:
-    """Read and degrade every image (tqdm progress); images smaller than 176x176 are refused because the
-    degradation would have to invent pixels to build their HR reference."""
+    """Read and degrade every image into memory (tqdm progress): for evaluation subsets and small
+    splits. A split of any size streams through ``ImageSet`` instead."""
     if not paths:
         raise SrlibError("no images to load; check the data folder and split")
-    lr, hr = [], []
-    for p in tqdm(paths, desc=desc, leave=False, disable=len(paths) < 200):
-        img = read_image(p)
-        if min(img.shape[:2]) < HR_SIZE:
-            raise SrlibError(f"{p}: {img.shape[1]}x{img.shape[0]} is smaller than the {HR_SIZE}x{HR_SIZE} the "
-                             f"degradation needs; remove it from the split")
-        low, high = degrade(img)
-        lr.append(low)
-        hr.append(high)
+    lr, hr = zip(*(load_pair(p) for p in tqdm(paths, desc=desc, leave=False, disable=len(paths) < 200)))
     return Pairs(list(paths), np.stack(lr), np.stack(hr))
+
+
+# Decoded pairs an ImageSet keeps, in MB (98 kB each): all of a few-thousand-image development split,
+# a bounded part of CelebA's 162,770 training images. SRLIB_CACHE_MB changes it.
+CACHE_MB = int(os.environ.get("SRLIB_CACHE_MB", 512))
+
+
+class ImageSet:
+    """The images of a split, read and degraded on demand, with a bounded cache: memory does not grow
+    with the split. ``take(idx)`` gives a training batch; ``batches(n)`` streams the whole split in
+    order, reading the next batch in a background thread while the caller works on the current one.
+
+    A pair's pixels depend only on its file, so a run gives the same numbers whether its images came
+    from the cache, from disk, or from an in-memory ``Pairs``.
+    """
+
+    PAIR_BYTES = (LR_SIZE * LR_SIZE + HR_SIZE * HR_SIZE) * 3
+
+    def __init__(self, paths: list[Path], cache_mb: int | None = None):
+        if not paths:
+            raise SrlibError("no images to load; check the data folder and split")
+        self.paths = list(paths)
+        self.capacity = max(0, (CACHE_MB if cache_mb is None else cache_mb) << 20) // self.PAIR_BYTES
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if i in self._cache:
+                self._cache.move_to_end(i)
+                return self._cache[i]
+        pair = load_pair(self.paths[i])
+        with self._lock:
+            if self.capacity:
+                self._cache[i] = pair
+                while len(self._cache) > self.capacity:
+                    self._cache.popitem(last=False)
+        return pair
+
+    def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """LR (n, 44, 44, 3) and HR (n, 176, 176, 3) of the images at ``idx`` (repeats allowed)."""
+        lr, hr = zip(*(self._pair(int(i)) for i in idx))
+        return np.stack(lr), np.stack(hr)
+
+    def batches(self, size: int = 64, desc: str | None = None) -> Iterator[Pairs]:
+        """The split in order, ``size`` images at a time, one batch read ahead (bounded prefetch)."""
+        starts = range(0, len(self), size)
+
+        def load(s: int) -> Pairs:
+            idx = np.arange(s, min(s + size, len(self)))
+            return Pairs([self.paths[i] for i in idx], *self.take(idx))
+
+        with ThreadPoolExecutor(1, thread_name_prefix="srlib-read") as reader, \
+                tqdm(total=len(self), desc=desc, leave=False, disable=desc is None or len(self) < 200) as bar:
+            ahead = reader.submit(load, starts[0])
+            for s in starts:
+                batch = ahead.result()
+                if s + size < len(self):
+                    ahead = reader.submit(load, s + size)
+                yield batch
+                bar.update(len(batch))

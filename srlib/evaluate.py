@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import Pairs
-from .degrade import to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
+from .data import ImageSet, Pairs
+from .degrade import HR_SIZE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
 from .errors import SrlibError
 from .metrics import SSIM_WINDOW, image_metrics, psnr, study_psnr
 from .model import SRModel
@@ -32,14 +32,22 @@ BASELINES: dict[str, Method] = {
 METRICS = ["psnr_rgb", "psnr_y", "ssim_y", "ssim_rgb"]
 
 
-def evaluate(pairs: Pairs, methods: dict[str, Method | SRModel], crop_border: int = 0) -> pd.DataFrame:
+def evaluate(pairs: Pairs | ImageSet, methods: dict[str, Method | SRModel], crop_border: int = 0) -> pd.DataFrame:
     """Rows: image, method, psnr_rgb, psnr_y, ssim_y, ssim_rgb (uint8 outputs) and mse_float (the
     unclipped output over the whole image, for the study's metric, which ``crop_border`` does not change).
-    ``summarize`` turns it into one row per method."""
-    largest = (min(pairs.hr.shape[1:3]) - SSIM_WINDOW) // 2
+    An ``ImageSet`` is scored batch by batch as it streams from disk, so memory does not grow with it.
+    ``summarize`` turns the table into one row per method, in ``methods``' order."""
+    largest = (HR_SIZE - SSIM_WINDOW) // 2
     if not 0 <= crop_border <= largest:
-        raise SrlibError(f"crop border {crop_border} must be 0..{largest} for {pairs.hr.shape[2]}x"
-                         f"{pairs.hr.shape[1]} images (SSIM needs {SSIM_WINDOW} pixels left); choose another")
+        raise SrlibError(f"crop border {crop_border} must be 0..{largest} for {HR_SIZE}x{HR_SIZE} images "
+                         f"(SSIM needs {SSIM_WINDOW} pixels left); choose another")
+    batches = pairs.batches(desc="scoring") if isinstance(pairs, ImageSet) else [pairs]
+    rows = [row for batch in batches for row in _score(batch, methods, crop_border)]
+    return pd.DataFrame(rows).sort_values("method", key=lambda m: m.map(list(methods).index), kind="stable",
+                                          ignore_index=True)
+
+
+def _score(pairs: Pairs, methods: dict[str, Method | SRModel], crop_border: int) -> list[dict]:
     rows = []
     for name, method in methods.items():
         predict = method.predict if isinstance(method, SRModel) else method
@@ -50,7 +58,7 @@ def evaluate(pairs: Pairs, methods: dict[str, Method | SRModel], crop_border: in
             row.update(image_metrics(to_uint8(y), hr, crop_border))
             row["mse_float"] = float(np.mean((y.astype(np.float64) - hr) ** 2))
             rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def mean_psnr(method: Method | SRModel, pairs: Pairs) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import CelebA, Pairs, evaluation_subset, load_pairs
+from .data import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
 from .degrade import to_uint8
 from .evaluate import BASELINES, evaluate, mean_psnr, summarize
 from .metrics import psnr
@@ -24,6 +24,11 @@ def load_split(data: str | Path | None, split: str, limit: int | None = None) ->
     """Degraded pairs of a split (a fixed, evenly spread subset of ``limit`` images when given)."""
     root = resolve_data_dir(data)
     return load_pairs(evaluation_subset(CelebA.open(root).split(split), limit), desc=f"loading {split}")
+
+
+def stream_split(data: str | Path | None, split: str) -> ImageSet:
+    """A whole split, read from disk as training draws from it (bounded memory, ``data.ImageSet``)."""
+    return ImageSet(CelebA.open(resolve_data_dir(data)).split(split))
 
 
 def bicubic_psnr(pairs: Pairs) -> float:
@@ -49,7 +54,7 @@ class Run:
         return float(np.mean(self.loss[-max(1, len(self.loss) // 10):]))
 
 
-def train_run(name: str, recipe: Recipe, train: Pairs, val: Pairs, iterations: int, seed: int,
+def train_run(name: str, recipe: Recipe, train: Pairs | ImageSet, val: Pairs, iterations: int, seed: int,
               checkpoint: Path | None = None, resume: bool = False, validate_every: int = 0,
               per_channel: bool = False, shared_optimizer_bug: bool = False, **optimizer_overrides) -> Run:
     """Train (or resume) one run to ``iterations``; a diverged run is recorded, not raised."""
@@ -84,7 +89,7 @@ class SweepResult:
         return ok.loc[idx].set_index("optimizer")
 
 
-def optimizer_sweep(train: Pairs, val: Pairs, learning_rates: dict[str, list[float]], iterations: int,
+def optimizer_sweep(train: Pairs | ImageSet, val: Pairs, learning_rates: dict[str, list[float]], iterations: int,
                     seed: int, recipe: Recipe = RECIPES["study"], checkpoint_dir: Path | None = None,
                     resume: bool = False) -> SweepResult:
     """Train the study's network with each optimizer at each learning rate, same seed and batches.
@@ -154,7 +159,7 @@ def ablation_recipes(iterations: int) -> list[tuple[str, Recipe]]:
     return out
 
 
-def ablation(train: Pairs, val: Pairs, iterations: int, seed: int,
+def ablation(train: Pairs | ImageSet, val: Pairs, iterations: int, seed: int,
              checkpoint_dir: Path | None = None, resume: bool = False) -> tuple[pd.DataFrame, dict[str, Run]]:
     """Train every step of the ladder for ``iterations``; table of validation metrics and the gain
     of each step over the previous one (dB, mean per-image PSNR RGB)."""

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import Pairs
+from .data import ImageSet, Pairs
 from .degrade import blur_decimate
 from .errors import SrlibError
 from .evaluate import mean_psnr
@@ -211,7 +211,7 @@ class Trainer:
     ``shared_optimizer_bug`` reproduces the study's 3-colour experiment exactly as it was run.
     """
 
-    def __init__(self, recipe: Recipe, train: Pairs, total: int, seed: int = 0, per_channel: bool = False,
+    def __init__(self, recipe: Recipe, train: Pairs | ImageSet, total: int, seed: int = 0, per_channel: bool = False,
                  shared_optimizer_bug: bool = False, val: Pairs | None = None, **optimizer_overrides: float):
         if total < 1:
             raise SrlibError(f"iterations must be at least 1, got {total}")
@@ -239,7 +239,7 @@ class Trainer:
     def _batch(self) -> tuple[np.ndarray, np.ndarray]:
         """Draw the iteration's images: uint8 LR (n, 44, 44, 3) and HR (n, 176, 176, 3)."""
         idx = self.rng.integers(0, len(self.train), size=self.recipe.images)
-        lr, hr = self.train.lr[idx], self.train.hr[idx]
+        lr, hr = self.train.take(idx)
         if self.recipe.flips:
             flip = self.rng.random(len(idx)) < 0.5
             if flip.any():
@@ -276,14 +276,12 @@ class Trainer:
                                    f"{self.recipe.optimizer} lr {self.base_lr:g}; lower the learning rate")
         return loss
 
-    def validate(self, n_images: int = 30) -> float:
-        """Mean per-image PSNR (RGB, uint8 output) on a fixed subset of the validation pairs."""
+    def validate(self) -> float:
+        """Mean per-image PSNR (RGB, uint8 output) on the validation pairs (the caller picks them:
+        ``data.evaluation_subset`` gives a fixed, evenly spread subset)."""
         if self.val is None:
             raise SrlibError("no validation pairs given to the Trainer")
-        step = max(1, len(self.val) // n_images)
-        pick = slice(None, step * n_images, step)
-        subset = Pairs(self.val.paths[pick], self.val.lr[pick], self.val.hr[pick])
-        value = mean_psnr(self.model, subset)
+        value = mean_psnr(self.model, self.val)
         self.history.val_iteration.append(self.iteration)
         self.history.val_psnr.append(value)
         return value
@@ -331,7 +329,7 @@ class Trainer:
         return save_checkpoint(path, self.checkpoint())
 
     @classmethod
-    def resume(cls, path: str | Path, train: Pairs, val: Pairs | None = None) -> "Trainer":
+    def resume(cls, path: str | Path, train: Pairs | ImageSet, val: Pairs | None = None) -> "Trainer":
         """Rebuild a Trainer exactly as it was when ``path`` was saved: weights, optimizer state (the
         study restarted Adam on resume: fact sheet, mistake 4), iteration, random state and history."""
         ckpt = load_checkpoint(path)

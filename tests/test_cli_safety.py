@@ -175,3 +175,18 @@ def test_report_checks_its_inputs_before_running_anything(tmp_path):
     assert r.returncode == 1 and "bogus" in error_line(r) and time.time() - t0 < 30
     r = srlib("report", "--data", tmp_path / "nowhere")
     assert r.returncode == 1 and "nowhere" in error_line(r)
+
+
+def test_training_memory_does_not_grow_with_the_split(tmp_path):
+    """train streams its split: 5x more images, the same peak memory (the cache is set small here)."""
+    from test_hostile_inputs import probe
+
+    small = make_celeba(tmp_path / "small", counts=(80, 2, 0))
+    large = make_celeba(tmp_path / "large", counts=(400, 2, 0))
+    args = ["train", "--recipe", "study", "--iterations", "2", "--validate-every", "0"]
+    env_cache = {"SRLIB_CACHE_MB": "2"}
+    results = probe(tmp_path, [args + ["--data", str(small), "--out", str(tmp_path / "s.npz")],
+                               args + ["--data", str(large), "--out", str(tmp_path / "l.npz")]], env=env_cache)
+    assert [r["rc"] for r in results] == [0, 0], results
+    # Loading the large split into memory would take 400 x 98 kB x 2 (list + stacked array) = 78 MB more.
+    assert results[1]["peak_mib"] - results[0]["peak_mib"] < 15, results

@@ -230,3 +230,44 @@ def test_partition_csv_with_a_byte_order_mark(tmp_path):
     csv = root / "list_eval_partition.csv"
     csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
     assert len(CelebA.open(root).split("train")) == 2
+
+
+def test_image_set_streams_the_same_pairs_with_a_bounded_cache(tmp_path):
+    from srlib.data import ImageSet
+
+    root = make_celeba(tmp_path / "c", counts=(7, 1, 1))
+    paths = CelebA.open(root).split("train")
+    eager = load_pairs(paths)
+    small = ImageSet(paths, cache_mb=0)
+    small.capacity = 3
+    idx = np.array([4, 0, 4, 6, 1, 2, 5, 3])
+    for _ in range(2):
+        lr, hr = small.take(idx)
+        np.testing.assert_array_equal(lr, eager.lr[idx])
+        np.testing.assert_array_equal(hr, eager.hr[idx])
+        assert len(small._cache) <= 3
+    streamed = list(ImageSet(paths, cache_mb=0).batches(3))
+    assert [len(b) for b in streamed] == [3, 3, 1]
+    np.testing.assert_array_equal(np.concatenate([b.hr for b in streamed]), eager.hr)
+    assert [p for b in streamed for p in b.paths] == paths
+
+
+def test_training_and_evaluation_give_the_same_numbers_streamed_or_in_memory(tmp_path):
+    from srlib.data import ImageSet
+    from srlib.evaluate import BASELINES, evaluate
+    from srlib.train import Recipe, Trainer
+
+    root = make_celeba(tmp_path / "c", counts=(6, 1, 1))
+    paths = CelebA.open(root).split("train")
+    weights = []
+    for train in (load_pairs(paths), ImageSet(paths, cache_mb=0)):
+        trainer = Trainer(Recipe(images=3, flips=True), train, total=3, seed=4)
+        trainer.run(progress=False)
+        weights.append(trainer.model.nets[0].weights())
+    for k, v in weights[0].items():
+        np.testing.assert_array_equal(v, weights[1][k])
+    methods = {"bicubic_aligned": BASELINES["bicubic_aligned"], "nearest": BASELINES["nearest"]}
+    a = evaluate(load_pairs(paths), methods)
+    b = evaluate(ImageSet(paths, cache_mb=0), methods)
+    assert list(b["method"]) == ["bicubic_aligned"] * 6 + ["nearest"] * 6
+    assert a.equals(b)

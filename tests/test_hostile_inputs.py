@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_MIB, MAX_SECONDS = 300, 5
 
 
-def probe(tmp_path: Path, cases: list[list[str]]) -> list[dict]:
-    """Run srlib commands through tests/hostile_probe.py: one process, per-case peak memory and time."""
+def probe(tmp_path: Path, cases: list[list[str]], env: dict | None = None) -> list[dict]:
+    """Run srlib commands through tests/cli_probe.py: one process, per-case peak memory and time."""
     spec = tmp_path / "cases.json"
     spec.write_text(json.dumps(cases))
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "hostile_probe.py"), str(spec)], capture_output=True,
-                       text=True, timeout=600, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "cli_probe.py"), str(spec)], capture_output=True,
+                       text=True, timeout=600, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **(env or {})})
     assert r.returncode == 0, r.stderr
     return [json.loads(line) for line in r.stdout.splitlines()]
 

@@ -1,7 +1,7 @@
 """Run srlib commands in this one process and report, for each: exit code, stderr lines, seconds and
 peak memory (Linux: the high-water mark is reset before each command through /proc/self/clear_refs).
 
-    python tests/hostile_probe.py CASES.json   ->  one JSON result per case on stdout
+    python tests/cli_probe.py CASES.json   ->  one JSON result per case on stdout
 CASES.json: a list of argv lists for ``srlib.cli.main``.
 """
 from __future__ import annotations
