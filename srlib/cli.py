@@ -30,6 +30,14 @@ def load_model(weights: str | None):
     return SRModel.from_checkpoint(weights)
 
 
+def new_output(path: str, force: bool) -> None:
+    """Refuse, before any work, to write over a folder, or over an existing file unless ``force``."""
+    if Path(path).is_dir():
+        raise SrlibError(f"--out {path} is a folder; give a file name")
+    if Path(path).exists() and not force:
+        raise SrlibError(f"{path} exists; pass --force to replace it, or choose another --out")
+
+
 def print_path(path: Path) -> None:
     """Print a path on stdout as the bytes the file system has (a name need not be valid UTF-8)."""
     out = getattr(sys.stdout, "buffer", None)
@@ -127,7 +135,7 @@ def cmd_train(args) -> None:
 
     out = Path(args.out)
     if out.is_dir():
-        raise SrlibError(f"--out {out} is a folder; give a checkpoint file name")
+        raise SrlibError(f"--out {out} is a folder; give a file name")
     if out.exists() and not args.resume:
         raise SrlibError(f"{out} exists; pass --resume to continue that run, or choose another --out")
     check_writable_folder(out.parent, "--out")
@@ -150,6 +158,7 @@ def cmd_train(args) -> None:
 def cmd_export(args) -> None:
     from .checkpoint import load_checkpoint, model_only, save_checkpoint
 
+    new_output(args.out, args.force)
     ckpt = load_checkpoint(args.checkpoint)
     save_checkpoint(args.out, model_only(ckpt))
     print(f"wrote {args.out} (weights of {args.checkpoint} at iteration {ckpt.iteration}, no optimizer state)")
@@ -158,6 +167,7 @@ def cmd_export(args) -> None:
 def cmd_import(args) -> None:
     from .legacy import import_study_weights
 
+    new_output(args.out, args.force)
     ckpt = import_study_weights(args.folder, args.out)
     print(f"wrote {args.out} ({len(ckpt.weights)} network(s) from {args.folder})")
 
@@ -232,11 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import-study-weights", help="convert the 2022 study's W1..W4.pickle safely to a checkpoint")
     s.add_argument("folder", help="folder with W1..W4.pickle, or with B/, G/, R/ folders of them")
     s.add_argument("--out", required=True, metavar="CKPT")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("export", help="write a checkpoint's model alone (no optimizer state), e.g. to ship it")
     s.add_argument("checkpoint", metavar="CKPT")
     s.add_argument("--out", required=True, metavar="MODEL")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")

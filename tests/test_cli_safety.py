@@ -123,6 +123,11 @@ def test_outputs_that_are_folders_or_unwritable_fail_before_work(tmp_path, model
     (tmp_path / "dir.npz").mkdir()
     r = srlib("export", model_ckpt, "--out", tmp_path / "dir.npz")
     assert r.returncode == 1 and "is a folder" in error_line(r)
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(b"a file the user owns")
+    r = srlib("export", model_ckpt, "--out", mine)
+    assert r.returncode == 1 and "--force" in error_line(r) and mine.read_bytes() == b"a file the user owns"
+    assert srlib("export", model_ckpt, "--out", mine, "--force").returncode == 0
     r = srlib("train", "--out", tmp_path / "dir.npz")
     assert r.returncode == 1 and "is a folder" in error_line(r)
     blocker = tmp_path / "file"
