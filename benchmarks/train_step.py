@@ -105,7 +105,7 @@ def inference_worker(method: str, rounds: int, threads: int) -> None:
     from srlib.degrade import to_uint8, upscale_bicubic
     from srlib.model import SRModel
 
-    model = SRModel.default()
+    model = SRModel.shipped("study")
     image = np.random.default_rng(0).integers(0, 256, (INFER_SIZE, INFER_SIZE, 3), dtype=np.uint8)
     if method == "srlib":
         def run():

@@ -24,7 +24,7 @@ def load_model(weights: str | None):
     from .model import SRModel
 
     if weights is None:
-        return SRModel.default()
+        return SRModel.shipped("photo")
     if not weights.strip():
         raise SrlibError("--weights is empty; give a checkpoint file, or leave --weights out for the shipped model")
     return SRModel.from_checkpoint(weights)
@@ -75,9 +75,15 @@ def cmd_upscale(args) -> None:
 
     from .data import read_image
     from .files import atomic_write, check_writable_folder
-    from .model import check_output_size
+    from .model import SRModel, check_output_size
 
-    model = load_model(args.weights)
+    model = load_model(args.weights) if args.weights is not None else SRModel.shipped(
+        "study" if args.grid == "study" else "photo")
+    if args.grid and model.grid != args.grid:
+        raise SrlibError(f"{args.weights} was trained for the {model.grid} grid, not the {args.grid} grid; "
+                         f"leave --weights out to use the shipped model for that grid")
+    if args.ensemble and model.grid != "centre":
+        raise SrlibError("--ensemble keeps the sampling phase only on the centre grid; drop it for this model")
     out_dir = check_writable_folder(args.out)
     for path, target in upscale_targets(args.images, out_dir, args.force):
         img = read_image(path)
@@ -86,7 +92,7 @@ def cmd_upscale(args) -> None:
         grey = bool(np.all(img[..., 0] == img[..., 1]) and np.all(img[..., 1] == img[..., 2]))
         with tqdm(total=h * w, unit="px", unit_scale=True, desc=path.name, leave=False,
                   disable=h * w < 1_000_000) as bar:
-            hr = model.upscale(img, progress=bar.update)
+            hr = model.upscale(img, progress=bar.update, ensemble=args.ensemble)
         if grey:
             hr = hr[..., 0] if len(model.nets) == 1 else cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
         ok, png = cv2.imencode(".png", hr)
@@ -125,6 +131,32 @@ def cmd_evaluate(args) -> None:
         print(f"{data} / {args.split}: {len(pairs)} images, crop_border={args.crop_border}")
         print(summary.to_string())
     print(f"wrote {out / f'scores_{args.split}.csv'} and {out / f'summary_{args.split}.csv'}")
+
+
+def cmd_photo_benchmark(args) -> None:
+    import pandas as pd
+
+    from .data import CelebA, ImageSet, evaluation_subset
+    from .evaluate import PHOTO_BASELINES, photo_benchmark
+    from .files import check_writable_folder
+    from .model import SRModel
+    from .sample import resolve_data_dir
+
+    out = check_writable_folder(args.out)
+    photo_model = load_model(args.weights) if args.weights else SRModel.shipped("photo")
+    study_model = SRModel.shipped("study")
+    methods = {**PHOTO_BASELINES, "study model": study_model.predict, "photo model": photo_model.predict,
+               "photo model, 8-fold ensemble": lambda lr: photo_model.predict(lr, ensemble=True)}
+    data = resolve_data_dir(args.data)
+    images = ImageSet(evaluation_subset(CelebA.open(data).split(args.split), args.limit))
+    scores, summary = photo_benchmark(images, methods)
+    scores.to_csv(out / f"photo_scores_{args.split}.csv", index=False)
+    summary.to_csv(out / f"photo_summary_{args.split}.csv", index=False)
+    with pd.option_context("display.width", 200, "display.precision", 2, "display.max_rows", 100):
+        print(f"{data} / {args.split}: {len(images)} images; PSNR RGB (dB) and the paired difference to "
+              f"bicubic on the same images, 95% bootstrap interval")
+        print(summary.to_string(index=False))
+    print(f"wrote {out / f'photo_scores_{args.split}.csv'} and {out / f'photo_summary_{args.split}.csv'}")
 
 
 def cmd_train(args) -> None:
@@ -205,13 +237,20 @@ def count(minimum: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train import RECIPES
+
     p = argparse.ArgumentParser(prog="python -m srlib", description="4x super-resolution with a NumPy sub-pixel CNN.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("upscale", help="upscale images 4x (any size, colour or grey) to PNG")
     s.add_argument("images", nargs="+", metavar="IMAGE")
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    s.add_argument("--weights", metavar="CKPT", help="srlib checkpoint (default: the shipped model)")
+    s.add_argument("--weights", metavar="CKPT", help="srlib checkpoint (default: the shipped model for --grid)")
+    s.add_argument("--grid", choices=["centre", "study"],
+                   help="where the input's pixels sit: centre (photos: area-averaged, resized, camera images; "
+                   "the default) or study (the study's degradation: the top-left pixel of each 4x4 block)")
+    s.add_argument("--ensemble", action="store_true",
+                   help="average over the 8 flips and rotations (centre grid; 8x the time)")
     s.add_argument("--force", action="store_true", help="replace output files that already exist")
     s.set_defaults(func=cmd_upscale)
 
@@ -226,8 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
     s.set_defaults(func=cmd_evaluate)
 
+    s = sub.add_parser("photo-benchmark", help="score interpolation and the shipped models on photo degradations")
+    s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
+    s.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    s.add_argument("--limit", type=count(1), metavar="N", help="a fixed, evenly spread subset of N images")
+    s.add_argument("--weights", metavar="CKPT", help="the photo model to score (default: the shipped one)")
+    s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
+    s.set_defaults(func=cmd_photo_benchmark)
+
     s = sub.add_parser("train", help="train a model with a named recipe (seeded, resumable)")
-    s.add_argument("--recipe", default="improved", choices=["study", "improved"])
+    s.add_argument("--recipe", default="improved", choices=list(RECIPES),
+                   help="study: the study's; improved: the report's shipped model; photo: for photographs")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--iterations", type=count(1), default=12000, metavar="N",
                    help="iterations of 10 images x 3 channels")

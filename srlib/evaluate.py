@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from typing import Callable
 
+import cv2
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import photo
 from .data import ImageSet, Pairs
 from .degrade import HR_SIZE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
 from .errors import SrlibError
-from .metrics import SSIM_WINDOW, image_metrics, psnr, study_psnr
+from .metrics import SSIM_WINDOW, image_metrics, paired_difference, psnr, study_psnr
 from .model import SRModel
 
 #: method: uint8 LR (N, h, w, 3) -> float HR estimate (N, 4h, 4w, 3) on 0..255
@@ -27,6 +29,13 @@ BASELINES: dict[str, Method] = {
     "nearest": _per_image(upscale_nearest),
     "bicubic_plain": _per_image(upscale_bicubic_centred),
     "bicubic_aligned": _per_image(upscale_bicubic),
+}
+
+#: Interpolation for LR images on the centre grid (photo.py): OpenCV's bicubic and Lanczos as they are.
+PHOTO_BASELINES: dict[str, Method] = {
+    "bicubic": _per_image(upscale_bicubic_centred),
+    "lanczos": _per_image(lambda lr: cv2.resize(np.asarray(lr, np.float32), (lr.shape[1] * 4, lr.shape[0] * 4),
+                                                interpolation=cv2.INTER_LANCZOS4)),
 }
 
 METRICS = ["psnr_rgb", "psnr_y", "ssim_y", "ssim_rgb"]
@@ -78,3 +87,31 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
     out["study_psnr"] = g["mse_float"].apply(lambda m: study_psnr(m.to_numpy()))
     out["images"] = g.size()
     return out.loc[order]
+
+
+def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, Method], reference: str = "bicubic",
+                    degradations: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each method on each photo degradation (``photo.BENCHMARK``) of the same HR images.
+
+    Returns (per-image scores: degradation, image, method, psnr_rgb; summary: one row per degradation
+    and method with its mean PSNR and the paired difference to ``reference`` on the same images, with
+    a 95% bootstrap interval)."""
+    degradations = photo.BENCHMARK if degradations is None else degradations
+    rows = []
+    batches = pairs.batches(desc="photo benchmark") if isinstance(pairs, ImageSet) else [pairs]
+    for batch in batches:
+        for deg, fn in degradations.items():
+            lr = np.stack([fn(h) for h in batch.hr])
+            for name, method in methods.items():
+                out = to_uint8(method(lr))
+                rows += [{"degradation": deg, "image": p.name, "method": name, "psnr_rgb": psnr(o, h)}
+                         for p, o, h in zip(batch.paths, out, batch.hr)]
+    scores = pd.DataFrame(rows)
+    summary = []
+    for (deg, name), g in scores.groupby(["degradation", "method"], sort=False):
+        ref = scores[(scores.degradation == deg) & (scores.method == reference)]
+        mean, low, high = paired_difference(g.psnr_rgb.to_numpy(), ref.psnr_rgb.to_numpy())
+        summary.append({"degradation": deg, "method": name, "psnr_rgb": g.psnr_rgb.mean(),
+                        f"minus_{reference}": mean, "ci_low": low, "ci_high": high, "images": len(g)})
+    return scores, pd.DataFrame(summary)

@@ -73,3 +73,14 @@ def image_metrics(output: np.ndarray, target: np.ndarray, crop_border: int = 0) 
 def study_psnr(float_mse: np.ndarray) -> float:
     """The study's figure: PSNR of the mean float MSE over images (unclipped outputs, all channels)."""
     return float(10 * np.log10(255.0 ** 2 / np.mean(float_mse)))
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of the per-image differences a - b (the same images, in the same order) and its 95%
+    bootstrap interval (percentiles of ``n_boot`` resamples of the images, seeded): (mean, low, high)."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if d.ndim != 1 or len(d) == 0:
+        raise ValueError(f"paired_difference needs two equal-length 1-D arrays, got {np.shape(a)} and {np.shape(b)}")
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
+    low, high = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+    return float(d.mean()), float(low), float(high)

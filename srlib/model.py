@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .degrade import SCALE, to_uint8, upscale_bicubic
+from .degrade import SCALE, to_uint8, upscale_bicubic, upscale_bicubic_centred
 from .errors import SrlibError
 from .network import SRNet
+from .photo import GRIDS
 
 # Large images go through the network in tiles of TILE x TILE LR pixels, each with a HALO of real
 # neighbouring pixels around it. The network sees 5 LR pixels to each side (kernel radii 2 + 1 + 1 + 1)
@@ -60,37 +61,47 @@ def check_output_size(h: int, w: int, name: str = "the image") -> None:
                          f"pixels square)")
 
 
-# The model shipped with the package (see models/MODEL_CARD.md).
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.npz"
+# The models shipped with the package, by name (each has a model card beside it): "photo" for photographs
+# (centre grid, ``upscale``'s default) and "study" for the study's degradation (the report's model).
+SHIPPED = {name: Path(__file__).resolve().parent / "models" / f"{name}.npz" for name in ("photo", "study")}
 
 
 class SRModel:
     """``nets``: one network for all channels, or three (B, G, R) for per-channel models."""
 
-    def __init__(self, nets: SRNet | list[SRNet], residual: bool = False, output_scale: float = 1.0):
+    def __init__(self, nets: SRNet | list[SRNet], residual: bool = False, output_scale: float = 1.0,
+                 grid: str = "study"):
         self.nets = nets if isinstance(nets, list) else [nets]
         if len(self.nets) not in (1, 3):
             raise ValueError(f"SRModel takes one network or three (B, G, R), got {len(self.nets)}")
+        if grid not in GRIDS:
+            raise ValueError(f"SRModel: grid must be one of {', '.join(GRIDS)}, got {grid!r}")
         self.residual = residual
         self.output_scale = float(output_scale)
+        self.grid = grid  # the sampling grid of the LR images it was trained on (see photo.py)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint | str) -> "SRModel":
+        source = str(ckpt) if not isinstance(ckpt, Checkpoint) else "the given checkpoint"
         ckpt = load_checkpoint(ckpt) if not isinstance(ckpt, Checkpoint) else ckpt
         m = ckpt.meta.get("model", {})
+        if not isinstance(m, dict) or m.get("grid", "study") not in GRIDS:
+            raise SrlibError(f"checkpoint {source}: model metadata {m!r:.80} is not usable; re-create it with srlib")
         return cls(ckpt.networks(), residual=bool(m.get("residual", False)),
-                   output_scale=float(m.get("output_scale", 1.0)))
+                   output_scale=float(m.get("output_scale", 1.0)), grid=m.get("grid", "study"))
 
     @classmethod
-    def default(cls) -> "SRModel":
-        """The shipped model (``DEFAULT_MODEL``), which ``upscale`` uses when no weights are given."""
-        if not DEFAULT_MODEL.is_file():
-            raise SrlibError(f"the default model {DEFAULT_MODEL} is missing from this installation; "
-                             f"pass --weights CKPT")
-        return cls.from_checkpoint(str(DEFAULT_MODEL))
+    def shipped(cls, name: str) -> "SRModel":
+        """A model shipped with srlib: "photo" (``upscale``'s default) or "study" (the report's)."""
+        if name not in SHIPPED:
+            raise SrlibError(f"no shipped model {name!r}; choose one of {', '.join(SHIPPED)}")
+        if not SHIPPED[name].is_file():
+            raise SrlibError(f"the shipped model {SHIPPED[name]} is missing from this installation; "
+                             f"reinstall srlib or pass --weights CKPT")
+        return cls.from_checkpoint(str(SHIPPED[name]))
 
     def model_meta(self) -> dict:
-        return {"residual": self.residual, "output_scale": self.output_scale}
+        return {"residual": self.residual, "output_scale": self.output_scale, "grid": self.grid}
 
     def targets(self, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
         """What the network must output for uint8 LR (N, h, w) and HR (N, 4h, 4w): (N, 1, 4h, 4w) float32."""
@@ -104,9 +115,10 @@ class SRModel:
         """uint8 LR channels (N, h, w) -> network input (N, 1, h, w) float32 in [0, 1]."""
         return (lr.astype(np.float32) / 255.0)[:, None]
 
-    @staticmethod
-    def _bicubic(lr: np.ndarray) -> np.ndarray:
-        return np.stack([upscale_bicubic(c) for c in lr])
+    def _bicubic(self, lr: np.ndarray) -> np.ndarray:
+        """The residual base: bicubic interpolation that puts LR samples where this model's grid has them."""
+        up = upscale_bicubic if self.grid == "study" else upscale_bicubic_centred
+        return np.stack([up(c) for c in lr])
 
     def _channels(self, lr: np.ndarray, net: SRNet) -> np.ndarray:
         """uint8 LR channels (N, h, w), one piece -> float HR estimate (N, 4h, 4w) on 0..255, unclipped."""
@@ -115,39 +127,58 @@ class SRModel:
             y += self._bicubic(lr)
         return y
 
-    def _window(self, lr: np.ndarray) -> np.ndarray:
-        """uint8 LR images (N, h, w, 3) BGR, one piece -> float (N, 4h, 4w, 3) on 0..255, unclipped."""
+    def _window(self, lr: np.ndarray, ensemble: bool = False) -> np.ndarray:
+        """uint8 LR images (N, h, w, 3) BGR, one piece -> float (N, 4h, 4w, 3) on 0..255, unclipped.
+
+        ``ensemble``: the mean over the 8 flips and rotations of the input, each undone on its output.
+        Only on the centre grid: there a flip maps block centres to block centres, while on the study
+        grid it would move every sample from a block's first pixel to its last (3 HR pixels off)."""
+        if not ensemble:
+            return self._window_once(lr)
+        if self.grid != "centre":
+            raise SrlibError("the flip/rotation ensemble keeps the sampling phase only on the centre grid; "
+                             "this model was trained on the study grid")
+        total = np.zeros((lr.shape[0], lr.shape[1] * SCALE, lr.shape[2] * SCALE, lr.shape[3]), np.float32)
+        for k in range(4):
+            for flip in (False, True):
+                x = np.rot90(lr[:, :, ::-1] if flip else lr, k, axes=(1, 2))
+                y = np.rot90(self._window_once(np.ascontiguousarray(x)), -k, axes=(1, 2))
+                total += y[:, :, ::-1] if flip else y
+        return total / 8
+
+    def _window_once(self, lr: np.ndarray) -> np.ndarray:
         n, h, w, c = lr.shape
         if len(self.nets) == 1:
             y = self._channels(lr.transpose(0, 3, 1, 2).reshape(-1, h, w), self.nets[0])
             return y.reshape(n, c, h * SCALE, w * SCALE).transpose(0, 2, 3, 1)
         return np.stack([self._channels(lr[..., i], net) for i, net in enumerate(self.nets)], axis=-1)
 
-    def predict(self, lr: np.ndarray, batch: int = 16) -> np.ndarray:
+    def predict(self, lr: np.ndarray, batch: int = 16, ensemble: bool = False) -> np.ndarray:
         """uint8 LR images (N, h, w, 3) BGR -> float (N, 4h, 4w, 3) on 0..255, unclipped.
         Runs ``batch`` images and one tile (``tile_grid``) at a time, so memory stays bounded for any N
-        and any image size."""
+        and any image size. ``ensemble``: see ``_window``."""
         n, h, w, c = lr.shape
         if c != 3:
             raise ValueError(f"SRModel.predict expects (N, h, w, 3) BGR images, got shape {lr.shape}")
         out = np.empty((n, h * SCALE, w * SCALE, c), np.float32)
         for s in range(0, n, batch):
             for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
-                out[s:s + batch, hr(tr), hr(tc)] = self._window(lr[s:s + batch, rows, cols])[:, hr(ir), hr(ic)]
+                out[s:s + batch, hr(tr), hr(tc)] = self._window(lr[s:s + batch, rows, cols], ensemble)[:, hr(ir), hr(ic)]
         return out
 
-    def upscale(self, image: np.ndarray, progress=None) -> np.ndarray:
+    def upscale(self, image: np.ndarray, progress=None, ensemble: bool = False) -> np.ndarray:
         """uint8 BGR image (H, W, 3) -> uint8 (4H, 4W, 3), rounded and clipped.
 
         Streams tile by tile (``tile_grid``) into one preallocated uint8 output, so the memory beyond the
         input and output images stays that of one tile whatever the image size. ``progress``, if given,
-        is called with the number of LR pixels done after each tile (for a progress bar).
+        is called with the number of LR pixels done after each tile (for a progress bar). ``ensemble``:
+        see ``_window`` (8x the time).
         """
         h, w, c = image.shape
         check_output_size(h, w)
         out = np.empty((h * SCALE, w * SCALE, c), np.uint8)
         for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
-            out[hr(tr), hr(tc)] = to_uint8(self._window(image[None, rows, cols])[0, hr(ir), hr(ic)])
+            out[hr(tr), hr(tc)] = to_uint8(self._window(image[None, rows, cols], ensemble)[0, hr(ir), hr(ic)])
             if progress is not None:
                 progress((tr.stop - tr.start) * (tc.stop - tc.start))
         return out

@@ -25,6 +25,7 @@ from .data import ImageSet, Pairs
 from .degrade import blur_decimate
 from .errors import SrlibError
 from .evaluate import mean_psnr
+from . import photo
 from .layers import MSELoss
 from .model import SRModel
 from .network import NetConfig, SRNet
@@ -47,6 +48,7 @@ class Recipe:
     warmup: int = 0                 # iterations of linear learning-rate warm-up
     cosine: bool = False            # cosine decay of the learning rate to 0 at the last iteration
     flips: bool = False             # random horizontal flips (LR re-made from the flipped HR)
+    degradation: str = "study"      # "study": the study's LR (study grid); "photo": photo.random_degradation
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -91,14 +93,17 @@ class Recipe:
         return lr
 
 
+_IMPROVED = Recipe(
+    name="improved",
+    net=NetConfig(bias=True, init="he", final_relu=False, final_init_scale=0.01),
+    residual=True, output_scale=255.0, lr=2e-3, stack_channels=True,
+    warmup=200, cosine=True, flips=True,
+)
 RECIPES: dict[str, Recipe] = {
     "study": Recipe(),
-    "improved": Recipe(
-        name="improved",
-        net=NetConfig(bias=True, init="he", final_relu=False, final_init_scale=0.01),
-        residual=True, output_scale=255.0, lr=2e-3, stack_channels=True,
-        warmup=200, cosine=True, flips=True,
-    ),
+    "improved": _IMPROVED,
+    # The improved recipe on photo degradations (centre grid), drawn afresh for every image drawn.
+    "photo": replace(_IMPROVED, name="photo", degradation="photo"),
 }
 
 
@@ -223,7 +228,8 @@ class Trainer:
             raise SrlibError("shared_optimizer_bug reproduces the study's shared Adam: it needs per_channel "
                              "networks and the adam optimizer")
         nets = [SRNet(recipe.net, seed=seed * 10 + i) for i in range(3 if per_channel else 1)]
-        self.model = SRModel(nets, residual=recipe.residual, output_scale=recipe.output_scale)
+        self.model = SRModel(nets, residual=recipe.residual, output_scale=recipe.output_scale,
+                             grid="centre" if recipe.degradation == "photo" else "study")
         hp = {**dict(recipe.optimizer_args), "lr": recipe.lr, **optimizer_overrides}
         self.base_lr = hp["lr"]
         if shared_optimizer_bug:
@@ -240,13 +246,17 @@ class Trainer:
         """Draw the iteration's images: uint8 LR (n, 44, 44, 3) and HR (n, 176, 176, 3)."""
         idx = self.rng.integers(0, len(self.train), size=self.recipe.images)
         lr, hr = self.train.take(idx)
+        study = self.recipe.degradation == "study"
         if self.recipe.flips:
             flip = self.rng.random(len(idx)) < 0.5
             if flip.any():
                 hr = hr.copy()
-                lr = lr.copy()
                 hr[flip] = hr[flip][:, :, ::-1]
-                lr[flip] = np.stack([blur_decimate(h) for h in hr[flip]])
+                if study:
+                    lr = lr.copy()
+                    lr[flip] = np.stack([blur_decimate(h) for h in hr[flip]])
+        if not study:
+            lr = np.stack([photo.random_degradation(h, self.rng) for h in hr])
         return lr, hr
 
     def step(self) -> float:
@@ -281,7 +291,10 @@ class Trainer:
         ``data.evaluation_subset`` gives a fixed, evenly spread subset)."""
         if self.val is None:
             raise SrlibError("no validation pairs given to the Trainer")
-        value = mean_psnr(self.model, self.val)
+        val = self.val
+        if self.recipe.degradation == "photo":  # score on the model's own grid: area-averaged LR
+            val = Pairs(val.paths, np.stack([photo.area(h) for h in val.hr]), val.hr)
+        value = mean_psnr(self.model, val)
         self.history.val_iteration.append(self.iteration)
         self.history.val_psnr.append(value)
         return value

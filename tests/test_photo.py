@@ -1,0 +1,97 @@
+"""Photo degradations sample the centre grid; models remember their grid; the flip/rotation ensemble;
+the photo benchmark's paired intervals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from srlib import photo
+from srlib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from srlib.data import Pairs
+from srlib.degrade import upscale_bicubic_centred
+from srlib.errors import SrlibError
+from srlib.evaluate import PHOTO_BASELINES, photo_benchmark
+from srlib.metrics import paired_difference
+from srlib.model import SRModel
+from srlib.network import NetConfig, SRNet
+from srlib.train import RECIPES, Trainer
+
+from conftest import smooth_image
+
+
+def ramp(h: int = 64, w: int = 64) -> np.ndarray:
+    """HR image whose value is linear in x: a sample's value says where it was taken."""
+    x = np.arange(w, dtype=np.float64)
+    return np.repeat((40 + 2 * x)[None, :], h, axis=0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("degrade", [photo.area, lambda hr: photo.blur_sample(hr, 1.2), photo.bicubic_antialiased])
+def test_photo_degradations_sample_block_centres(degrade):
+    lr = degrade(ramp()).astype(np.float64)
+    centres = 40 + 2 * (4 * np.arange(16) + 1.5)  # HR x = 4j + 1.5
+    np.testing.assert_allclose(lr[8, 2:-2], centres[2:-2], atol=0.51)  # away from the borders
+    up = upscale_bicubic_centred(lr.astype(np.uint8))
+    np.testing.assert_allclose(up[8, 8:-8], ramp()[8, 8:-8], atol=1.0)  # centre-grid bicubic puts it back
+
+
+def test_random_degradation_is_seeded_and_shaped():
+    hr = smooth_image(np.random.default_rng(0), 176, 176)
+    a = [photo.random_degradation(hr, np.random.default_rng(5)) for _ in range(2)]
+    np.testing.assert_array_equal(a[0], a[1])
+    assert a[0].shape == (44, 44, 3) and a[0].dtype == np.uint8
+    kinds = {photo.random_degradation(hr, np.random.default_rng(s)).tobytes() for s in range(8)}
+    assert len(kinds) == 8
+
+
+@pytest.fixture(scope="module")
+def centre_model() -> SRModel:
+    return SRModel(SRNet(NetConfig(init="he", bias=True, final_relu=False), seed=2), residual=True,
+                   output_scale=255.0, grid="centre")
+
+
+def test_grid_is_stored_and_old_checkpoints_are_study(tmp_path, centre_model):
+    net = centre_model.nets[0]
+    path = save_checkpoint(tmp_path / "m.npz", Checkpoint(config=net.config, weights=[net.weights()],
+                                                          meta={"model": centre_model.model_meta()}))
+    assert SRModel.from_checkpoint(str(path)).grid == "centre"
+    old = save_checkpoint(tmp_path / "old.npz", Checkpoint(config=net.config, weights=[net.weights()],
+                                                           meta={"model": {"residual": True}}))
+    assert SRModel.from_checkpoint(str(old)).grid == "study"
+    bad = save_checkpoint(tmp_path / "bad.npz", Checkpoint(config=net.config, weights=[net.weights()],
+                                                           meta={"model": {"grid": "diagonal"}}))
+    with pytest.raises(SrlibError, match="bad.npz"):
+        SRModel.from_checkpoint(str(bad))
+
+
+def test_ensemble_is_flip_equivariant_and_only_on_the_centre_grid(centre_model):
+    lr = smooth_image(np.random.default_rng(1), 20, 24)[None]
+    y = centre_model.predict(lr, ensemble=True)
+    y_flipped = centre_model.predict(np.ascontiguousarray(lr[:, :, ::-1]), ensemble=True)
+    np.testing.assert_allclose(y_flipped[:, :, ::-1], y, atol=1e-3)
+    assert np.abs(y - centre_model.predict(lr)).max() > 0.01  # it does average something
+    study = SRModel(centre_model.nets, residual=True, output_scale=255.0, grid="study")
+    with pytest.raises(SrlibError, match="centre grid"):
+        study.predict(lr, ensemble=True)
+
+
+def test_paired_difference_and_benchmark_table(centre_model):
+    a, b = np.array([30.0, 31.0, 29.0, 30.5]), np.array([29.0, 30.5, 28.0, 30.0])
+    mean, low, high = paired_difference(a, b)
+    assert mean == pytest.approx(0.75) and 0.5 <= low <= mean <= high <= 1.0
+    hr = np.stack([smooth_image(np.random.default_rng(i), 176, 176) for i in range(4)])
+    pairs = Pairs([__import__("pathlib").Path(f"{i}.png") for i in range(4)], hr[:, ::4, ::4], hr)
+    methods = {**PHOTO_BASELINES, "model": centre_model.predict}
+    scores, summary = photo_benchmark(pairs, methods)
+    assert len(scores) == 4 * len(methods) * len(photo.BENCHMARK)
+    assert list(summary.columns) == ["degradation", "method", "psnr_rgb", "minus_bicubic", "ci_low", "ci_high",
+                                     "images"]
+    bicubic = summary[summary.method == "bicubic"]
+    assert (bicubic.minus_bicubic == 0).all() and (summary.images == 4).all()
+
+
+def test_photo_recipe_trains_on_the_centre_grid(pairs):
+    trainer = Trainer(RECIPES["photo"].with_(images=3), pairs, total=2, seed=0, val=pairs)
+    lr, hr = trainer._batch()
+    assert lr.shape == (3, 44, 44, 3) and trainer.model.grid == "centre"
+    trainer.run(progress=False)
+    assert np.isfinite(trainer.validate())
