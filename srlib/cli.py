@@ -49,32 +49,58 @@ def print_path(path: Path) -> None:
         out.flush()
 
 
-def upscale_targets(images: list[str], out_dir: Path, force: bool) -> list[tuple[Path, Path]]:
-    """(input, output) for each image, checked before any work: every input exists, no two inputs
-    write the same output, no output is one of the inputs, and no existing file is replaced unless
-    ``force``."""
-    pairs = [(Path(name), out_dir / f"{Path(name).stem}_x4.png") for name in images]
-    inputs = {src.resolve() for src, _ in pairs}
+def write_png(path: Path, image: np.ndarray) -> None:
+    from .files import atomic_write
+
+    ok, png = cv2.imencode(".png", image)
+    if not ok:
+        raise SrlibError(f"could not encode {path} as PNG")
+    atomic_write(path, lambda f: f.write(png.data), "image")
+
+
+def comparison(lr: np.ndarray, result: np.ndarray, grid: str) -> np.ndarray:
+    """Side by side, labelled: the input (each pixel repeated 4x4), bicubic on the same grid, srlib."""
+    from .degrade import to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
+
+    bicubic = (upscale_bicubic_centred if grid == "centre" else upscale_bicubic)(lr)
+    panels = [upscale_nearest(lr), to_uint8(bicubic), result]
+    labels = ["input (pixels shown 4x4)", "bicubic", "srlib"]
+    for panel, label in zip(panels, labels):
+        cv2.putText(panel, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(panel, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
+    gap = np.full((result.shape[0], 8, 3), 255, np.uint8)
+    return np.hstack([panels[0], gap, panels[1], gap, panels[2]])
+
+
+def upscale_targets(images: list[str], out_dir: Path, force: bool, compare: bool = False
+                    ) -> list[tuple[Path, list[Path]]]:
+    """(input, its outputs) for each image: NAME_x4.png, and NAME_x4_compare.png with ``compare``.
+    Checked before any work: every input exists, no two inputs write the same output, no output is one
+    of the inputs, and no existing file is replaced unless ``force``."""
+    suffixes = ["_x4.png", "_x4_compare.png"] if compare else ["_x4.png"]
+    jobs = [(Path(name), [out_dir / f"{Path(name).stem}{s}" for s in suffixes]) for name in images]
+    inputs = {src.resolve() for src, _ in jobs}
     seen: dict[Path, Path] = {}
-    for src, target in pairs:
+    for src, targets in jobs:
         if not src.is_file():
             raise SrlibError(f"{src}: no such image file; check the path")
-        if target.resolve() in seen:
-            raise SrlibError(f"{seen[target.resolve()]} and {src} would both be written to {target}; "
-                             f"upscale them into different folders (-o)")
-        seen[target.resolve()] = src
-        if target.resolve() in inputs:
-            raise SrlibError(f"{target} is one of the input images; choose another output folder (-o)")
-        if target.exists() and not force:
-            raise SrlibError(f"{target} exists; pass --force to replace it, or choose another folder (-o)")
-    return pairs
+        for target in targets:
+            if target.resolve() in seen:
+                raise SrlibError(f"{seen[target.resolve()]} and {src} would both be written to {target}; "
+                                 f"upscale them into different folders (-o)")
+            seen[target.resolve()] = src
+            if target.resolve() in inputs:
+                raise SrlibError(f"{target} is one of the input images; choose another output folder (-o)")
+            if target.exists() and not force:
+                raise SrlibError(f"{target} exists; pass --force to replace it, or choose another folder (-o)")
+    return jobs
 
 
 def cmd_upscale(args) -> None:
     from tqdm.auto import tqdm
 
     from .data import read_image
-    from .files import atomic_write, check_writable_folder
+    from .files import check_writable_folder
     from .model import SRModel, check_output_size
 
     model = load_model(args.weights) if args.weights is not None else SRModel.shipped(
@@ -85,7 +111,7 @@ def cmd_upscale(args) -> None:
     if args.ensemble and model.grid != "centre":
         raise SrlibError("--ensemble keeps the sampling phase only on the centre grid; drop it for this model")
     out_dir = check_writable_folder(args.out)
-    for path, target in upscale_targets(args.images, out_dir, args.force):
+    for path, (target, *compare) in upscale_targets(args.images, out_dir, args.force, args.compare):
         img = read_image(path)
         h, w = img.shape[:2]
         check_output_size(h, w, str(path))
@@ -95,11 +121,12 @@ def cmd_upscale(args) -> None:
             hr = model.upscale(img, progress=bar.update, ensemble=args.ensemble)
         if grey:
             hr = hr[..., 0] if len(model.nets) == 1 else cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
-        ok, png = cv2.imencode(".png", hr)
-        if not ok:
-            raise SrlibError(f"could not encode {target} as PNG")
-        atomic_write(target, lambda f: f.write(png.data), "image")
+        write_png(target, hr)
         print_path(target)
+        if compare:
+            write_png(compare[0], comparison(img, hr if hr.ndim == 3 else cv2.cvtColor(hr, cv2.COLOR_GRAY2BGR),
+                                             model.grid))
+            print_path(compare[0])
 
 
 def cmd_evaluate(args) -> None:
@@ -251,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the default) or study (the study's degradation: the top-left pixel of each 4x4 block)")
     s.add_argument("--ensemble", action="store_true",
                    help="average over the 8 flips and rotations (centre grid; 8x the time)")
+    s.add_argument("--compare", action="store_true",
+                   help="also write NAME_x4_compare.png: the input, bicubic and srlib side by side")
     s.add_argument("--force", action="store_true", help="replace output files that already exist")
     s.set_defaults(func=cmd_upscale)
 

@@ -195,3 +195,17 @@ def test_training_memory_does_not_grow_with_the_split(tmp_path):
     assert [r["rc"] for r in results] == [0, 0], results
     # Loading the large split into memory would take 400 x 98 kB x 2 (list + stacked array) = 78 MB more.
     assert results[1]["peak_mib"] - results[0]["peak_mib"] < 15, results
+
+
+def test_upscale_grid_ensemble_and_compare(tmp_path, model_ckpt):
+    p = image(tmp_path / "p.png")
+    r = srlib("upscale", p, "-o", tmp_path / "o", "--weights", model_ckpt, "--grid", "centre")
+    assert r.returncode == 1 and "trained for the study grid" in error_line(r)
+    r = srlib("upscale", p, "-o", tmp_path / "o", "--weights", model_ckpt, "--ensemble")
+    assert r.returncode == 1 and "centre grid" in error_line(r)
+    r = srlib("upscale", p, "-o", tmp_path / "o", "--weights", model_ckpt, "--compare")
+    assert r.returncode == 0, r.stderr
+    compare = cv2.imread(str(tmp_path / "o" / "p_x4_compare.png"))
+    assert compare.shape == (80, 3 * 96 + 16, 3)
+    r = srlib("upscale", p, "-o", tmp_path / "o", "--weights", model_ckpt, "--compare")
+    assert r.returncode == 1 and "--force" in error_line(r)
