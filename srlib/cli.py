@@ -237,6 +237,11 @@ def cmd_report(args) -> None:
     from .report import refresh_stored_outputs, report_folder, run_report
     from .sample import project_root, resolve_data_dir
 
+    try:
+        import papermill  # noqa: F401
+    except ImportError:
+        raise SrlibError("the report needs the notebook packages: pip install 'srlib[report]' (or '.[report]' "
+                         "in a checkout)") from None
     if args.refresh_notebooks:
         refresh_stored_outputs(args.only)
         return

@@ -12,7 +12,7 @@ from . import photo
 from .data import ImageSet, Pairs
 from .degrade import HR_SIZE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
 from .errors import SrlibError
-from .metrics import SSIM_WINDOW, image_metrics, paired_difference, psnr, study_psnr
+from .metrics import SSIM_WINDOW, image_metrics, mean_psnr, paired_difference, psnr, study_psnr
 from .model import SRModel
 
 #: method: uint8 LR (N, h, w, 3) -> float HR estimate (N, 4h, 4w, 3) on 0..255
@@ -68,14 +68,6 @@ def _score(pairs: Pairs, methods: dict[str, Method | SRModel], crop_border: int)
             row["mse_float"] = float(np.mean((y.astype(np.float64) - hr) ** 2))
             rows.append(row)
     return rows
-
-
-def mean_psnr(method: Method | SRModel, pairs: Pairs) -> float:
-    """Mean per-image PSNR (RGB, uint8 outputs) of one method on ``pairs``: the quick figure for
-    validation curves and sweeps (``evaluate`` gives the full table)."""
-    predict = method.predict if isinstance(method, SRModel) else method
-    out = to_uint8(predict(pairs.lr))
-    return float(np.mean([psnr(o, h) for o, h in zip(out, pairs.hr)]))
 
 
 def summarize(scores: pd.DataFrame) -> pd.DataFrame:

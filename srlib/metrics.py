@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .degrade import to_uint8
+
 # SSIM's Gaussian window (sigma 1.5, truncated at 3.5 sigma) spans 11 pixels; half of it is cut from
 # each border of the SSIM map.
 SSIM_WINDOW = 11
@@ -84,3 +86,12 @@ def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: in
     idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
     low, high = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
     return float(d.mean()), float(low), float(high)
+
+
+def mean_psnr(method, pairs) -> float:
+    """Mean per-image PSNR (RGB, uint8 outputs) of a model (anything with ``predict``) or a method
+    (uint8 LR (N, h, w, 3) -> float HR) on ``pairs``: the quick figure for validation curves and
+    sweeps (``evaluate.evaluate`` gives the full table)."""
+    predict = method.predict if hasattr(method, "predict") else method
+    out = to_uint8(predict(pairs.lr))
+    return float(np.mean([psnr(o, h) for o, h in zip(out, pairs.hr)]))

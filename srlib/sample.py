@@ -1,6 +1,7 @@
 """The embedded default dataset: real photographs that scikit-image ships inside its package, cut into
 CelebA-sized 178x218 crops and written in CelebA's layout, so that everything runs on a fresh machine
-without a download. Built once, deterministically, into ``data/sample/`` (git-ignored).
+without a download. Built once, deterministically, into ``data/sample/`` (git-ignored), or into the user's
+cache folder when srlib is installed rather than run from its checkout.
 
 It is a smoke-test set, not a face benchmark: one portrait (the test split's astronaut) among other
 photographs. Use real CelebA for numbers worth reporting (README: "Using real CelebA").
@@ -68,18 +69,31 @@ def build_sample(root: str | os.PathLike) -> Path:
 
 
 def project_root() -> Path:
+    """The checkout srlib runs from (the folder holding srlib/, notebooks/ and data/)."""
     return Path(__file__).resolve().parent.parent
+
+
+def in_checkout() -> bool:
+    """True when srlib runs from its repository, False when installed (``pip install .``)."""
+    return (project_root() / "pyproject.toml").is_file() and (project_root() / "notebooks").is_dir()
+
+
+def cache_dir() -> Path:
+    """Where an installed srlib keeps what it builds: ``$XDG_CACHE_HOME/srlib`` (``~/.cache/srlib``),
+    never inside site-packages."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "srlib"
 
 
 def default_data_dir() -> Path:
     """Where data comes from when the user names none: ``$SRLIB_DATA``; else ``<repo>/data`` if it holds
-    CelebA; else the embedded sample in ``<repo>/data/sample`` (built on first use)."""
+    CelebA; else the embedded sample in ``<repo>/data/sample``, or in ``cache_dir()/sample`` for an
+    installed srlib (built on first use)."""
     if os.environ.get("SRLIB_DATA"):
         return Path(os.environ["SRLIB_DATA"])
     data = project_root() / "data"
-    if (data / IMAGE_DIR).is_dir():
+    if in_checkout() and (data / IMAGE_DIR).is_dir():
         return data
-    sample = data / "sample"
+    sample = (data if in_checkout() else cache_dir()) / "sample"
     if not (sample / "list_eval_partition.csv").is_file():
         build_sample(sample)
     return sample

@@ -24,7 +24,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import ImageSet, Pairs
 from .degrade import blur_decimate
 from .errors import SrlibError
-from .evaluate import mean_psnr
+from .metrics import mean_psnr
 from . import photo
 from .layers import MSELoss
 from .model import SRModel
