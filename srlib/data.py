@@ -148,7 +148,8 @@ class CelebA:
 
 def evaluation_subset(paths: list[Path], n: int | None) -> list[Path]:
     """A fixed, ordered subset of ``n`` images spread evenly over ``paths`` (all when n is None or
-    larger): the same images on every run, so reports are comparable (fact sheet, mistake 6)."""
+    larger): the same images on every run, so reports are comparable (the study scored
+    10 random images, different on every run)."""
     if n is None or n >= len(paths):
         return list(paths)
     if n < 1:

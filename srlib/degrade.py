@@ -21,7 +21,7 @@ LR_SIZE = HR_SIZE // SCALE
 
 def study_kernel() -> np.ndarray:
     """9x9 float64 kernel: centre 7x7 = exp(-(x^2 + y^2) / 2) / (2 pi) for offsets -3..3, zero ring,
-    not renormalised (sum ~ 0.9993), exactly as the study built it."""
+    not renormalised (sum 0.99946), exactly as the study built it."""
     k = np.zeros((9, 9))
     r = np.arange(-3, 4)
     xx, yy = np.meshgrid(r, r)
@@ -72,5 +72,5 @@ def upscale_bicubic_centred(lr: np.ndarray, scale: int = SCALE) -> np.ndarray:
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Round and clip a float image on the 0..255 scale to uint8 (the study cast without clipping, so
-    bright pixels wrapped around to dark ones: fact sheet, mistake 1)."""
+    bright pixels wrapped around to dark ones)."""
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)

@@ -33,7 +33,7 @@ BASELINES: dict[str, Method] = {
 
 #: Interpolation for LR images on the centre grid (photo.py): OpenCV's bicubic and Lanczos as they are.
 PHOTO_BASELINES: dict[str, Method] = {
-    "bicubic": _per_image(upscale_bicubic_centred),
+    "bicubic": BASELINES["bicubic_plain"],  # right for this grid: the same function, named for its use here
     "lanczos": _per_image(lambda lr: cv2.resize(np.asarray(lr, np.float32), (lr.shape[1] * 4, lr.shape[0] * 4),
                                                 interpolation=cv2.INTER_LANCZOS4)),
 }

@@ -203,7 +203,7 @@ def conclude_optimizers(sweep: SweepResult, iterations: int) -> str:
     lines.append("- Plain-gradient steps scale with the gradient, which on 0..255 targets is huge once signal "
                  "flows and tiny through the +-0.01 initialisation: at the study's lr they overshoot (the peaks "
                  "above), at small rates they barely move. Adaptive methods normalise each step and learn at "
-                 "their defaults. Comparing all at one learning rate (fact sheet, mistake 2) measured this "
+                 "their defaults. Comparing all at one learning rate, as the study did, measured this "
                  "mismatch, not the optimizers; the sweep above is the fair comparison.")
     return "\n".join(lines)
 

@@ -3,7 +3,7 @@
 Each optimizer is built over a list of ``Param`` objects and keeps its state (velocities, moments,
 step count) in arrays of its own, one per parameter. Two networks therefore never share moment
 estimates unless a caller builds one optimizer over both on purpose — the study's 3-colour experiment
-shared one Adam keyed by 'W1'..'W4' across three networks by accident (fact sheet, mistake 3).
+shared one Adam keyed by 'W1'..'W4' across three networks by accident.
 
 Updates, with g the gradient, in place on each parameter w:
   SGD       w -= lr g

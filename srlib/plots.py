@@ -1,7 +1,7 @@
 """Figures for the report: every one has a title, labelled axes with units, and is saved as PNG.
 
 The study's figures were screenshots at arbitrary sizes, and showed the LR input at the size of the
-outputs without saying it is 4x smaller (fact sheet, mistake 7). Here LR is drawn at its true size.
+outputs without saying it is 4x smaller. Here LR is drawn at its true size.
 """
 from __future__ import annotations
 

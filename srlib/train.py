@@ -156,7 +156,7 @@ class TrainingDiverged(SrlibError):
 
 
 class SharedAdam:
-    """The study's 3-colour bug, reproduced on purpose (fact sheet, mistake 3): ONE Adam whose state is
+    """The study's 3-colour bug, reproduced on purpose: ONE Adam whose state is
     keyed by layer position serves several networks, so their moments mix and its step counter
     advances once per network per iteration. ``bound(i)`` gives network i an optimizer-like handle."""
 
@@ -344,7 +344,7 @@ class Trainer:
     @classmethod
     def resume(cls, path: str | Path, train: Pairs | ImageSet, val: Pairs | None = None) -> "Trainer":
         """Rebuild a Trainer exactly as it was when ``path`` was saved: weights, optimizer state (the
-        study restarted Adam on resume: fact sheet, mistake 4), iteration, random state and history."""
+        study restarted Adam on resume), iteration, random state and history."""
         ckpt = load_checkpoint(path)
         m = ckpt.meta
         if m.get("model_only") or not isinstance(m.get("recipe"), dict):

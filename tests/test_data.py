@@ -1,4 +1,4 @@
-"""Data path: CelebA layout in both partition forms, the degradation against the fact sheet, baselines,
+"""Data path: CelebA layout in both partition forms, the degradation against the study's definition, baselines,
 the embedded sample, and one clear error line for every kind of bad input."""
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_kernel_matches_fact_sheet():
     assert k[4, 4] == pytest.approx(1 / (2 * np.pi))
     assert k[4, 7] == pytest.approx(np.exp(-9 / 2) / (2 * np.pi))  # offset (0, 3)
     assert k[1, 1] == pytest.approx(np.exp(-18 / 2) / (2 * np.pi))  # offset (-3, -3)
-    # not renormalised: (sum_{-3..3} e^{-x^2/2})^2 / 2pi = 0.99946 (the sheet rounds it to ~0.9993)
+    # not renormalised: (sum_{-3..3} e^{-x^2/2})^2 / 2pi = 0.99946 (the study's description says ~0.9993)
     assert k.sum() == pytest.approx(0.999459, abs=1e-6)
 
 

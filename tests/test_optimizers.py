@@ -52,7 +52,7 @@ def test_update_matches_textbook(name):
     grads = [rng.standard_normal((3, 4)) for _ in range(5)]
     p = Param("w", w0.copy(), np.zeros_like(w0))
     opt = make_optimizer(name, [p])
-    assert opt.hyperparams() == DEFAULTS[name]  # the fact sheet's defaults
+    assert opt.hyperparams() == DEFAULTS[name]  # the study's defaults
     for g in grads:
         p.grad[...] = g
         opt.step()
