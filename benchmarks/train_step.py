@@ -100,6 +100,19 @@ def study_like_step(weights, x, t):
 INFER_SIZE = 512
 
 
+def measure(fn, rounds: int):
+    """fn() once (warm-up; its result is returned), then ``rounds`` timed calls:
+    (result, seconds per call, peak RSS MiB before, peak RSS MiB after)."""
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = fn()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return result, times, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def inference_worker(method: str, rounds: int, threads: int) -> None:
     """Upscale one INFER_SIZE^2 RGB image with the shipped model; print times and peak RSS as JSON."""
     from srlib.degrade import to_uint8, upscale_bicubic
@@ -127,15 +140,8 @@ def inference_worker(method: str, rounds: int, threads: int) -> None:
                         h = torch.relu(h)
                 y = torch.nn.functional.pixel_shuffle(h, 4)[:, 0].numpy() * model.output_scale
             return to_uint8(y.transpose(1, 2, 0) + upscale_bicubic(image))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = run()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"times": times, "peak_mib": peak / 1024, "run_mib": (peak - base) / 1024,
+    out, times, base, peak = measure(run, rounds)
+    print(json.dumps({"times": times, "peak_mib": peak, "run_mib": peak - base,
                       "checksum": int(out.astype(np.int64).sum())}))
 
 
@@ -173,17 +179,9 @@ def worker(method: str, rounds: int, out: Path) -> None:
             loss.backward()
             return float(loss), [w.grad.numpy() for w in ws]
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    loss, grads = step()  # warm-up, and the values compared across methods
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    (loss, grads), times, base, peak = measure(step, rounds)  # the warm-up's values are compared across methods
     np.savez(out, *[np.asarray(g, np.float64) for g in grads])
-    print(json.dumps({"times": times, "loss": float(loss), "peak_mib": peak / 1024,
-                      "step_mib": (peak - base) / 1024}))
+    print(json.dumps({"times": times, "loss": float(loss), "peak_mib": peak, "step_mib": peak - base}))
 
 
 def run_worker(*args: str, env: dict | None = None) -> dict:
