@@ -39,13 +39,15 @@ class ImageBrowser:
         self.columns.update({name: to_uint8(m.predict(pairs.lr)) for name, m in models.items()})
         self.slider = widgets.IntSlider(value=0, min=0, max=len(pairs) - 1, description="image",
                                         continuous_update=False)
+        self.position = widgets.HTML()
         self.row = widgets.HBox()
         self.slider.observe(lambda change: self.show(change["new"]), names="value")
         self.show(0)
-        self.widget = widgets.VBox([self.slider, self.row])
+        self.widget = widgets.VBox([widgets.HBox([self.slider, self.position]), self.row])
 
     def show(self, i: int) -> None:
         hr = self.pairs.hr[i]
+        self.position.value = f"image {i + 1} of {len(self.pairs)} &mdash; {self.pairs.paths[i].name}"
         panels = [_panel("LR input", self.pairs.lr[i], "44x44, shown at true size<br>(4x smaller)", 44)]
         for name, out in self.columns.items():
             panels.append(_panel(name, out[i], f"PSNR {psnr(out[i], hr):.2f} dB", 176))

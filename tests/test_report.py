@@ -45,8 +45,10 @@ def test_browser_shows_lr_at_true_size_and_psnr(pairs):
     assert "4x smaller" in panels[0].children[2].value and panels[0].children[1].width == "44"
     assert "PSNR" in panels[2].children[2].value
     first = panels[3].children[2].value
+    assert b.position.value.startswith(f"image 1 of {len(pairs)}")
     b.slider.value = 2
     assert b.row.children[3].children[2].value != first
+    assert b.position.value == f"image 3 of {len(pairs)} &mdash; {pairs.paths[2].name}"
 
 
 def fake_project(tmp_path, cells: list[str]):
