@@ -1,6 +1,8 @@
-"""Command line: ``python -m srlib {upscale,evaluate,train,export,import-study-weights,report} --help``.
+"""Command line: ``python -m srlib {upscale,evaluate,photo-benchmark,train,export,import-study-weights,report}
+--help``.
 
-Exit codes: 0 success, 1 a user-facing error (printed as one line), 2 bad usage, 130 interrupted.
+Exit codes: 0 success, 1 a user-facing error (printed as one line), 2 bad usage, 130 interrupted (SIGINT),
+141 the output pipe closed, 143 terminated (SIGTERM; ``train`` checkpoints first).
 """
 from __future__ import annotations
 
@@ -135,6 +137,7 @@ def cmd_evaluate(args) -> None:
     from .data import CelebA, ImageSet, evaluation_subset
     from .evaluate import BASELINES, evaluate, summarize
     from .files import check_writable_folder
+    from .model import SRModel
     from .sample import resolve_data_dir
 
     out = check_writable_folder(args.out)
@@ -145,8 +148,8 @@ def cmd_evaluate(args) -> None:
             taken = "a baseline's name" if name in BASELINES else "already taken" if name.strip() else "empty"
             raise SrlibError(f"--weights {w}: the method name {name!r} is {taken}; name it with NAME=CKPT")
         methods[name] = load_model(path)
-    if args.default_model:
-        methods["srlib_default"] = load_model(None)
+    if args.study_model:
+        methods["srlib_study"] = SRModel.shipped("study")
     data = resolve_data_dir(args.data)
     paths = evaluation_subset(CelebA.open(data).split(args.split), args.limit)
     pairs = ImageSet(paths)
@@ -292,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--split", default="test", choices=["train", "validation", "test"])
     s.add_argument("--weights", action="append", metavar="[NAME=]CKPT", help="a model to score (repeatable)")
-    s.add_argument("--default-model", action="store_true", help="also score the shipped default model")
+    s.add_argument("--study-model", action="store_true",
+                   help="also score the shipped study model (the one for this degradation)")
     s.add_argument("--limit", type=count(1), metavar="N", help="a fixed, evenly spread subset of N images")
     s.add_argument("--crop-border", type=count(0), default=0, metavar="PX",
                    help="pixels cut from each side, 0..87 (default 0)")
