@@ -61,12 +61,12 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 
 def comparison(lr: np.ndarray, result: np.ndarray, grid: str) -> np.ndarray:
-    """Side by side, labelled: the input (each pixel repeated 4x4), bicubic on the same grid, srlib."""
+    """Side by side, labelled: the input (each pixel drawn 4x4), bicubic on the same grid, srlib."""
     from .degrade import to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
 
     bicubic = (upscale_bicubic_centred if grid == "centre" else upscale_bicubic)(lr)
     panels = [upscale_nearest(lr), to_uint8(bicubic), result]
-    labels = ["input (pixels shown 4x4)", "bicubic", "srlib"]
+    labels = ["input", "bicubic", "srlib"]
     for panel, label in zip(panels, labels):
         cv2.putText(panel, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(panel, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
