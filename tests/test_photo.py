@@ -57,10 +57,11 @@ def test_grid_is_stored_and_old_checkpoints_are_study(tmp_path, centre_model):
     old = save_checkpoint(tmp_path / "old.npz", Checkpoint(config=net.config, weights=[net.weights()],
                                                            meta={"model": {"residual": True}}))
     assert SRModel.from_checkpoint(str(old)).grid == "study"
-    bad = save_checkpoint(tmp_path / "bad.npz", Checkpoint(config=net.config, weights=[net.weights()],
-                                                           meta={"model": {"grid": "diagonal"}}))
-    with pytest.raises(SrlibError, match="bad.npz"):
-        SRModel.from_checkpoint(str(bad))
+    for i, model in enumerate([{"grid": "diagonal"}, {"output_scale": "x"}, {"residual": "yes"}, "model"]):
+        bad = save_checkpoint(tmp_path / f"bad{i}.npz", Checkpoint(config=net.config, weights=[net.weights()],
+                                                                   meta={"model": model}))
+        with pytest.raises(SrlibError, match=f"bad{i}.npz"):
+            SRModel.from_checkpoint(str(bad))
 
 
 def test_ensemble_is_flip_equivariant_and_only_on_the_centre_grid(centre_model):
