@@ -37,12 +37,15 @@ def _jpeg_is_complete(data: bytes) -> bool:
     return data.find(b"\xff\xd9", data.rfind(b"\xff\xda")) != -1
 
 
+_stderr_lock = threading.Lock()  # file descriptor 2 is one per process: one capture at a time
+
+
 @contextmanager
 def _stderr_captured() -> Iterator[list[str]]:
     """Redirect file descriptor 2 (where libjpeg prints its warnings) into a temporary file; on exit the
     yielded list holds what was written."""
     text: list[str] = []
-    with tempfile.TemporaryFile() as captured:
+    with _stderr_lock, tempfile.TemporaryFile() as captured:
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(captured.fileno(), 2)
