@@ -19,28 +19,34 @@ def _png(img_bgr: np.ndarray) -> bytes:
 
 
 def _panel(title: str, img: np.ndarray, caption: str, width: int) -> widgets.VBox:
+    # flex "none": a panel keeps its size however many there are (the row wraps instead of shrinking them)
     return widgets.VBox([widgets.HTML(f"<b>{title}</b>"),
-                         widgets.Image(value=_png(img), format="png", width=width, height=width),
+                         widgets.Image(value=_png(img), format="png", width=width, height=width,
+                                       layout=widgets.Layout(width=f"{width}px", height=f"{width}px")),
                          widgets.HTML(caption)],
-                        layout=widgets.Layout(align_items="center", margin="0 6px"))
+                        layout=widgets.Layout(align_items="center", margin="0 6px", flex="none"))
 
 
 class ImageBrowser:
     """``ImageBrowser(pairs, {"model name": model, ...}).widget`` is the widget to display.
 
-    Outputs are computed once for all images (uint8, clipped), so moving the slider is instant.
+    Outputs are computed once for all images (uint8, clipped), so moving the slider is instant. The
+    shipped study model is a column too (``shipped=False`` to leave it out), so a short run's output sits
+    beside a well-trained one.
     """
 
-    def __init__(self, pairs: Pairs, models: dict[str, SRModel]):
+    def __init__(self, pairs: Pairs, models: dict[str, SRModel], shipped: bool = True):
         if len(pairs) == 0:
             raise ValueError("ImageBrowser needs at least one image")
         self.pairs = pairs
         self.columns = {"bicubic (aligned)": to_uint8(BASELINES["bicubic_aligned"](pairs.lr))}
+        if shipped:
+            self.columns["shipped model"] = to_uint8(SRModel.shipped("study").predict(pairs.lr))
         self.columns.update({name: to_uint8(m.predict(pairs.lr)) for name, m in models.items()})
         self.slider = widgets.IntSlider(value=0, min=0, max=len(pairs) - 1, description="image",
                                         continuous_update=False)
         self.position = widgets.HTML()
-        self.row = widgets.HBox()
+        self.row = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.slider.observe(lambda change: self.show(change["new"]), names="value")
         self.show(0)
         self.widget = widgets.VBox([widgets.HBox([self.slider, self.position]), self.row])

@@ -38,7 +38,7 @@ def test_optimizer_sweep_same_batches_for_all(pairs):
 
 def test_browser_shows_lr_at_true_size_and_psnr(pairs):
     trainer_model = ex.train_run("x", RECIPES["study"].with_(images=2), pairs, pairs, 1, 0).trainer.model
-    b = ImageBrowser(pairs, {"model": trainer_model})
+    b = ImageBrowser(pairs, {"model": trainer_model}, shipped=False)
     assert b.slider.max == len(pairs) - 1
     panels = b.row.children
     assert len(panels) == 4  # LR, bicubic, model, ANSWER
@@ -49,6 +49,10 @@ def test_browser_shows_lr_at_true_size_and_psnr(pairs):
     b.slider.value = 2
     assert b.row.children[3].children[2].value != first
     assert b.position.value == f"image 3 of {len(pairs)} &mdash; {pairs.paths[2].name}"
+    with_shipped = ImageBrowser(pairs, {"model": trainer_model})
+    titles = [p.children[0].value for p in with_shipped.row.children]
+    assert titles[1:3] == ["<b>bicubic (aligned)</b>", "<b>shipped model</b>"]
+    assert {p.layout.flex for p in with_shipped.row.children} == {"none"}
 
 
 def fake_project(tmp_path, cells: list[str]):
