@@ -71,10 +71,11 @@ class Conv2d:
         """The algorithm for a correlation from c_from to c_to channels (forward: C_in -> C_out; the input
         gradient: C_out -> C_in). "auto" takes the one measured fastest on the 2-core machine
         (``benchmarks/conv_paths.py``): shifted products when the input has many channels and the output
-        no more (the network's 64 -> 32, 32 -> 32 and 32 -> 16 layers, and the input gradients of the
-        last two); im2col when the input has few channels (the first layer: its patch matrix is small,
+        no more (the network's 64 -> 32, 32 -> 32 and 32 -> 16 layers, and the input gradient of the
+        32 -> 32 one); im2col when the input has few channels (the first layer: its patch matrix is small,
         while shifted products would have an inner dimension of 1) or fewer than the output (the input
-        gradient of the 64 -> 32 layer). Winograd is never the fastest in NumPy here, so only on request.
+        gradients of the 64 -> 32 and 32 -> 16 layers). Winograd is never the fastest in NumPy here, so
+        only on request.
         """
         if self.path != "auto":
             return self.path
