@@ -1,16 +1,23 @@
 """An ipywidgets image browser for JupyterLab: a slider over test images showing the LR input (at its
-true size, 4x smaller), the aligned bicubic, each model's output and the ANSWER, with per-image PSNR."""
+true size, 4x smaller), the aligned bicubic, each model's output and the ANSWER, with per-image PSNR.
+Where no live front end will see it (``display.static_output()``), it is a static figure instead."""
 from __future__ import annotations
 
+import io
+
 import cv2
+import IPython.display
 import ipywidgets as widgets
+import matplotlib.pyplot as plt
 import numpy as np
 
 from .data import Pairs
 from .degrade import to_uint8
+from .display import static_output
 from .evaluate import BASELINES
 from .metrics import psnr
 from .model import SRModel
+from .plots import comparison_grid
 
 
 def _png(img_bgr: np.ndarray) -> bytes:
@@ -49,7 +56,21 @@ class ImageBrowser:
         self.row = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.slider.observe(lambda change: self.show(change["new"]), names="value")
         self.show(0)
-        self.widget = widgets.VBox([widgets.HBox([self.slider, self.position]), self.row])
+        self.widget = self.figure() if static_output() else widgets.VBox([widgets.HBox([self.slider, self.position]),
+                                                                           self.row])
+
+    def figure(self, n: int = 4) -> IPython.display.Image:
+        """The first ``n`` images and every column as one static PNG (``plots.comparison_grid``)."""
+        hr = self.pairs.hr[:n]
+        columns = {name: out[:n] for name, out in self.columns.items()}
+        psnrs = {name: [psnr(o, h) for o, h in zip(out, hr)] for name, out in columns.items()}
+        fig = comparison_grid(list(self.pairs.lr[:n]), {**columns, "ANSWER (HR)": hr},
+                              f"The first {len(hr)} of {len(self.pairs)} images (static view of the image browser)",
+                              psnrs=psnrs)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        return IPython.display.Image(data=buf.getvalue(), format="png")
 
     def show(self, i: int) -> None:
         hr = self.pairs.hr[i]

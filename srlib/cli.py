@@ -99,7 +99,7 @@ def upscale_targets(images: list[str], out_dir: Path, force: bool, compare: bool
 
 
 def cmd_upscale(args) -> None:
-    from tqdm.auto import tqdm
+    from .display import progress
 
     from .data import read_image
     from .files import check_writable_folder
@@ -118,7 +118,7 @@ def cmd_upscale(args) -> None:
         h, w = img.shape[:2]
         check_output_size(h, w, str(path))
         grey = bool(np.all(img[..., 0] == img[..., 1]) and np.all(img[..., 1] == img[..., 2]))
-        with tqdm(total=h * w, unit="px", unit_scale=True, desc=path.name, leave=False,
+        with progress(total=h * w, unit="px", unit_scale=True, desc=path.name, leave=False,
                   disable=h * w < 1_000_000) as bar:
             hr = model.upscale(img, progress=bar.update, ensemble=args.ensemble)
         if grey:

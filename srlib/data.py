@@ -21,9 +21,9 @@ from typing import Iterator
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from .degrade import HR_SIZE, LR_SIZE, degrade
+from .display import progress
 from .errors import SrlibError
 
 SPLITS = {"train": 0, "validation": 1, "test": 2}
@@ -191,11 +191,12 @@ def load_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_pairs(paths: list[Path], desc: str = "loading images") -> Pairs:
-    """Read and degrade every image into memory (tqdm progress): for evaluation subsets and small
+    """Read and degrade every image into memory (with a progress bar): for evaluation subsets and small
     splits. A split of any size streams through ``ImageSet`` instead."""
     if not paths:
         raise SrlibError("no images to load; check the data folder and split")
-    lr, hr = zip(*(load_pair(p) for p in tqdm(paths, desc=desc, leave=False, disable=len(paths) < 200)))
+    bar = progress(paths, desc=desc, leave=False, disable=len(paths) < 200)
+    lr, hr = zip(*(load_pair(p) for p in bar))
     return Pairs(list(paths), np.stack(lr), np.stack(hr))
 
 
@@ -253,7 +254,7 @@ class ImageSet:
             return Pairs([self.paths[i] for i in idx], *self.take(idx))
 
         with ThreadPoolExecutor(1, thread_name_prefix="srlib-read") as reader, \
-                tqdm(total=len(self), desc=desc, leave=False, disable=desc is None or len(self) < 200) as bar:
+                progress(total=len(self), desc=desc, leave=False, disable=desc is None or len(self) < 200) as bar:
             ahead = reader.submit(load, starts[0])
             for s in starts:
                 batch = ahead.result()

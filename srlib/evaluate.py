@@ -6,11 +6,11 @@ from typing import Callable
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import photo
 from .data import ImageSet, Pairs
 from .degrade import HR_SIZE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
+from .display import progress
 from .errors import SrlibError
 from .metrics import SSIM_WINDOW, image_metrics, mean_psnr, paired_difference, psnr, study_psnr
 from .model import SRModel
@@ -61,7 +61,7 @@ def _score(pairs: Pairs, methods: dict[str, Method | SRModel], crop_border: int)
     for name, method in methods.items():
         predict = method.predict if isinstance(method, SRModel) else method
         out = predict(pairs.lr)
-        for path, y, hr in tqdm(list(zip(pairs.paths, out, pairs.hr)), desc=f"scoring {name}", leave=False,
+        for path, y, hr in progress(list(zip(pairs.paths, out, pairs.hr)), desc=f"scoring {name}", leave=False,
                                 disable=len(pairs) < 100):
             row = {"image": path.name, "method": name}
             row.update(image_metrics(to_uint8(y), hr, crop_border))

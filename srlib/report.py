@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .errors import SrlibError
+from .display import STATIC_OUTPUT
 from .sample import project_root
 
 #: notebook -> experiment folder under conclusion/ (the study's folder names where it had one)
@@ -70,16 +71,46 @@ def _remove_stale(folder: Path, exp: str) -> None:
 
 def execute_notebook(source: Path, target: Path, parameters: dict | None = None) -> None:
     """papermill ``source`` -> ``target`` in the notebook's folder, with a kernel of our own: on local
-    sockets (IPC; no "running over TCP without encryption" warning on every run), and stopped at once
-    when the run ends or is interrupted (a Ctrl-C otherwise left the kernel finishing its cell and then
-    printing a traceback when it found its parent gone)."""
+    sockets (IPC; no "running over TCP without encryption" warning on every run), stopped at once when
+    the run ends or is interrupted (a Ctrl-C otherwise left the kernel finishing its cell and then
+    printing a traceback when it found its parent gone), and with ``SRLIB_STATIC_OUTPUT=1``: a saved
+    notebook is read without a live kernel, so progress is text and the image browser a figure."""
     import papermill as pm
     from traitlets.config import Config
 
-    with tempfile.TemporaryDirectory(prefix="srlib-kernel-") as sockets:
-        kernel = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
-        pm.execute_notebook(source, target, parameters=parameters or {}, cwd=source.parent, progress_bar=False,
-                            kernel_name="python3", shutdown_kernel="immediate", config=kernel)
+    saved = os.environ.get(STATIC_OUTPUT)
+    os.environ[STATIC_OUTPUT] = "1"  # the kernel inherits this process's environment
+    try:
+        with tempfile.TemporaryDirectory(prefix="srlib-kernel-") as sockets:
+            kernel = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+            pm.execute_notebook(source, target, parameters=parameters or {}, cwd=source.parent,
+                                progress_bar=False, kernel_name="python3", shutdown_kernel="immediate",
+                                config=kernel)
+    finally:
+        if saved is None:
+            os.environ.pop(STATIC_OUTPUT)
+        else:
+            os.environ[STATIC_OUTPUT] = saved
+
+
+def _relative(path: Path, notebooks: Path) -> str:
+    """``path`` as the notebook's kernel (working in ``notebooks/``) reaches it: published notebooks
+    hold no absolute paths of the machine that ran them."""
+    return os.path.relpath(Path(path).resolve(), notebooks)
+
+
+def _publishable(executed: Path, staging: Path, final: Path, notebooks: Path) -> None:
+    """Rewrite what papermill recorded of the run's folders: the staging folder becomes the folder the
+    results end in, and its input and output paths become relative."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    text = nbformat.writes(nb).replace(_relative(staging, notebooks), _relative(final, notebooks))
+    nb = nbformat.reads(text, as_version=4)
+    papermill = nb.metadata.get("papermill", {})
+    papermill["input_path"] = _relative(Path(papermill.get("input_path", executed)), notebooks)
+    papermill["output_path"] = _relative(final / executed.name, notebooks)
+    nbformat.write(nb, executed)
 
 
 def report_folder(preset: str, publish: bool) -> Path:
@@ -109,15 +140,17 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         params = dict(PRESETS[preset][name])
-        params.update(DATA=str(data or "auto"), OUT_DIR=str(staging), RESUME=resume,
-                      CHECKPOINT_DIR=str(root / "runs" / preset / exp))
+        notebooks = root / "notebooks"
+        params.update(DATA=_relative(data, notebooks) if data else "auto", OUT_DIR=_relative(staging, notebooks),
+                      RESUME=resume, CHECKPOINT_DIR=_relative(root / "runs" / preset / exp, notebooks))
         if study_weights and name in ("02_hard_training", "04_beyond_the_study"):
-            params["STUDY_WEIGHTS"] = str(Path(study_weights).resolve())
+            params["STUDY_WEIGHTS"] = _relative(study_weights, notebooks)
         executed = staging / f"{name}.ipynb"
         print(f"[{preset}] running notebooks/{name}.ipynb -> {final.relative_to(root)}/", flush=True)
         start = time.perf_counter()
         try:
-            execute_notebook(root / "notebooks" / f"{name}.ipynb", executed, params)
+            execute_notebook(notebooks / f"{name}.ipynb", executed, params)
+            _publishable(executed, staging, final, notebooks)
         except pm.PapermillExecutionError as e:
             failed = root / "runs" / preset / "failed"
             failed.mkdir(parents=True, exist_ok=True)

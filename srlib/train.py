@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from . import photo
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import ImageSet, Pairs
 from .degrade import blur_decimate
+from .display import progress as progress_bar
 from .errors import SrlibError
-from .metrics import mean_psnr
-from . import photo
 from .layers import MSELoss
+from .metrics import mean_psnr
 from .model import SRModel
 from .network import NetConfig, SRNet
 from .optimizers import Adam, Optimizer, make_optimizer
@@ -307,8 +307,8 @@ class Trainer:
         ``stop_requests``) is asked after each iteration; when it names a signal, the run checkpoints
         and raises ``Interrupted``."""
         until = self.total if until is None else min(until, self.total)
-        bar = tqdm(total=until, initial=self.iteration, desc=f"training ({self.recipe.name})",
-                   disable=not progress, smoothing=0.1)
+        bar = progress_bar(total=until, initial=self.iteration, desc=f"training ({self.recipe.name})",
+                         disable=not progress, smoothing=0.1)
         try:
             while self.iteration < until:
                 loss = self.step()

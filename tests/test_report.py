@@ -78,6 +78,37 @@ def test_runner_publishes_outputs_and_executed_copy(tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "conclusion").iterdir()] == ["optimizer_compare"]
 
 
+def test_published_notebooks_hold_relative_paths_and_static_output(tmp_path, monkeypatch):
+    fake_project(tmp_path, ["import os\nprint('static', os.environ.get('SRLIB_STATIC_OUTPUT'))",
+                            "from srlib.display import progress\nfor _ in progress(range(3), desc='work'): pass"])
+    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
+    report.run_report("quick", only=["01_optimizer_comparison"], publish=True, data=str(tmp_path / "celeba"))
+    executed = tmp_path / "conclusion" / "optimizer_compare" / "01_optimizer_comparison.ipynb"
+    text = executed.read_text()
+    assert str(tmp_path) not in text and ".partial-" not in text
+    nb = nbformat.read(executed, as_version=4)
+    assert nb.metadata.papermill.output_path == "../conclusion/optimizer_compare/01_optimizer_comparison.ipynb"
+    injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'OUT_DIR = "../conclusion/optimizer_compare"' in injected and 'DATA = "../celeba"' in injected
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any("static 1" in o.get("text", "") for o in outputs)
+    assert any("work: 100%" in o.get("text", "") for o in outputs)  # plain text, not a widget
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+
+
+def test_static_output_progress_and_browser(pairs, monkeypatch):
+    import IPython.display
+    from tqdm import tqdm as text_tqdm
+
+    from srlib import display
+
+    monkeypatch.setenv(display.STATIC_OUTPUT, "1")
+    assert type(display.progress(range(2))) is text_tqdm
+    model = ex.train_run("x", RECIPES["study"].with_(images=2), pairs, pairs, 1, 0).trainer.model
+    shown = ImageBrowser(pairs, {"model": model}, shipped=False).widget
+    assert isinstance(shown, IPython.display.Image) and shown.data[:4] == b"\x89PNG"
+
+
 def test_runs_without_publish_leave_the_published_report_alone(tmp_path, monkeypatch):
     old = fake_project(tmp_path, ["from pathlib import Path\n(Path(OUT_DIR) / 'fig.png').write_bytes(b'x')"])
     monkeypatch.setattr(report, "project_root", lambda: tmp_path)

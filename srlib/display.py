@@ -1,0 +1,28 @@
+"""What notebooks show when nobody will look at them live.
+
+``report`` runs its notebooks with ``SRLIB_STATIC_OUTPUT=1`` in the kernel's environment (so can a user
+running papermill directly). Then progress is plain text (a widget progress bar saved in a notebook
+shows "0%" to anyone who opens it without a trusted, running kernel) and the image browser is a static
+figure (a saved widget is a text stub). Anywhere else, tqdm picks what suits the front end.
+"""
+from __future__ import annotations
+
+import os
+
+from tqdm import tqdm as text_tqdm
+from tqdm.auto import tqdm as auto_tqdm
+
+STATIC_OUTPUT = "SRLIB_STATIC_OUTPUT"
+
+
+def static_output() -> bool:
+    """True when outputs are to be read later, with no live front end (see the module docstring)."""
+    return os.environ.get(STATIC_OUTPUT) == "1"
+
+
+def progress(*args, **kwargs):
+    """tqdm, as plain text updated at most every 30 s when ``static_output()`` (a saved notebook keeps
+    every update), else tqdm.auto's choice."""
+    if static_output():
+        return text_tqdm(*args, **{**kwargs, "mininterval": max(30.0, kwargs.get("mininterval", 0.1))})
+    return auto_tqdm(*args, **kwargs)
