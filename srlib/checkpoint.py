@@ -185,10 +185,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             SyntaxError, RecursionError, MemoryError) as e:
         raise bad(str(e) if isinstance(e, (ValueError, TypeError)) and str(e) else
                   f"not a readable .npz file ({type(e).__name__}: {e})") from None
+    stored = [i for i, w in enumerate(weights) if w]
+    if stored not in ([0], [0, 1, 2]):
+        raise bad(f"weights of networks {stored} stored, expected network 0, or 0, 1 and 2")
     weights = [w for w in weights if w]
     optim = [o for o in optim if o]
-    if len(weights) not in (1, 3):
-        raise bad(f"{len(weights)} networks stored, expected 1 or 3")
     if optim and len(optim) != len(weights):
         raise bad(f"optimizer state for {len(optim)} networks, weights for {len(weights)}")
     for w in weights:

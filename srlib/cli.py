@@ -21,12 +21,12 @@ from .errors import SrlibError
 VALIDATION_IMAGES = 30
 
 
-def load_model(weights: str | None):
-    """The model in ``weights``, or the shipped default model when None."""
+def load_model(weights: str | None, shipped: str = "photo"):
+    """The model in ``weights``, or the ``shipped`` model ("photo" or "study") when None."""
     from .model import SRModel
 
     if weights is None:
-        return SRModel.shipped("photo")
+        return SRModel.shipped(shipped)
     if not weights.strip():
         raise SrlibError("--weights is empty; give a checkpoint file, or leave --weights out for the shipped model")
     return SRModel.from_checkpoint(weights)
@@ -103,10 +103,9 @@ def cmd_upscale(args) -> None:
 
     from .data import read_image
     from .files import check_writable_folder
-    from .model import SRModel, check_output_size
+    from .model import check_output_size
 
-    model = load_model(args.weights) if args.weights is not None else SRModel.shipped(
-        "study" if args.grid == "study" else "photo")
+    model = load_model(args.weights, "study" if args.grid == "study" else "photo")
     if args.grid and model.grid != args.grid:
         raise SrlibError(f"{args.weights} was trained for the {model.grid} grid, not the {args.grid} grid; "
                          f"leave --weights out to use the shipped model for that grid")
@@ -137,7 +136,6 @@ def cmd_evaluate(args) -> None:
     from .data import CelebA, ImageSet, evaluation_subset
     from .evaluate import BASELINES, evaluate, summarize
     from .files import check_writable_folder
-    from .model import SRModel
     from .sample import resolve_data_dir
 
     out = check_writable_folder(args.out)
@@ -149,7 +147,7 @@ def cmd_evaluate(args) -> None:
             raise SrlibError(f"--weights {w}: the method name {name!r} is {taken}; name it with NAME=CKPT")
         methods[name] = load_model(path)
     if args.study_model:
-        methods["srlib_study"] = SRModel.shipped("study")
+        methods["srlib_study"] = load_model(None, "study")
     data = resolve_data_dir(args.data)
     paths = evaluation_subset(CelebA.open(data).split(args.split), args.limit)
     pairs = ImageSet(paths)
@@ -169,12 +167,11 @@ def cmd_photo_benchmark(args) -> None:
     from .data import CelebA, ImageSet, evaluation_subset
     from .evaluate import PHOTO_BASELINES, photo_benchmark
     from .files import check_writable_folder
-    from .model import SRModel
     from .sample import resolve_data_dir
 
     out = check_writable_folder(args.out)
-    photo_model = load_model(args.weights) if args.weights else SRModel.shipped("photo")
-    study_model = SRModel.shipped("study")
+    photo_model = load_model(args.weights)
+    study_model = load_model(None, "study")
     methods = {**PHOTO_BASELINES, "study model": study_model.predict, "photo model": photo_model.predict,
                "photo model, 8-fold ensemble": lambda lr: photo_model.predict(lr, ensemble=True)}
     data = resolve_data_dir(args.data)
@@ -299,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score the shipped study model (the one for this degradation)")
     s.add_argument("--limit", type=count(1), metavar="N", help="a fixed, evenly spread subset of N images")
     s.add_argument("--crop-border", type=count(0), default=0, metavar="PX",
-                   help="pixels cut from each side, 0..87 (default 0)")
+                   help="pixels cut from each side, 0..82 (default 0)")
     s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
     s.set_defaults(func=cmd_evaluate)
 

@@ -179,6 +179,10 @@ class Pairs:
         """LR and HR of the images at ``idx`` (the same call as ``ImageSet.take``)."""
         return self.lr[idx], self.hr[idx]
 
+    def batches(self, size: int = 64, desc: str | None = None) -> Iterator["Pairs"]:
+        """The same call as ``ImageSet.batches``: pairs already in memory are one batch."""
+        yield self
+
 
 def load_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read and degrade one image: (LR (44, 44, 3), HR (176, 176, 3)) uint8. Images smaller than 176x176

@@ -12,7 +12,7 @@ from .data import ImageSet, Pairs
 from .degrade import HR_SIZE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
 from .display import progress
 from .errors import SrlibError
-from .metrics import SSIM_WINDOW, image_metrics, mean_psnr, paired_difference, psnr, study_psnr
+from .metrics import SSIM_WINDOW, image_metrics, paired_difference, psnr, study_psnr
 from .model import SRModel
 
 #: method: uint8 LR (N, h, w, 3) -> float HR estimate (N, 4h, 4w, 3) on 0..255
@@ -50,8 +50,7 @@ def evaluate(pairs: Pairs | ImageSet, methods: dict[str, Method | SRModel], crop
     if not 0 <= crop_border <= largest:
         raise SrlibError(f"crop border {crop_border} must be 0..{largest} for {HR_SIZE}x{HR_SIZE} images "
                          f"(SSIM needs {SSIM_WINDOW} pixels left); choose another")
-    batches = pairs.batches(desc="scoring") if isinstance(pairs, ImageSet) else [pairs]
-    rows = [row for batch in batches for row in _score(batch, methods, crop_border)]
+    rows = [row for batch in pairs.batches(desc="scoring") for row in _score(batch, methods, crop_border)]
     return pd.DataFrame(rows).sort_values("method", key=lambda m: m.map(list(methods).index), kind="stable",
                                           ignore_index=True)
 
@@ -91,8 +90,7 @@ def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, Method], referen
     a 95% bootstrap interval)."""
     degradations = photo.BENCHMARK if degradations is None else degradations
     rows = []
-    batches = pairs.batches(desc="photo benchmark") if isinstance(pairs, ImageSet) else [pairs]
-    for batch in batches:
+    for batch in pairs.batches(desc="photo benchmark"):
         for deg, fn in degradations.items():
             lr = np.stack([fn(h) for h in batch.hr])
             for name, method in methods.items():

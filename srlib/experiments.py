@@ -12,8 +12,8 @@ import pandas as pd
 
 from .data import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
 from .degrade import to_uint8
-from .evaluate import BASELINES, evaluate, mean_psnr, summarize
-from .metrics import psnr
+from .evaluate import BASELINES, evaluate, summarize
+from .metrics import mean_psnr, psnr
 from .model import SRModel
 from .optimizers import OPTIMIZERS
 from .sample import resolve_data_dir

@@ -222,6 +222,8 @@ class Trainer:
             raise SrlibError(f"iterations must be at least 1, got {total}")
         if len(train) == 0:
             raise SrlibError("the train split is empty")
+        if val is not None and recipe.degradation == "photo":  # score on the model's grid: area-averaged LR
+            val = Pairs(val.paths, np.stack([photo.area(h) for h in val.hr]), val.hr)
         self.recipe, self.train, self.val, self.total, self.seed = recipe, train, val, total, seed
         self.per_channel, self.shared_optimizer_bug = per_channel, shared_optimizer_bug
         if shared_optimizer_bug and not (per_channel and recipe.optimizer == "adam"):
@@ -291,10 +293,7 @@ class Trainer:
         ``data.evaluation_subset`` gives a fixed, evenly spread subset)."""
         if self.val is None:
             raise SrlibError("no validation pairs given to the Trainer")
-        val = self.val
-        if self.recipe.degradation == "photo":  # score on the model's own grid: area-averaged LR
-            val = Pairs(val.paths, np.stack([photo.area(h) for h in val.hr]), val.hr)
-        value = mean_psnr(self.model, val)
+        value = mean_psnr(self.model, self.val)
         self.history.val_iteration.append(self.iteration)
         self.history.val_psnr.append(value)
         return value

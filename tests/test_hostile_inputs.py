@@ -94,6 +94,7 @@ def size_bombs(tmp_path: Path, good: Path) -> dict[str, Path]:
         "20001x20001 kernel": with_meta(m, config={**config, "kernels": [20001, 3, 3, 3]}),
         "10,000 networks' channels": with_meta(m, config={**config, "channels": [10 ** 6, 32, 32, 16]}),
         "unknown member": {**m, "extra/blob.npy": npy_bytes(np.zeros(10))},
+        "weights of network 1 only": {k.replace("weight/0/", "weight/1/"): v for k, v in m.items()},
         "history longer than the run": {**m, "history/loss.npy": npy_bytes(np.zeros(10 ** 6))},
         "object array": {**m, "history/loss.npy": npy_bytes(np.array([None, 1], dtype=object))},
     }

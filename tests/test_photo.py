@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from srlib import photo
-from srlib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from srlib.checkpoint import Checkpoint, save_checkpoint
 from srlib.data import Pairs
 from srlib.degrade import upscale_bicubic_centred
 from srlib.errors import SrlibError
