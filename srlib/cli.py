@@ -250,7 +250,7 @@ def cmd_report(args) -> None:
     if args.study_weights:
         import_study_weights(args.study_weights)
     times = run_report(args.preset, only=args.only, data=args.data, study_weights=args.study_weights,
-                       resume=args.resume, publish=args.publish)
+                       resume=args.resume, publish=args.publish, scheduler=args.scheduler, workers=args.workers)
     where = report_folder(args.preset, args.publish).relative_to(project_root())
     print(f"report ({args.preset}) written to {where}/ in {sum(times.values()):.0f} s")
 
@@ -336,12 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")
     s.add_argument("--preset", default="quick", choices=["quick", "medium", "full"],
-                   help="quick: embedded sample, minutes; medium: small real CelebA, ~30 min; full: study's counts")
+                   help="quick: embedded sample, minutes; medium: a few thousand real CelebA images, about an hour "
+                        "on 2 cores (the published report); full: the study's iteration counts")
     s.add_argument("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (repeatable)")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--study-weights", metavar="DIR", help="the study's weights folder (e.g. .../weights/many_adam) "
                    "to score the 2022 model in notebooks 02 and 04")
-    s.add_argument("--resume", action="store_true", help="continue training runs from their checkpoints in runs/")
+    s.add_argument("--resume", action="store_true", help="keep finished training runs in runs/ and continue "
+                   "unfinished ones from their checkpoints")
+    s.add_argument("--scheduler", default="local", metavar="WHERE",
+                   help="where training runs go: local (default: a Dask cluster of one single-threaded worker per "
+                        "core), serial (one at a time in this process), or the address of a Dask scheduler "
+                        "(tcp://HOST:8786) whose workers have srlib and see the data at the same path")
+    s.add_argument("--workers", type=count(0), default=0, metavar="N",
+                   help="workers of the local cluster (default 0: one per core)")
     s.add_argument("--publish", action="store_true",
                    help="write the published report in conclusion/ (replacing it) instead of runs/PRESET/report/")
     s.add_argument("--refresh-notebooks", action="store_true",

@@ -1,10 +1,14 @@
 """The report's experiments as functions, so each notebook is a few short calls (and tests can call them).
 
-Every run is seeded; runs that are compared share the seed, hence identical minibatches.
+Every experiment is a list of ``sweep.Task``s (one training run each) and a few tables built from their
+per-image scores. Runs that are compared share their seeds, hence their initialisation and minibatches,
+and are scored on the same images, so every comparison is paired (``paired_table``).
+This module computes numbers only: the notebooks say in words what the numbers show.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,112 +16,99 @@ import pandas as pd
 
 from .data import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
 from .degrade import to_uint8
-from .evaluate import BASELINES, evaluate, summarize
-from .metrics import mean_psnr, psnr
+from .evaluate import BASELINES
+from .metrics import paired_difference, psnr, psnr_per_image
 from .model import SRModel
 from .optimizers import OPTIMIZERS
-from .sample import resolve_data_dir
-from .train import RECIPES, Recipe, Trainer, TrainingDiverged
+from .sample import in_checkout, project_root, resolve_data_dir
+from .sweep import Data, Result, Task, mean_interval, psnr_matrix, run_tasks
+from .train import RECIPES, Recipe
 
 
-def load_split(data: str | Path | None, split: str, limit: int | None = None) -> Pairs:
-    """Degraded pairs of a split (a fixed, evenly spread subset of ``limit`` images when given)."""
-    root = resolve_data_dir(data)
-    return load_pairs(evaluation_subset(CelebA.open(root).split(split), limit), desc=f"loading {split}")
+def notebook_path(path: str | Path) -> Path:
+    """A notebook parameter's path: relative paths are relative to ``notebooks/`` of the checkout
+    (where the notebooks' defaults point from), whatever folder papermill or JupyterLab was started in."""
+    path = Path(path)
+    if path.is_absolute() or not in_checkout():
+        return path
+    return project_root() / "notebooks" / path
 
 
-def stream_split(data: str | Path | None, split: str) -> ImageSet:
-    """A whole split, read from disk as training draws from it (bounded memory, ``data.ImageSet``)."""
-    return ImageSet(CelebA.open(resolve_data_dir(data)).split(split))
+def output_folder(path: str | Path) -> Path:
+    """A notebook's ``OUT_DIR`` (see ``notebook_path``), created if needed."""
+    folder = notebook_path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
-def bicubic_psnr(pairs: Pairs) -> float:
-    return mean_psnr(BASELINES["bicubic_aligned"], pairs)
+def task_folder(path: str | Path, resume: bool) -> Path:
+    """A notebook's ``CHECKPOINT_DIR``, where its runs keep their results and checkpoints. With
+    ``resume`` finished runs are reused and unfinished ones continue; without, earlier runs there are
+    removed first, so the notebook trains afresh."""
+    folder = output_folder(path)
+    if not resume:
+        for f in [*folder.glob("*.json"), *folder.glob("*.npz")]:
+            f.unlink()
+    return folder
 
 
-@dataclass
-class Run:
-    """One finished (or diverged) training run."""
-
-    name: str
-    trainer: Trainer
-    diverged_at: int | None = None
-    val_psnr: float = float("nan")
-
-    @property
-    def loss(self) -> list[float]:
-        return self.trainer.history.loss
-
-    @property
-    def final_loss(self) -> float:
-        """Mean training loss over the last 10% of iterations (0..255 MSE): the run's "final" MSE."""
-        return float(np.mean(self.loss[-max(1, len(self.loss) // 10):]))
-
-
-def train_run(name: str, recipe: Recipe, train: Pairs | ImageSet, val: Pairs, iterations: int, seed: int,
-              checkpoint: Path | None = None, resume: bool = False, validate_every: int = 0,
-              per_channel: bool = False, shared_optimizer_bug: bool = False, **optimizer_overrides) -> Run:
-    """Train (or resume) one run to ``iterations``; a diverged run is recorded, not raised."""
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        trainer = Trainer.resume(checkpoint, train, val)
-    else:
-        trainer = Trainer(recipe, train, total=iterations, seed=seed, per_channel=per_channel,
-                          shared_optimizer_bug=shared_optimizer_bug, val=val, **optimizer_overrides)
-    run = Run(name, trainer)
+def data_label(data: Data) -> str:
+    """How a report names its data folder: relative to the project when inside it, else by its name
+    (a published notebook holds no absolute paths of the machine that ran it)."""
+    root = Path(data.root).resolve()
     try:
-        trainer.run(checkpoint=checkpoint, validate_every=validate_every, progress=True)
-    except TrainingDiverged:
-        run.diverged_at = trainer.iteration
-        return run
-    run.val_psnr = mean_psnr(trainer.model, val)
-    return run
+        return str(root.relative_to(project_root().resolve()))
+    except ValueError:
+        return root.name
 
 
-# -- 01: optimizers --------------------------------------------------------------------------------
-DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.01, "adam": 0.001}
+def fmt_db(mean: float, low: float, high: float, signed: bool = False) -> str:
+    """"27.31 dB [27.10, 27.52]": a value with its 95% interval (the interval left out when unknown)."""
+    sign = "+" if signed else ""
+    if not np.isfinite(mean):
+        return "n/a (diverged)"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{mean:{sign}.2f} dB"
+    return f"{mean:{sign}.2f} dB [{low:{sign}.2f}, {high:{sign}.2f}]"
 
 
-@dataclass
-class SweepResult:
-    table: pd.DataFrame                    # one row per (optimizer, lr)
-    runs: dict[tuple[str, float], Run] = field(default_factory=dict)
-
-    def best(self) -> pd.DataFrame:
-        """Per optimizer, the learning rate with the best validation PSNR (diverged runs excluded)."""
-        ok = self.table[~self.table.diverged]
-        idx = ok.groupby("optimizer", sort=False)["val_psnr"].idxmax()
-        return ok.loc[idx].set_index("optimizer")
+def data_source(data: str, eval_split: str = "validation", eval_images: int | None = None,
+                val_images: int | None = None) -> Data:
+    """A notebook's ``DATA`` parameter ("auto" or a path) as the tasks' data description."""
+    root = resolve_data_dir(None if data in ("", "auto") else notebook_path(data))
+    return Data(str(root), eval_split, eval_images, val_images)
 
 
-def optimizer_sweep(train: Pairs | ImageSet, val: Pairs, learning_rates: dict[str, list[float]], iterations: int,
-                    seed: int, recipe: Recipe = RECIPES["study"], checkpoint_dir: Path | None = None,
-                    resume: bool = False) -> SweepResult:
-    """Train the study's network with each optimizer at each learning rate, same seed and batches.
-    ``final_loss`` is the mean training loss over the last 10% of iterations (0..255 MSE). With a
-    ``checkpoint_dir`` every run is checkpointed and, with ``resume``, continued from it."""
-    rows, runs = [], {}
-    for name, lrs in learning_rates.items():
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r} in LEARNING_RATES; choose from {', '.join(OPTIMIZERS)}")
-        for lr in lrs:
-            ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{name}_lr{lr:g}.npz"
-            run = train_run(f"{name} lr={lr:g}", recipe.with_(optimizer=name, lr=lr), train, val,
-                            iterations, seed, checkpoint=ck, resume=resume)
-            runs[(name, lr)] = run
-            rows.append({"optimizer": name, "lr": lr, "study_default": lr == DEFAULT_LR[name],
-                         "first_loss": run.loss[0], "max_loss": float(np.max(run.loss)),
-                         "final_loss": run.final_loss, "val_psnr": run.val_psnr,
-                         "diverged": run.diverged_at is not None, "diverged_at": run.diverged_at})
-    return SweepResult(pd.DataFrame(rows), runs)
+def load_split(data: Data, split: str | None = None, limit: int | None = None) -> Pairs:
+    """Degraded pairs of a split (default: the evaluation split and size of ``data``)."""
+    split = split or data.eval_split
+    limit = data.eval_images if limit is None and split == data.eval_split else limit
+    return load_pairs(evaluation_subset(CelebA.open(data.root).split(split), limit), desc=f"loading {split}")
 
 
-# -- 03: colour networks ---------------------------------------------------------------------------
-def colour_table(runs: dict[str, Run], test: Pairs) -> pd.DataFrame:
-    """Summary metrics on ``test`` for each run plus the aligned bicubic, and final train MSE per run."""
-    methods = {"bicubic_aligned": BASELINES["bicubic_aligned"], **{k: r.trainer.model for k, r in runs.items()}}
-    table = summarize(evaluate(test, methods))
-    table["final_train_mse"] = [np.nan] + [r.final_loss for r in runs.values()]
-    return table
+def stream_split(data: Data, split: str = "train") -> ImageSet:
+    """A whole split, read from disk as it is needed (bounded memory, ``data.ImageSet``)."""
+    return ImageSet(CelebA.open(data.root).split(split))
+
+
+# -- comparisons ------------------------------------------------------------------------------------
+def paired_table(scores: dict[str, np.ndarray], comparisons: list[tuple[str, str]]) -> pd.DataFrame:
+    """For each (a, b): the mean per-image PSNR difference a - b on the same images (and seeds, when
+    the scores are (seeds, images)), with its 95% bootstrap interval (``metrics.paired_difference``).
+    ``measurable`` is False when the interval contains 0: no measurable difference."""
+    rows = []
+    for a, b in comparisons:
+        # a method without a seed (a baseline) is paired with every seed of the other
+        x, y = np.broadcast_arrays(np.atleast_2d(scores[a]), np.atleast_2d(scores[b]))
+        mean, low, high = paired_difference(x, y)
+        rows.append({"a": a, "b": b, "a_minus_b_db": mean, "ci_low": low, "ci_high": high,
+                     "measurable": bool(low > 0 or high < 0)})
+    return pd.DataFrame(rows)
+
+
+def baseline_scores(pairs: Pairs, methods: dict) -> dict[str, np.ndarray]:
+    """Per-image PSNR (RGB) of fixed methods (no seed): a baseline, a shipped or imported model."""
+    return {k: psnr_per_image(m, pairs) for k, m in methods.items()}
 
 
 def per_image_psnr(outputs: dict[str, np.ndarray], hr: np.ndarray) -> dict[str, list[float]]:
@@ -133,7 +124,209 @@ def sample_outputs(models: dict[str, SRModel], pairs: Pairs, n: int = 3) -> dict
     return out
 
 
-# -- 04: ablation ----------------------------------------------------------------------------------
+def seed_summary(results: dict[str, list[Result]]) -> pd.DataFrame:
+    """One row per named group of runs (one run per seed): mean validation PSNR over images and seeds,
+    its 95% t-interval across seeds, final training MSE, and how many seeds diverged."""
+    rows = []
+    for name, runs in results.items():
+        m, low, high = mean_interval([r.mean_psnr for r in runs])
+        rows.append({"run": name, "psnr_rgb": m, "ci_low": low, "ci_high": high, "seeds": len(runs),
+                     "final_train_mse": float(np.mean([r.final_loss for r in runs])),
+                     "diverged": sum(r.diverged_at is not None for r in runs)})
+    return pd.DataFrame(rows).set_index("run")
+
+
+# -- 01: learning-rate sweeps -----------------------------------------------------------------------
+#: The two set-ups in which the optimizers are compared: the study's (0..255 targets, uniform +-0.01
+#: initialisation, final ReLU, no biases) and the same network with 0..1 targets and He initialisation.
+SETUPS: dict[str, Recipe] = {
+    "study": RECIPES["study"],
+    "improved": RECIPES["study"].with_(name="improved", init="he", output_scale=255.0),
+}
+
+#: The learning rate each library uses by default (the study ran every optimizer at these).
+DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.01, "adam": 0.001}
+
+#: Learning rates are 10^(k/2): half-decade steps, k an integer ("step"), so grids never drift.
+LR_LIMITS = (-16, 0)  # 1e-8 .. 1
+
+
+#: below this validation PSNR an output is essentially black: the run never learned
+BLANK_PSNR_DB = 10.0
+
+
+def lr_of(step: int) -> float:
+    return float(10 ** (step / 2))
+
+
+def step_of(lr: float) -> int:
+    return int(round(2 * math.log10(lr)))
+
+
+@dataclass
+class LRSweep:
+    """The runs of a successive-halving learning-rate sweep and the tables built from them."""
+
+    runs: pd.DataFrame                  # one row per run: setup, optimizer, lr, seed, iterations, ...
+    results: dict[str, Result]          # by task name
+    seeds: list[int]
+
+    def summary(self) -> pd.DataFrame:
+        """Per setup, optimizer, learning rate and run length: mean validation PSNR over seeds with its
+        95% t-interval (NaN when a seed diverged) and the number of seeds that diverged."""
+        g = self.runs.groupby(["setup", "optimizer", "lr", "iterations"], sort=False)
+        rows = []
+        for (setup, opt, lr, its), runs in g:
+            m, low, high = mean_interval(runs.val_psnr.to_numpy())
+            rows.append({"setup": setup, "optimizer": opt, "lr": lr, "iterations": its,
+                         "library_default": lr == lr_of(step_of(DEFAULT_LR[opt])), "val_psnr": m,
+                         "ci_low": low, "ci_high": high, "seeds": len(runs), "diverged": int(runs.diverged.sum()),
+                         "final_loss": runs.final_loss.mean()})
+        return pd.DataFrame(rows)
+
+    def best(self) -> pd.DataFrame:
+        """Per setup and optimizer, the learning rate with the best mean validation PSNR among the
+        full-length runs (a rate at which any seed diverged is never best)."""
+        s = self.summary()
+        full = s[s.iterations == s.iterations.max()].copy()
+        full["rank"] = full.val_psnr.where(full.diverged == 0, -np.inf)
+        idx = full.groupby(["setup", "optimizer"], sort=False)["rank"].idxmax()
+        return full.loc[idx].drop(columns="rank").set_index(["setup", "optimizer"])
+
+    def best_scores(self, setup: str, optimizer: str) -> np.ndarray:
+        """(seeds, images) PSNR of ``optimizer`` at its best rate in ``setup``."""
+        b = self.best().loc[(setup, optimizer)]
+        names = self.runs[(self.runs.setup == setup) & (self.runs.optimizer == optimizer)
+                          & (self.runs.lr == b.lr) & (self.runs.iterations == b.iterations)].task
+        return psnr_matrix([self.results[n] for n in names])
+
+    def against(self, reference: str = "adam") -> pd.DataFrame:
+        """Per setup, each optimizer at its best rate minus ``reference`` at its best rate: paired
+        on seeds (same initialisation and batches) and images."""
+        tables = []
+        for setup in self.runs.setup.unique():
+            opts = [o for o in self.runs[self.runs.setup == setup].optimizer.unique() if o != reference]
+            scores = {o: self.best_scores(setup, o) for o in [*opts, reference]}
+            t = paired_table(scores, [(o, reference) for o in opts])
+            t.insert(0, "setup", setup)
+            tables.append(t)
+        return pd.concat(tables, ignore_index=True)
+
+    def best_models(self, setup: str) -> dict[str, SRModel]:
+        """Each optimizer's model at its best rate in ``setup``, from the first seed (diverged ones left out)."""
+        models = {}
+        for (s, opt), b in self.best().iterrows():
+            name = self.runs[(self.runs.setup == s) & (self.runs.optimizer == opt) & (self.runs.lr == b.lr)
+                             & (self.runs.iterations == b.iterations) & (self.runs.seed == self.seeds[0])].task
+            r = self.results[name.iloc[0]]
+            if s == setup and r.checkpoint is not None:
+                models[opt] = r.model()
+        return models
+
+    def curves(self, setup: str, optimizer: str, lr: float) -> list[np.ndarray]:
+        """Training-loss curves (one per seed) of the longest runs of ``optimizer`` at ``lr``."""
+        r = self.runs[(self.runs.setup == setup) & (self.runs.optimizer == optimizer) & (self.runs.lr == lr)]
+        r = r[r.iterations == r.iterations.max()]
+        return [self.results[n].loss for n in r.task]
+
+
+def _sweep_task(setup: str, recipe: Recipe, optimizer: str, step: int, seed: int, iterations: int) -> Task:
+    lr = lr_of(step)
+    return Task(f"{setup}-{optimizer}-lr{lr:.3g}-seed{seed}-{iterations}it",
+                recipe.with_(name=f"{setup} {optimizer} lr {lr:.3g}", optimizer=optimizer, lr=lr), iterations, seed)
+
+
+def lr_sweep(grids: dict[str, list[float]], seeds: list[int], short: int, long: int, folder: str | Path,
+             data: Data, setups: dict[str, Recipe] | None = None, images: int = 10, keep: int = 2,
+             widen: int = 3, scheduler: str = "local", workers: int | None = None) -> LRSweep:
+    """Successive halving over half-decade learning-rate grids, in every set-up.
+
+    1. Every rate of each optimizer's grid (half-decade steps spanning ``grids``' rates and the
+       library default) runs ``short`` iterations for every seed.
+    2. While an optimizer's best rate (highest mean PSNR over seeds) sits at an end of its grid, the
+       grid grows by one step beyond that end, at most ``widen`` times and within ``LR_LIMITS``
+       (a run that diverged counts as worst). When no rate learned anything, it grows at both ends.
+    3. The ``keep`` best rates of each optimizer run ``long`` iterations for every seed.
+    """
+    setups = SETUPS if setups is None else setups
+    for name in grids:
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r} in LEARNING_RATES; choose from {', '.join(OPTIMIZERS)}")
+    def grid(lrs: list[float]) -> set[int]:
+        ks = [step_of(lr) for lr in lrs]
+        return set(range(min(ks), max(ks) + 1))  # no gaps wider than half a decade
+
+    steps = {(s, o): grid([*lrs, DEFAULT_LR[o]]) for s in setups for o, lrs in grids.items()}
+    tasks: dict[str, tuple[str, str, int, Task]] = {}
+
+    def run(iterations: int, chosen: dict) -> dict[str, Result]:
+        for (s, o), ks in chosen.items():
+            for k in ks:
+                for seed in seeds:
+                    t = _sweep_task(s, setups[s].with_(images=images), o, k, seed, iterations)
+                    tasks[t.name] = (s, o, k, t)
+        return run_tasks([t for *_, t in tasks.values()], folder, data, scheduler, workers,
+                         desc=f"learning-rate sweep ({iterations} iterations)")
+
+    def means(results: dict[str, Result], iterations: int) -> dict[tuple[str, str], dict[int, float]]:
+        out: dict[tuple[str, str], dict[int, float]] = {}
+        for name, (s, o, k, t) in tasks.items():
+            if t.iterations == iterations:
+                v = results[name].mean_psnr
+                out.setdefault((s, o), {}).setdefault(k, []).append(-np.inf if math.isnan(v) else v)
+        return {key: {k: float(np.mean(v)) for k, v in ks.items()} for key, ks in out.items()}
+
+    for round_ in range(widen + 1):
+        results = run(short, steps)
+        if round_ == widen:
+            break
+        grown = False
+        for key, m in means(results, short).items():
+            best = max(m, key=m.get)
+            ends = [min(m) - 1, max(m) + 1] if m[best] < BLANK_PSNR_DB else \
+                [best - 1] * (best == min(m)) + [best + 1] * (best == max(m))
+            for k in ends:
+                if LR_LIMITS[0] <= k <= LR_LIMITS[1] and k not in steps[key]:
+                    steps[key].add(k)
+                    grown = True
+        if not grown:
+            break
+    m = means(results, short)
+    top = {key: sorted(ks, key=ks.get, reverse=True)[:keep] for key, ks in m.items()}
+    results = run(long, top)
+    rows = []
+    for name, (s, o, k, t) in tasks.items():
+        r = results[name]
+        rows.append({"setup": s, "optimizer": o, "lr": lr_of(k), "seed": t.seed, "iterations": t.iterations,
+                     "val_psnr": r.mean_psnr, "final_loss": r.final_loss, "first_loss": r.loss[0],
+                     "max_loss": float(np.max(r.loss)), "diverged": r.diverged_at is not None,
+                     "diverged_at": r.diverged_at, "library_default": lr_of(k) == lr_of(step_of(DEFAULT_LR[o])),
+                     "task": name})
+    runs = pd.DataFrame(rows).sort_values(["setup", "optimizer", "iterations", "lr", "seed"], ignore_index=True)
+    return LRSweep(runs, results, list(seeds))
+
+
+# -- 02: hard training ------------------------------------------------------------------------------
+def hard_training_tasks(recipe: Recipe, iterations: int, seeds: list[int], validate_every: int) -> list[Task]:
+    return [Task(f"adam-seed{s}-{iterations}it", recipe, iterations, s, validate_every=validate_every) for s in seeds]
+
+
+# -- 03: colour networks ----------------------------------------------------------------------------
+#: The three set-ups compared: one network shared by B, G and R; three networks each with its own
+#: Adam; three networks sharing one Adam, as the study ran them (its bug, reproduced on purpose).
+COLOUR_SETUPS = {
+    "shared network": {},
+    "three networks": {"per_channel": True},
+    "three networks, shared Adam (study bug)": {"per_channel": True, "shared_optimizer_bug": True},
+}
+
+
+def colour_tasks(recipe: Recipe, iterations: int, seeds: list[int]) -> dict[str, list[Task]]:
+    return {label: [Task(f"colour{i}-seed{s}-{iterations}it", recipe, iterations, s, **kw) for s in seeds]
+            for i, (label, kw) in enumerate(COLOUR_SETUPS.items())}
+
+
+# -- 04: ablation -----------------------------------------------------------------------------------
 #: The improved recipe built up from the study's one change at a time (each step keeps the earlier ones).
 ABLATION_STEPS: list[tuple[str, dict]] = [
     ("study recipe", {}),
@@ -159,83 +352,34 @@ def ablation_recipes(iterations: int) -> list[tuple[str, Recipe]]:
     return out
 
 
-def ablation(train: Pairs | ImageSet, val: Pairs, iterations: int, seed: int,
-             checkpoint_dir: Path | None = None, resume: bool = False) -> tuple[pd.DataFrame, dict[str, Run]]:
-    """Train every step of the ladder for ``iterations``; table of validation metrics and the gain
-    of each step over the previous one (dB, mean per-image PSNR RGB)."""
-    runs = {}
-    for i, (label, recipe) in enumerate(ablation_recipes(iterations)):
-        ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"ablation_{i}.npz"
-        runs[label] = train_run(label, recipe, train, val, iterations, seed, checkpoint=ck, resume=resume)
-    methods = {"bicubic_aligned": BASELINES["bicubic_aligned"], **{k: r.trainer.model for k, r in runs.items()}}
-    table = summarize(evaluate(val, methods))
-    table["gain_db"] = table["psnr_rgb"].diff()
-    table.loc["bicubic_aligned", "gain_db"] = np.nan
-    table.loc[list(runs)[0], "gain_db"] = np.nan
-    return table, runs
+def ablation_tasks(lengths: list[int], seeds: list[int]) -> dict[tuple[int, str], list[Task]]:
+    """(length, step label) -> one task per seed, for every step of the ladder at every length."""
+    return {(n, label): [Task(f"ablation{i}-seed{s}-{n}it", recipe, n, s) for s in seeds]
+            for n in lengths for i, (label, recipe) in enumerate(ablation_recipes(n))}
 
 
-# -- conclusions in words, quoting the run's own numbers ------------------------------------------
-def _f(x: float, digits: int = 2) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+def ablation_table(results: dict[tuple[int, str], list[Result]]) -> pd.DataFrame:
+    """Per length and step: mean validation PSNR with its 95% interval across seeds, and the gain over
+    the step before, paired on seeds and images, with its 95% bootstrap interval."""
+    rows = []
+    for n in dict.fromkeys(n for n, _ in results):
+        labels = [label for m, label in results if m == n]
+        summary = seed_summary({label: results[(n, label)] for label in labels})
+        scores = {label: psnr_matrix(results[(n, label)]) for label in labels}
+        gains = paired_table(scores, list(zip(labels[1:], labels[:-1]))).set_index("a")
+        for label in labels:
+            row = {"iterations": n, "step": label, **summary.loc[label, ["psnr_rgb", "ci_low", "ci_high", "seeds"]]}
+            if label in gains.index:
+                g = gains.loc[label]
+                row.update(gain_db=g.a_minus_b_db, gain_low=g.ci_low, gain_high=g.ci_high, measurable=g.measurable)
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
-#: below this validation PSNR an output is essentially black: the run never learned
-BLANK_PSNR_DB = 10.0
-
-
-def conclude_optimizers(sweep: SweepResult, iterations: int) -> str:
-    t, best = sweep.table, sweep.best()
-    lines = [f"**Conclusion ({iterations} iterations per run, same seed and minibatches for every run).**", ""]
-    learned = best[best.val_psnr >= BLANK_PSNR_DB].sort_values("val_psnr", ascending=False)
-    stuck = [k for k in t.optimizer.unique() if k not in learned.index]
-    if len(learned):
-        ranking = ", ".join(f"{name} {_f(r.val_psnr)} dB (lr {r.lr:g})" for name, r in learned.iterrows())
-        lines.append(f"- Validation PSNR, each optimizer at its best learning rate: {ranking}.")
-    if stuck:
-        lines.append(f"- Never left the black initial output (PSNR < {BLANK_PSNR_DB:g} dB) at any learning rate "
-                     f"tried: {', '.join(stuck)}.")
-    for _, r in t[t.diverged].iterrows():
-        lines.append(f"- {r.optimizer} at lr {r.lr:g} diverged (loss not finite) at iteration {int(r.diverged_at)}.")
-    for _, r in t[t.study_default & t.optimizer.isin(["sgd", "momentum"])].iterrows():
-        lines.append(f"- {r.optimizer} at the study's lr {r.lr:g}: first loss {r.first_loss:.3g}, peak "
-                     f"{r.max_loss:.3g}, final {r.final_loss:.3g}, validation PSNR {_f(r.val_psnr)} dB.")
-    lines.append("- Plain-gradient steps scale with the gradient, which on 0..255 targets is huge once signal "
-                 "flows and tiny through the +-0.01 initialisation: at the study's lr they overshoot (the peaks "
-                 "above), at small rates they barely move. Adaptive methods normalise each step and learn at "
-                 "their defaults. Comparing all at one learning rate, as the study did, measured this "
-                 "mismatch, not the optimizers; the sweep above is the fair comparison.")
-    return "\n".join(lines)
-
-
-def conclude_hard_training(summary: pd.DataFrame, iterations: int, final_loss: float, split: str) -> str:
-    rows = "; ".join(f"{k}: {_f(r.psnr_rgb)} dB RGB, {_f(r.psnr_y)} dB Y, SSIM-Y {_f(r.ssim_y, 3)}, "
-                     f"study metric {_f(r.study_psnr)} dB" for k, r in summary.iterrows())
-    gain = summary.loc["adam (this run)", "psnr_rgb"] - summary.loc["bicubic_aligned", "psnr_rgb"]
-    return (f"**Conclusion ({iterations} iterations of Adam, final training MSE {final_loss:.1f}).** "
-            f"On the {split} split: {rows}. Against the phase-aligned bicubic the trained network scores "
-            f"{gain:+.2f} dB (mean per-image PSNR, RGB). The study reported 28.6 dB by its own metric (PSNR of the mean "
-            "unclipped MSE over 10 random test images); that metric is shown beside the field's per-image "
-            "means, and outputs here are clipped before uint8 (the study's wrapped around).")
-
-
-def conclude_colours(table: pd.DataFrame, iterations: int) -> str:
-    def v(k: str) -> float:
-        return table.loc[k, "psnr_rgb"] if k in table.index else float("nan")
-    shared, per, bug = v("shared network"), v("three networks"), v("three networks, shared Adam (study bug)")
-    return (f"**Conclusion ({iterations} iterations each, same seed and images).** Mean per-image PSNR (RGB): one "
-            f"shared network {_f(shared)} dB; three per-channel networks with their own Adam {_f(per)} dB "
-            f"({per - shared:+.2f} dB); three networks sharing one Adam as the study did {_f(bug)} dB "
-            f"({bug - per:+.2f} dB against the fixed version). The study's 26.8 vs 28.6 dB compared runs of "
-            "different length (25k vs 43k iterations) with the shared-optimizer bug; at equal iterations the "
-            "comparison above is the fair one.")
-
-
-def conclude_ablation(table: pd.DataFrame, iterations: int) -> str:
-    runs = [k for k in table.index if k != "bicubic_aligned"]
-    steps = "; ".join(f"{k}: {_f(table.loc[k, 'gain_db'])} dB" for k in runs[1:])
-    first, last = table.loc[runs[0], "psnr_rgb"], table.loc[runs[-1], "psnr_rgb"]
-    bic = table.loc["bicubic_aligned", "psnr_rgb"]
-    return (f"**Conclusion ({iterations} iterations per recipe, validation split).** The study's recipe reaches "
-            f"{_f(first)} dB and the improved recipe {_f(last)} dB ({last - first:+.2f} dB; aligned bicubic "
-            f"{_f(bic)} dB). Gain of each change over the step before: {steps}.")
+def run_grouped(tasks: dict, folder: str | Path, data: Data, scheduler: str = "local", workers: int | None = None,
+                desc: str = "runs") -> dict:
+    """Run the tasks of several groups (e.g. one group per set-up, a task per seed) together, on
+    ``scheduler``; returns the results in the same grouping."""
+    flat = [t for group in tasks.values() for t in group]
+    results = run_tasks(flat, folder, data, scheduler, workers, desc=desc)
+    return {key: [results[t.name] for t in group] for key, group in tasks.items()}

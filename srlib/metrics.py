@@ -78,20 +78,38 @@ def study_psnr(float_mse: np.ndarray) -> float:
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of the per-image differences a - b (the same images, in the same order) and its 95%
-    bootstrap interval (percentiles of ``n_boot`` resamples of the images, seeded): (mean, low, high)."""
+    """Mean of the per-image differences a - b and its 95% bootstrap interval: (mean, low, high).
+
+    a, b: (images,) for one run each, or (seeds, images) for runs repeated over seeds, paired by seed
+    (same initialisation and batches) and by image. The bootstrap resamples images and, with several
+    seeds, seeds too (both with replacement, ``n_boot`` times, seeded), so the interval covers both
+    the choice of images and the luck of the seed. A NaN anywhere (a diverged run) gives NaN."""
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    if d.ndim != 1 or len(d) == 0:
-        raise ValueError(f"paired_difference needs two equal-length 1-D arrays, got {np.shape(a)} and {np.shape(b)}")
-    idx = np.random.default_rng(seed).integers(0, len(d), size=(n_boot, len(d)))
-    low, high = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+    if d.ndim == 1:
+        d = d[None]
+    if d.ndim != 2 or d.size == 0 or np.shape(a) != np.shape(b):
+        raise ValueError(f"paired_difference needs two arrays of the same shape (images,) or (seeds, images), "
+                         f"got {np.shape(a)} and {np.shape(b)}")
+    if not np.all(np.isfinite(d)):
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    s, n = d.shape
+    rows = rng.integers(0, s, size=(n_boot, s)) if s > 1 else np.zeros((n_boot, 1), int)
+    cols = rng.integers(0, n, size=(n_boot, n))
+    means = d[rows[:, :, None], cols[:, None, :]].mean(axis=(1, 2))
+    low, high = np.percentile(means, [2.5, 97.5])
     return float(d.mean()), float(low), float(high)
 
 
-def mean_psnr(method, pairs) -> float:
-    """Mean per-image PSNR (RGB, uint8 outputs) of a model (anything with ``predict``) or a method
-    (uint8 LR (N, h, w, 3) -> float HR) on ``pairs``: the quick figure for validation curves and
-    sweeps (``evaluate.evaluate`` gives the full table)."""
+def psnr_per_image(method, pairs) -> np.ndarray:
+    """Per-image PSNR (RGB, uint8 outputs, dB) of a model (anything with ``predict``) or a method
+    (uint8 LR (N, h, w, 3) -> float HR) on ``pairs``, in their order."""
     predict = method.predict if hasattr(method, "predict") else method
     out = to_uint8(predict(pairs.lr))
-    return float(np.mean([psnr(o, h) for o, h in zip(out, pairs.hr)]))
+    return np.array([psnr(o, h) for o, h in zip(out, pairs.hr)])
+
+
+def mean_psnr(method, pairs) -> float:
+    """Mean per-image PSNR (RGB, uint8 outputs) on ``pairs``: the quick figure for validation curves
+    (``evaluate.evaluate`` gives the full table)."""
+    return float(np.mean(psnr_per_image(method, pairs)))

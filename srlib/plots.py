@@ -47,13 +47,14 @@ def loss_curves(curves: dict[str, list[float]], title: str, path: str | Path | N
 
 
 def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, path: str | Path | None = None,
-                baseline: float | None = None) -> Figure:
-    """Validation PSNR (dB) against iteration, optionally with the aligned-bicubic level as a line."""
+                levels: dict[str, float] | None = None) -> Figure:
+    """Validation PSNR (dB) against iteration, with fixed methods (bicubic, the 2022 model, ...) as
+    horizontal lines at their level on the same images."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, (its, values) in curves.items():
         ax.plot(its, values, marker="o", ms=3, label=name)
-    if baseline is not None:
-        ax.axhline(baseline, color="grey", ls="--", label=f"aligned bicubic ({baseline:.2f} dB)")
+    for (name, value), style in zip((levels or {}).items(), ["--", ":", "-."] * 3):
+        ax.axhline(value, color="grey", ls=style, label=f"{name} ({value:.2f} dB)")
     ax.set_xlabel("iteration (10 images x 3 channels)")
     ax.set_ylabel("validation PSNR, RGB (dB)")
     ax.set_title(title)
@@ -62,21 +63,125 @@ def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, pa
     return _save(fig, path)
 
 
-def bar_gains(labels: list[str], values: list[float], title: str, ylabel: str,
-              path: str | Path | None = None) -> Figure:
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(range(len(values)), values, color="tab:blue")
-    ax.set_xticks(range(len(values)), labels, rotation=30, ha="right")
+def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float | None = None) -> Figure:
+    """Validation PSNR against learning rate, one panel per set-up and one colour per optimizer: the
+    short runs of every rate as a line with its 95% band across seeds, the full-length runs of the
+    best rates as points with error bars. ``summary``: ``LRSweep.summary()``."""
+    setups = list(dict.fromkeys(summary.setup))
+    fig, axes = plt.subplots(1, len(setups), figsize=(6.5 * len(setups), 4.5), squeeze=False, sharey=True)
+    short, long = summary.iterations.min(), summary.iterations.max()
+    for ax, setup in zip(axes[0], setups):
+        s = summary[summary.setup == setup]
+        for i, opt in enumerate(dict.fromkeys(s.optimizer)):
+            colour = f"C{i}"
+            a = s[(s.optimizer == opt) & (s.iterations == short)].sort_values("lr")
+            ax.plot(a.lr, a.val_psnr, color=colour, marker="o", ms=3, label=opt)
+            ax.fill_between(a.lr, a.ci_low, a.ci_high, color=colour, alpha=0.15, lw=0)
+            b = s[(s.optimizer == opt) & (s.iterations == long)]
+            if long != short and len(b):
+                ax.errorbar(b.lr, b.val_psnr, yerr=[b.val_psnr - b.ci_low, b.ci_high - b.val_psnr], color=colour,
+                            marker="D", ms=6, ls="none", capsize=3)
+        if blank is not None:
+            ax.axhline(blank, color="k", lw=0.8, ls=":", label=f"black output (< {blank:g} dB)")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_title(f"{setup} set-up")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0, 0].set_ylabel(f"validation PSNR, RGB (dB)\nline: {short} iterations, diamond: {long}")
+    axes[0, -1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None,
+                  levels: dict[str, float] | None = None, group: str = "iterations", label: str = "step",
+                  value: str = "psnr_rgb", low: str = "ci_low", high: str = "ci_high") -> Figure:
+    """Grouped bars with 95% error bars: one bar colour per value of column ``group``, one x position
+    per value of ``label``; heights from ``value``, error bars from ``low`` .. ``high``. ``levels`` draws
+    reference lines (e.g. the bicubic's PSNR)."""
+    groups = list(dict.fromkeys(table[group]))
+    labels = list(dict.fromkeys(table[label]))
+    width = 0.8 / len(groups)
+    fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(labels)), 4.5))
+    for i, g in enumerate(groups):
+        t = table[table[group] == g].set_index(label).reindex(labels)
+        x = np.arange(len(labels)) + (i - (len(groups) - 1) / 2) * width
+        err = np.array([t[value] - t[low], t[high] - t[value]])
+        ax.bar(x, t[value], width, yerr=np.nan_to_num(err), capsize=3, label=f"{g:,} {group}" if isinstance(g, (int, np.integer))
+               else str(g), color=f"C{i}")
+    for (name, level), style in zip((levels or {}).items(), ["--", ":", "-."] * 3):
+        ax.axhline(level, color="grey", ls=style, label=f"{name} ({level:.2f} dB)")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    values = np.concatenate([table[low].dropna(), table[high].dropna(), table[value].dropna(),
+                             list((levels or {}).values())])
+    if len(values) and values.min() > 0:  # PSNR levels: start the axis near the data, not at 0 dB
+        span = values.max() - values.min()
+        ax.set_ylim(values.min() - 0.3 * span - 0.1, values.max() + 0.15 * span + 0.1)
+    return _save(fig, path)
+
+
+def gain_histogram(gains: dict[str, np.ndarray], title: str, path: str | Path | None = None) -> Figure:
+    """Histogram of per-image PSNR gains (dB) over a reference, one outline per method."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    all_values = np.concatenate([np.asarray(g, np.float64) for g in gains.values()])
+    bins = np.linspace(all_values.min(), all_values.max(), 31) if len(all_values) > 1 else 10
+    for name, g in gains.items():
+        g = np.asarray(g, np.float64)
+        ax.hist(g, bins=bins, histtype="step", lw=1.5,
+                label=f"{name}: mean {g.mean():+.2f} dB, {np.mean(g > 0):.0%} of images above 0")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("PSNR gain per image (dB, RGB)")
+    ax.set_ylabel("images")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+#: Where CelebA's alignment puts the eyes and the mouth in a 176x176 HR crop (rows, columns)
+FACE_REGIONS = {"eyes": (slice(64, 108), slice(34, 142)), "mouth": (slice(118, 154), slice(58, 118))}
+
+
+def zoom_and_error(hr: np.ndarray, outputs: dict[str, np.ndarray], title: str, path: str | Path | None = None,
+                   regions: dict[str, tuple[slice, slice]] = FACE_REGIONS, error_range: float = 48.0) -> Figure:
+    """One row per method for one image: each region of ``regions`` enlarged (nearest neighbour, so
+    pixels stay visible), then the absolute error against ``hr`` (mean over channels, 0..``error_range``
+    grey levels, brighter = worse). ``outputs``: name -> uint8 BGR (176, 176, 3)."""
+    names = list(outputs)
+    cols = len(regions) + 1
+    widths = [r[1].stop - r[1].start for r in regions.values()] + [hr.shape[1]]
+    fig, axes = plt.subplots(len(names) + 1, cols, figsize=(3.2 * cols, 2.3 * (len(names) + 1)),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for r, name in enumerate(["ANSWER (HR)", *names]):
+        img = hr if r == 0 else outputs[name]
+        for c, (region, (rows, columns)) in enumerate(regions.items()):
+            ax = axes[r, c]
+            ax.imshow(img[rows, columns, ::-1], interpolation="nearest")
+            ax.set_title(f"{name}: {region}" if c == 0 else region, fontsize=9)
+            ax.axis("off")
+        ax = axes[r, -1]
+        if r == 0:
+            ax.imshow(hr[..., ::-1], interpolation="nearest")
+            ax.set_title("whole image", fontsize=9)
+        else:
+            err = np.abs(img.astype(np.float32) - hr).mean(axis=2)
+            im = ax.imshow(err, cmap="magma", vmin=0, vmax=error_range)
+            ax.set_title(f"|error|, mean {err.mean():.1f} grey levels", fontsize=9)
+        ax.axis("off")
+    fig.colorbar(im, ax=axes[1:, -1], fraction=0.05, label="absolute error (grey levels, 0..255)")
+    fig.suptitle(title)
     return _save(fig, path)
 
 
 def comparison_grid(lr: list[np.ndarray], columns: dict[str, list[np.ndarray]], title: str,
                     path: str | Path | None = None, psnrs: dict[str, list[float]] | None = None) -> Figure:
     """One row per image: the LR input at its true size (44x44, 4x smaller), then each method's
-    176x176 output (uint8 BGR), with per-image PSNR under each output when given."""
+    176x176 output (uint8 BGR), with per-image PSNR above each output when given."""
     names = list(columns)
     rows = len(lr)
     widths = [1] + [4] * len(names)
@@ -90,10 +195,8 @@ def comparison_grid(lr: list[np.ndarray], columns: dict[str, list[np.ndarray]], 
         for c, name in enumerate(names, start=1):
             ax = axes[r, c]
             ax.imshow(columns[name][r][..., ::-1], interpolation="nearest")
-            ax.set_title(name if r == 0 else "", fontsize=9)
-            if psnrs and name in psnrs and np.isfinite(psnrs[name][r]):
-                ax.text(0.5, -0.06, f"{psnrs[name][r]:.2f} dB", transform=ax.transAxes, ha="center",
-                        va="top", fontsize=8)
+            caption = f"{psnrs[name][r]:.2f} dB" if psnrs and name in psnrs and np.isfinite(psnrs[name][r]) else ""
+            ax.set_title("\n".join(filter(None, [name if r == 0 else "", caption])), fontsize=9)
             ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()

@@ -26,34 +26,44 @@ NOTEBOOKS = {
     "04_beyond_the_study": "beyond_the_study",
 }
 
-_SWEEP_QUICK = {"sgd": [0.01, 1e-4], "momentum": [0.01, 1e-5], "nesterov": [0.01, 1e-5],
-                "adagrad": [0.01, 0.03], "rmsprop": [0.01, 1e-3], "adam": [1e-3, 3e-3]}
-_SWEEP_FULL = {"sgd": [0.01, 1e-4, 1e-5], "momentum": [0.01, 1e-5, 1e-6], "nesterov": [0.01, 1e-5, 1e-6],
-               "adagrad": [0.01, 0.03, 0.1], "rmsprop": [0.01, 1e-3, 1e-4], "adam": [1e-3, 3e-3, 3e-4]}
+#: Where each optimizer's learning-rate grid starts (half-decade steps between the first and last rate,
+#: and the library default); the sweep grows a grid while its best rate sits at an end.
+_GRID_START = {"sgd": [1e-5, 1e-2], "momentum": [1e-5, 1e-2], "nesterov": [1e-5, 1e-2],
+               "adagrad": [1e-3, 1e-1], "rmsprop": [1e-4, 1e-2], "adam": [1e-4, 1e-2]}
+_GRID_QUICK = {"sgd": [1e-3, 1e-2], "momentum": [1e-3, 1e-2], "nesterov": [1e-3, 1e-2],
+               "adagrad": [1e-2], "rmsprop": [1e-3, 1e-2], "adam": [1e-3]}
 
-#: Parameters per preset. "quick" finishes on the embedded sample in minutes on 2 cores; "medium"
-#: (about 30 minutes on 2 cores) suits a few thousand real CelebA images; "full" uses the study's
-#: iteration counts (1000 / 43,114 / 25,000) and is meant for the whole of CelebA.
+#: Parameters per preset.
+#: - "quick": the embedded sample, a few minutes on 2 cores: checks that everything runs;
+#: - "medium": a few thousand real CelebA images (e.g. a development subset), about an hour on 2 cores:
+#:   the preset of the published report in conclusion/;
+#: - "full": the study's iteration counts (1000 / 43,114 / 25,000) and more seeds, for the whole of
+#:   CelebA on a bigger machine or a Dask cluster (``--scheduler``).
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
-        "01_optimizer_comparison": {"ITERATIONS": 20, "LEARNING_RATES": _SWEEP_QUICK, "VAL_IMAGES": 9},
-        "02_hard_training": {"ITERATIONS": 200, "VALIDATE_EVERY": 25, "TEST_IMAGES": 11},
-        "03_three_colour_networks": {"ITERATIONS": 80, "TEST_IMAGES": 11},
-        "04_beyond_the_study": {"ITERATIONS": 40, "VAL_IMAGES": 9},
+        "01_optimizer_comparison": {"SHORT": 4, "LONG": 8, "LEARNING_RATES": _GRID_QUICK, "SEEDS": [0, 1, 2],
+                                    "KEEP": 1, "WIDEN": 1, "VAL_IMAGES": 9},
+        "02_hard_training": {"ITERATIONS": 200, "VALIDATE_EVERY": 25, "VAL_IMAGES": 9, "TEST_IMAGES": 11},
+        "03_three_colour_networks": {"ITERATIONS": 40, "TEST_IMAGES": 11, "SEEDS": [0, 1]},
+        "04_beyond_the_study": {"LENGTHS": [10, 30], "VAL_IMAGES": 9, "SEEDS": [0, 1]},
     },
     "medium": {
-        "01_optimizer_comparison": {"ITERATIONS": 200, "LEARNING_RATES": _SWEEP_QUICK, "VAL_IMAGES": 100},
+        "01_optimizer_comparison": {"SHORT": 30, "LONG": 100, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
+                                    "KEEP": 2, "WIDEN": 2, "VAL_IMAGES": 100},
         # a development subset may lack a test partition (../shared/celeba-mini has train + validation)
-        "02_hard_training": {"ITERATIONS": 3000, "VALIDATE_EVERY": 250, "TEST_IMAGES": 300,
+        "02_hard_training": {"ITERATIONS": 2500, "VALIDATE_EVERY": 250, "VAL_IMAGES": 100, "TEST_IMAGES": 300,
                              "EVAL_SPLIT": "validation"},
-        "03_three_colour_networks": {"ITERATIONS": 800, "TEST_IMAGES": 300, "EVAL_SPLIT": "validation"},
-        "04_beyond_the_study": {"ITERATIONS": 600, "VAL_IMAGES": 300},
+        "03_three_colour_networks": {"ITERATIONS": 500, "TEST_IMAGES": 300, "EVAL_SPLIT": "validation",
+                                     "SEEDS": [0, 1]},
+        "04_beyond_the_study": {"LENGTHS": [100, 300], "VAL_IMAGES": 300, "SEEDS": [0, 1]},
     },
     "full": {
-        "01_optimizer_comparison": {"ITERATIONS": 1000, "LEARNING_RATES": _SWEEP_FULL, "VAL_IMAGES": 300},
-        "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "TEST_IMAGES": 1000},
-        "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 1000},
-        "04_beyond_the_study": {"ITERATIONS": 5000, "VAL_IMAGES": 1000},
+        "01_optimizer_comparison": {"SHORT": 200, "LONG": 1000, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
+                                    "KEEP": 2, "WIDEN": 3, "VAL_IMAGES": 300},
+        "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "VAL_IMAGES": 300, "TEST_IMAGES": 1000,
+                             "SEEDS": [0, 1, 2]},
+        "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 1000, "SEEDS": [0, 1, 2]},
+        "04_beyond_the_study": {"LENGTHS": [1000, 12000], "VAL_IMAGES": 1000, "SEEDS": [0, 1, 2]},
     },
 }
 
@@ -119,7 +129,8 @@ def report_folder(preset: str, publish: bool) -> Path:
 
 
 def run_report(preset: str = "quick", only: list[str] | None = None, data: str | None = None,
-               study_weights: str | None = None, resume: bool = False, publish: bool = False) -> dict[str, float]:
+               study_weights: str | None = None, resume: bool = False, publish: bool = False,
+               scheduler: str = "local", workers: int = 0) -> dict[str, float]:
     """Execute the selected notebooks; returns the wall time (s) of each. Results go to
     ``report_folder(preset, publish)``: ``conclusion/`` is rewritten only with ``publish``."""
     import papermill as pm
@@ -142,7 +153,7 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
         params = dict(PRESETS[preset][name])
         notebooks = root / "notebooks"
         params.update(DATA=_relative(data, notebooks) if data else "auto", OUT_DIR=_relative(staging, notebooks),
-                      RESUME=resume, CHECKPOINT_DIR=_relative(root / "runs" / preset / exp, notebooks))
+                      RESUME=resume, SCHEDULER=scheduler, WORKERS=workers, CHECKPOINT_DIR=_relative(root / "runs" / preset / exp, notebooks))
         if study_weights and name in ("02_hard_training", "04_beyond_the_study"):
             params["STUDY_WEIGHTS"] = _relative(study_weights, notebooks)
         executed = staging / f"{name}.ipynb"

@@ -8,8 +8,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+import numpy as np
+import pandas as pd
+
 from srlib import experiments as ex
-from srlib import report
+from srlib import report, sweep
+from srlib.sample import project_root
+from srlib.sweep import Task, run_tasks
+from srlib.train import Trainer
 from srlib.browser import ImageBrowser
 from srlib.errors import SrlibError
 from srlib.train import RECIPES
@@ -23,21 +29,105 @@ def test_ablation_ladder_ends_at_the_improved_recipe():
     assert len({r for _, r in ladder}) == len(ladder)  # every step changes something
 
 
-def test_optimizer_sweep_same_batches_for_all(pairs):
-    sweep = ex.optimizer_sweep(pairs, pairs, {"sgd": [0.01], "adam": [1e-3, 1e-2]}, iterations=2, seed=0)
-    t = sweep.table
-    assert list(t.columns[:3]) == ["optimizer", "lr", "study_default"]
-    assert list(t.study_default) == [True, True, False]
-    # same seed -> every run drew the same minibatches: their generators end in the same state
-    states = [r.trainer.rng.bit_generator.state["state"]["state"] for r in sweep.runs.values()]
-    assert len(set(states)) == 1
-    assert set(sweep.best().index) == {"sgd", "adam"}
+def small_data(celeba):
+    return ex.data_source(str(celeba), "validation", 2)
+
+
+def test_lr_sweep_grows_grids_and_keeps_the_best_for_long_runs(celeba, tmp_path):
+    sweep = ex.lr_sweep({"sgd": [1e-3], "adam": [1e-3]}, seeds=[0, 1], short=1, long=2, folder=tmp_path / "runs",
+                        data=small_data(celeba), images=2, keep=1, widen=1, scheduler="serial")
+    runs = sweep.runs
+    assert {"setup", "optimizer", "lr", "seed", "val_psnr"} <= set(runs.columns)
+    assert set(runs.setup) == {"study", "improved"} and set(runs.seed) == {0, 1}
+    for (setup, opt), g in runs[runs.iterations == 1].groupby(["setup", "optimizer"]):
+        steps = sorted(ex.step_of(lr) for lr in g.lr.unique())
+        assert ex.step_of(ex.DEFAULT_LR[opt]) in steps and ex.step_of(1e-3) in steps
+        assert steps == list(range(steps[0], steps[-1] + 1))  # half-decade steps, no gaps
+        assert len(steps) > 1 + (opt == "sgd")  # widened once past the start
+    long = runs[runs.iterations == 2]
+    assert len(long) == 2 * 2 * 2  # 2 set-ups x 2 optimizers x the best rate x 2 seeds
+    best = sweep.best()
+    assert set(best.index) == {(s, o) for s in ("study", "improved") for o in ("sgd", "adam")}
+    assert (best.iterations == 2).all()
+    vs = sweep.against("adam")
+    assert list(vs.a) == ["sgd", "sgd"] and {"ci_low", "ci_high", "measurable"} <= set(vs.columns)
+    assert sweep.best_scores("study", "adam").shape == (2, 2)  # seeds x images
+    files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
+    again = ex.lr_sweep({"sgd": [1e-3], "adam": [1e-3]}, seeds=[0, 1], short=1, long=2, folder=tmp_path / "runs",
+                        data=small_data(celeba), images=2, keep=1, widen=1, scheduler="serial")
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()} == files  # nothing re-run
+    pd.testing.assert_frame_equal(again.runs, runs)
     with pytest.raises(ValueError, match="unknown optimizer"):
-        ex.optimizer_sweep(pairs, pairs, {"lbfgs": [1.0]}, iterations=1, seed=0)
+        ex.lr_sweep({"lbfgs": [1.0]}, [0], 1, 1, tmp_path / "x", small_data(celeba), scheduler="serial")
+
+
+def test_tasks_give_the_same_bits_on_a_two_worker_dask_cluster(celeba, tmp_path):
+    from dask.distributed import LocalCluster
+
+    tasks = [Task(f"t{s}", RECIPES["improved"].with_(images=2, warmup=1), 3, seed=s) for s in (0, 1, 2)]
+    serial = run_tasks(tasks, tmp_path / "serial", small_data(celeba), scheduler="serial")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        dask = run_tasks(tasks, tmp_path / "dask", small_data(celeba), scheduler=cluster.scheduler_address)
+    for name in serial:
+        assert np.array_equal(serial[name].psnr, dask[name].psnr)
+        assert np.array_equal(serial[name].loss, dask[name].loss)
+        assert serial[name].model().nets[0].weights() .keys() == dask[name].model().nets[0].weights().keys()
+        for k, w in serial[name].model().nets[0].weights().items():
+            assert np.array_equal(w, dask[name].model().nets[0].weights()[k])
+
+
+def test_a_killed_task_resumes_from_its_checkpoint(celeba, tmp_path):
+    data = small_data(celeba)
+    task = Task("run", RECIPES["study"].with_(images=2), 4, seed=3)
+    whole = run_tasks([task], tmp_path / "whole", data, scheduler="serial")["run"]
+    train, ev, val = sweep._images(data)
+    partial = Trainer(task.recipe, train, total=4, seed=3)
+    partial.run(until=2, checkpoint=tmp_path / "killed" / "run.npz", progress=False)  # then "killed"
+    resumed = run_tasks([task], tmp_path / "killed", data, scheduler="serial")["run"]
+    assert np.array_equal(resumed.loss, whole.loss) and np.array_equal(resumed.psnr, whole.psnr)
+
+
+def test_paired_table_pairs_seeds_and_broadcasts_baselines():
+    rng = np.random.default_rng(0)
+    a = rng.normal(30, 1, (3, 50))
+    t = ex.paired_table({"a": a, "b": a - 0.5, "c": a[0] + rng.normal(0, 0.01, 50), "base": a[0]},
+                        [("a", "b"), ("c", "base")])
+    assert t.a_minus_b_db[0] == pytest.approx(0.5) and t.measurable[0]
+    assert t.ci_low[1] < 0.01 and t.ci_high[1] > -0.01
+    assert t.ci_low[1] <= t.a_minus_b_db[1] <= t.ci_high[1]
+    nan = ex.paired_table({"a": a, "b": np.full_like(a, np.nan)}, [("a", "b")])
+    assert np.isnan(nan.a_minus_b_db[0]) and not nan.measurable[0]
+
+
+def test_ablation_table_has_intervals_and_paired_gains(celeba, tmp_path):
+    runs = ex.run_grouped(ex.ablation_tasks([1, 2], [0, 1]), tmp_path, small_data(celeba), scheduler="serial")
+    table = ex.ablation_table(runs)
+    assert len(table) == 2 * len(ex.ABLATION_STEPS)
+    assert table.gain_db.isna().sum() == 2  # the first step of each length has nothing before it
+    steps = table[table.iterations == 2].set_index("step")
+    assert steps.gain_db.iloc[1] == pytest.approx(steps.psnr_rgb.iloc[1] - steps.psnr_rgb.iloc[0])
+    assert (table.seeds == 2).all() and (table.ci_low <= table.psnr_rgb).all()
+
+
+def test_notebook_paths_resolve_against_the_notebooks_folder(tmp_path):
+    assert ex.notebook_path("../runs/x") == project_root() / "notebooks" / "../runs/x"
+    assert ex.notebook_path(tmp_path) == tmp_path
+    folder = ex.task_folder(tmp_path / "runs", resume=False)
+    (folder / "a.json").write_text("{}")
+    (folder / "keep.txt").write_text("user file")
+    assert ex.task_folder(tmp_path / "runs", resume=True) == folder and (folder / "a.json").exists()
+    ex.task_folder(tmp_path / "runs", resume=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+
+
+def train_one(pairs):
+    trainer = Trainer(RECIPES["study"].with_(images=2), pairs, total=1)
+    trainer.run(progress=False)
+    return trainer.model
 
 
 def test_browser_shows_lr_at_true_size_and_psnr(pairs):
-    trainer_model = ex.train_run("x", RECIPES["study"].with_(images=2), pairs, pairs, 1, 0).trainer.model
+    trainer_model = train_one(pairs)
     b = ImageBrowser(pairs, {"model": trainer_model}, shipped=False)
     assert b.slider.max == len(pairs) - 1
     panels = b.row.children
@@ -104,7 +194,7 @@ def test_static_output_progress_and_browser(pairs, monkeypatch):
 
     monkeypatch.setenv(display.STATIC_OUTPUT, "1")
     assert type(display.progress(range(2))) is text_tqdm
-    model = ex.train_run("x", RECIPES["study"].with_(images=2), pairs, pairs, 1, 0).trainer.model
+    model = train_one(pairs)
     shown = ImageBrowser(pairs, {"model": model}, shipped=False).widget
     assert isinstance(shown, IPython.display.Image) and shown.data[:4] == b"\x89PNG"
 

@@ -1,0 +1,209 @@
+"""Training runs as independent tasks, run one after another or on Dask, resumable and deterministic.
+
+A sweep of the report (optimizer x learning rate x seed, recipe x seed, ...) is a list of ``Task``s.
+Each task trains one model from its seed and scores it image by image on the evaluation images, so
+the report can pair any two runs on the same images. A task's result depends only on the task and the
+data: never on which worker ran it or how many there were (the engine sums its blocks in a fixed
+order), so one worker or a cluster of them give the same bits.
+
+Every finished task leaves ``<folder>/<name>.json`` (its scores) and ``<name>.npz`` (its checkpoint);
+a killed sweep, run again, skips the finished tasks and resumes the unfinished ones from their last
+checkpoint.
+
+Where the tasks run (``scheduler``):
+- ``"local"`` (default): a ``dask.distributed.LocalCluster`` of one single-threaded worker per core
+  (on 2 cores two workers each running one task finished a sweep faster than one task at a time on
+  both cores: see ``benchmarks/sweep_workers.py``);
+- ``"serial"``: in this process, one task at a time, on all cores;
+- an address such as ``"tcp://10.0.0.5:8786"``: an existing Dask cluster, whose workers must have srlib
+  installed and see the data folder at the same path.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .data import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
+from .display import progress
+from .errors import SrlibError
+from .files import atomic_write
+from .metrics import psnr_per_image
+from .model import SRModel
+from .sample import resolve_data_dir
+from .train import Recipe, Trainer, TrainingDiverged
+
+
+@dataclass(frozen=True)
+class Task:
+    """One training run: ``name`` is unique within its folder (letters, digits, ``-_.=``)."""
+
+    name: str
+    recipe: Recipe
+    iterations: int
+    seed: int
+    per_channel: bool = False
+    shared_optimizer_bug: bool = False
+    validate_every: int = 0
+
+
+@dataclass(frozen=True)
+class Data:
+    """Where a task's images come from: the train split streams from ``root``; the first
+    ``eval_images`` of ``eval_split`` (an evenly spread, fixed subset) score the model."""
+
+    root: str
+    eval_split: str = "validation"
+    eval_images: int | None = None
+    val_images: int | None = None  # for the validation curve of tasks with ``validate_every``
+
+
+@dataclass
+class Result:
+    """A finished task: per-image PSNR (RGB, dB) on the evaluation images, in their order (NaN when
+    the run diverged), the training loss per iteration (0..255 MSE) and the validation curve."""
+
+    task: Task
+    psnr: np.ndarray
+    loss: np.ndarray
+    diverged_at: int | None
+    wall_s: float
+    val_iteration: list[int] = field(default_factory=list)
+    val_psnr: list[float] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+    @property
+    def mean_psnr(self) -> float:
+        return float(np.mean(self.psnr)) if self.diverged_at is None else float("nan")
+
+    @property
+    def final_loss(self) -> float:
+        """Mean training loss over the last 10% of iterations: the run's "final" MSE."""
+        return float(np.mean(self.loss[-max(1, len(self.loss) // 10):])) if len(self.loss) else float("nan")
+
+    def model(self) -> SRModel:
+        if self.checkpoint is None:
+            raise SrlibError(f"run {self.task.name} diverged at iteration {self.diverged_at}: it has no model")
+        return SRModel.from_checkpoint(str(self.checkpoint))
+
+
+@lru_cache(maxsize=2)
+def _images(data: Data) -> tuple[ImageSet, Pairs, Pairs | None]:
+    """The train split (streamed) and the evaluation pairs; kept per worker process between tasks."""
+    celeba = CelebA.open(resolve_data_dir(data.root))
+    ev = load_pairs(evaluation_subset(celeba.split(data.eval_split), data.eval_images), desc="loading images")
+    val = None
+    if data.val_images:
+        val = load_pairs(evaluation_subset(celeba.split("validation"), data.val_images), desc="loading images")
+    return ImageSet(celeba.split("train")), ev, val
+
+
+def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -> str:
+    """Train ``task`` (resuming from its checkpoint if one is there), score it and write
+    ``<folder>/<name>.json``; returns the name. Finished tasks are not run again."""
+    folder_ = Path(folder)
+    done, ck = folder_ / f"{task.name}.json", folder_ / f"{task.name}.npz"
+    if done.is_file():
+        return task.name
+    train, ev, val = _images(data)
+    start = time.perf_counter()
+    if ck.is_file():
+        trainer = Trainer.resume(ck, train, val)
+    else:
+        trainer = Trainer(task.recipe, train, total=task.iterations, seed=task.seed, per_channel=task.per_channel,
+                          shared_optimizer_bug=task.shared_optimizer_bug, val=val)
+    diverged_at = None
+    try:
+        trainer.run(checkpoint=ck, validate_every=task.validate_every, progress=show_progress)
+        scores = psnr_per_image(trainer.model, ev)
+    except TrainingDiverged:
+        diverged_at = trainer.iteration
+        scores = np.full(len(ev), np.nan)
+        ck.unlink(missing_ok=True)
+    h = trainer.history
+    record = {"psnr": scores.tolist(), "loss": h.loss, "diverged_at": diverged_at,
+              "wall_s": time.perf_counter() - start, "val_iteration": h.val_iteration, "val_psnr": h.val_psnr}
+    payload = json.dumps(record).encode()
+    atomic_write(done, lambda f: f.write(payload), what="run result")
+    return task.name
+
+
+def load_result(task: Task, folder: str | Path) -> Result:
+    folder = Path(folder)
+    r = json.loads((folder / f"{task.name}.json").read_text())
+    ck = folder / f"{task.name}.npz"
+    return Result(task, np.array(r["psnr"], np.float64), np.array(r["loss"], np.float64), r["diverged_at"],
+                  r["wall_s"], r["val_iteration"], r["val_psnr"], ck if ck.is_file() else None)
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str = "local",
+              workers: int | None = None, desc: str = "runs") -> dict[str, Result]:
+    """Run every unfinished task of ``tasks`` (see the module docstring for ``scheduler``) and return
+    all their results by name, in the order of ``tasks``."""
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError("run_tasks: task names must be unique")
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [t for t in tasks if not (folder / f"{t.name}.json").is_file()]
+    if todo:
+        with progress(total=len(tasks), initial=len(tasks) - len(todo), desc=desc) as bar:
+            if scheduler == "serial" or (scheduler == "local" and (workers or default_workers()) == 1):
+                for t in todo:
+                    run_task(t, str(folder), data)
+                    bar.update(1)
+            else:
+                _run_on_dask(todo, folder, data, scheduler, workers, bar)
+    return {t.name: load_result(t, folder) for t in tasks}
+
+
+def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, workers: int | None, bar) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if scheduler == "local":
+        n = workers or default_workers()
+        # one core per worker: srlib's own threads and BLAS would otherwise oversubscribe the cores
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               env={"SRLIB_THREADS": "1", "OMP_NUM_THREADS": "1"})
+        client = Client(cluster)
+    else:
+        cluster, client = None, Client(scheduler)
+    try:
+        # the longest first, so the last worker does not start a long task when the others are done
+        order = sorted(todo, key=lambda t: -t.iterations)
+        futures = client.map(run_task, order, folder=str(folder), data=data, key=[f"srlib-{t.name}" for t in order],
+                             pure=False)
+        for future in as_completed(futures):
+            future.result()
+            bar.update(1)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# -- reading many results at once -------------------------------------------------------------------
+def psnr_matrix(results: list[Result]) -> np.ndarray:
+    """Per-image PSNR of several runs (e.g. one per seed) as (runs, images)."""
+    return np.stack([r.psnr for r in results])
+
+
+def mean_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of a few values (e.g. one per seed); NaN values make it NaN."""
+    v = np.asarray(values, np.float64)
+    m = float(np.mean(v))
+    if len(v) < 2 or not np.all(np.isfinite(v)):
+        return m, float("nan"), float("nan")
+    from scipy.stats import t
+    half = float(t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / math.sqrt(len(v)))
+    return m, m - half, m + half
