@@ -336,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")
     s.add_argument("--preset", default="quick", choices=["quick", "medium", "full"],
-                   help="quick: embedded sample, minutes; medium: a few thousand real CelebA images, about an hour "
-                        "on 2 cores (the published report); full: the study's iteration counts")
+                   help="quick: embedded sample, minutes; medium: a few thousand real CelebA images, about 1.5 "
+                        "hours on 2 cores (the published report); full: the study's iteration counts")
     s.add_argument("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (repeatable)")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--study-weights", metavar="DIR", help="the study's weights folder (e.g. .../weights/many_adam) "

@@ -35,7 +35,7 @@ _GRID_QUICK = {"sgd": [1e-3, 1e-2], "momentum": [1e-3, 1e-2], "nesterov": [1e-3,
 
 #: Parameters per preset.
 #: - "quick": the embedded sample, a few minutes on 2 cores: checks that everything runs;
-#: - "medium": a few thousand real CelebA images (e.g. a development subset), about an hour on 2 cores:
+#: - "medium": a few thousand real CelebA images (e.g. a development subset), about 1.5 hours on 2 cores:
 #:   the preset of the published report in conclusion/;
 #: - "full": the study's iteration counts (1000 / 43,114 / 25,000) and more seeds, for the whole of
 #:   CelebA on a bigger machine or a Dask cluster (``--scheduler``).
@@ -48,14 +48,14 @@ PRESETS: dict[str, dict[str, dict]] = {
         "04_beyond_the_study": {"LENGTHS": [10, 30], "VAL_IMAGES": 9, "SEEDS": [0, 1]},
     },
     "medium": {
-        "01_optimizer_comparison": {"SHORT": 30, "LONG": 100, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
+        "01_optimizer_comparison": {"SHORT": 40, "LONG": 200, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
                                     "KEEP": 2, "WIDEN": 2, "VAL_IMAGES": 100},
         # a development subset may lack a test partition (../shared/celeba-mini has train + validation)
-        "02_hard_training": {"ITERATIONS": 2500, "VALIDATE_EVERY": 250, "VAL_IMAGES": 100, "TEST_IMAGES": 300,
+        "02_hard_training": {"ITERATIONS": 4000, "VALIDATE_EVERY": 250, "VAL_IMAGES": 100, "TEST_IMAGES": 300,
                              "EVAL_SPLIT": "validation"},
-        "03_three_colour_networks": {"ITERATIONS": 500, "TEST_IMAGES": 300, "EVAL_SPLIT": "validation",
+        "03_three_colour_networks": {"ITERATIONS": 800, "TEST_IMAGES": 300, "EVAL_SPLIT": "validation",
                                      "SEEDS": [0, 1]},
-        "04_beyond_the_study": {"LENGTHS": [100, 300], "VAL_IMAGES": 300, "SEEDS": [0, 1]},
+        "04_beyond_the_study": {"LENGTHS": [150, 600], "VAL_IMAGES": 300, "SEEDS": [0, 1]},
     },
     "full": {
         "01_optimizer_comparison": {"SHORT": 200, "LONG": 1000, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
