@@ -269,6 +269,8 @@ def count(minimum: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .photo import GRIDS
+    from .report import PRESETS
     from .train import RECIPES
 
     p = argparse.ArgumentParser(prog="python -m srlib", description="4x super-resolution with a NumPy sub-pixel CNN.")
@@ -278,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", metavar="IMAGE")
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     s.add_argument("--weights", metavar="CKPT", help="srlib checkpoint (default: the shipped model for --grid)")
-    s.add_argument("--grid", choices=["centre", "study"],
+    s.add_argument("--grid", choices=sorted(GRIDS),
                    help="where the input's pixels sit: centre (photos: area-averaged, resized, camera images; "
                    "the default) or study (the study's degradation: the top-left pixel of each 4x4 block)")
     s.add_argument("--ensemble", action="store_true",
@@ -335,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")
-    s.add_argument("--preset", default="quick", choices=["quick", "medium", "full"],
+    s.add_argument("--preset", default="quick", choices=list(PRESETS),
                    help="quick: embedded sample, minutes; medium: a few thousand real CelebA images, about 1.5 "
                         "hours on 2 cores (the published report); full: the study's iteration counts")
     s.add_argument("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (repeatable)")

@@ -23,17 +23,18 @@ def _per_image(fn: Callable[[np.ndarray], np.ndarray]) -> Method:
     return lambda lr: np.stack([fn(img) for img in lr]).astype(np.float32)
 
 
-#: The baselines; "bicubic_plain" is cv2.resize (misaligned by 1.5 HR pixels for this degradation),
-#: "bicubic_aligned" samples LR coordinate x / 4 and is the report's baseline.
+#: The baselines. "bicubic_centred" is OpenCV's bicubic resize, which takes LR pixels for block centres
+#: (right for photographs, 1.5 HR pixels off for the study's degradation); "bicubic_aligned" puts LR
+#: pixel i at HR pixel 4i, as the study's degradation does, and is the report's baseline.
 BASELINES: dict[str, Method] = {
     "nearest": _per_image(upscale_nearest),
-    "bicubic_plain": _per_image(upscale_bicubic_centred),
+    "bicubic_centred": _per_image(upscale_bicubic_centred),
     "bicubic_aligned": _per_image(upscale_bicubic),
 }
 
 #: Interpolation for LR images on the centre grid (photo.py): OpenCV's bicubic and Lanczos as they are.
 PHOTO_BASELINES: dict[str, Method] = {
-    "bicubic": BASELINES["bicubic_plain"],  # right for this grid: the same function, named for its use here
+    "bicubic": BASELINES["bicubic_centred"],
     "lanczos": _per_image(lambda lr: cv2.resize(np.asarray(lr, np.float32), (lr.shape[1] * 4, lr.shape[0] * 4),
                                                 interpolation=cv2.INTER_LANCZOS4)),
 }

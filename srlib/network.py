@@ -25,7 +25,7 @@ class NetConfig:
     channels: output channels of each convolution; the last must equal scale**2 (one output channel).
     kernels: kernel size of each convolution (odd).
     bias: give each convolution a bias (the study had none).
-    init: "seed" = uniform(-init_scale, init_scale) as the study; "he" = normal(0, sqrt(2 / fan_in)).
+    init: "uniform" = uniform(-init_scale, init_scale) as the study; "he" = normal(0, sqrt(2 / fan_in)).
     final_init_scale: multiplies the last convolution's initial weights. A residual model starts best
         near "add nothing to bicubic": with a full-size He init its first outputs are ~100 grey levels
         of noise, and Adam's first large steps kill most ReLUs of the third layer (measured: 0.04% alive).
@@ -37,7 +37,7 @@ class NetConfig:
     kernels: tuple[int, ...] = (5, 3, 3, 3)
     scale: int = 4
     bias: bool = False
-    init: str = "seed"
+    init: str = "uniform"
     init_scale: float = 0.01
     final_init_scale: float = 1.0
     final_relu: bool = True
@@ -64,8 +64,8 @@ class NetConfig:
                              f"got {self.channels[-1]}")
         if any(k % 2 == 0 or k < 1 for k in self.kernels):
             raise ValueError(f"NetConfig: kernels must be odd, got {self.kernels}")
-        if self.init not in ("seed", "he"):
-            raise ValueError(f"NetConfig: init must be 'seed' or 'he', got {self.init!r}")
+        if self.init not in ("uniform", "he"):
+            raise ValueError(f"NetConfig: init must be 'uniform' or 'he', got {self.init!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"NetConfig: dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
@@ -79,6 +79,8 @@ class NetConfig:
             raise TypeError(f"NetConfig: expected a mapping with channel and kernel lists, got {d!r:.200}")
         d = dict(d)
         d["channels"], d["kernels"] = tuple(d["channels"]), tuple(d["kernels"])
+        if d.get("init") == "seed":  # the name srlib 1.0's checkpoints used for "uniform"
+            d["init"] = "uniform"
         return cls(**d)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -108,7 +110,7 @@ class SRNet:
         c_in = 1
         for i, (c_out, k) in enumerate(zip(config.channels, config.kernels), start=1):
             shape = (c_out, c_in, k, k)
-            if config.init == "seed":
+            if config.init == "uniform":
                 w = rng.uniform(-config.init_scale, config.init_scale, shape)
             else:
                 w = rng.normal(0.0, np.sqrt(2.0 / (c_in * k * k)), shape)

@@ -29,7 +29,8 @@ from .layers import MSELoss
 from .metrics import mean_psnr
 from .model import SRModel
 from .network import NetConfig, SRNet
-from .optimizers import Adam, Optimizer, make_optimizer
+from .optimizers import Optimizer, make_optimizer
+from .shared_adam import SharedAdam
 
 
 @dataclass(frozen=True)
@@ -155,43 +156,6 @@ class TrainingDiverged(SrlibError):
     """The loss became NaN or infinite: the learning rate is too high for this optimizer."""
 
 
-class SharedAdam:
-    """The study's 3-colour bug, reproduced on purpose: ONE Adam whose state is
-    keyed by layer position serves several networks, so their moments mix and its step counter
-    advances once per network per iteration. ``bound(i)`` gives network i an optimizer-like handle."""
-
-    def __init__(self, nets: list[SRNet], **hyperparams: float):
-        self.nets = nets
-        self.adam = Adam(nets[0].params(), **hyperparams)
-
-    def bound(self, i: int) -> "_BoundSharedAdam":
-        return _BoundSharedAdam(self, i)
-
-
-@dataclass
-class _BoundSharedAdam:
-    shared: SharedAdam
-    index: int
-
-    @property
-    def lr(self) -> float:
-        return self.shared.adam.lr
-
-    @lr.setter
-    def lr(self, value: float) -> None:
-        self.shared.adam.lr = value
-
-    def step(self) -> None:
-        self.shared.adam.params = self.shared.nets[self.index].params()
-        self.shared.adam.step()
-
-    def state_dict(self) -> dict:
-        return self.shared.adam.state_dict()
-
-    def load_state_dict(self, d: dict) -> None:
-        self.shared.adam.load_state_dict(d)
-
-
 @dataclass
 class History:
     """Per-iteration training loss (0..255 MSE) and periodic validation PSNR (RGB, dB)."""
@@ -207,6 +171,33 @@ class History:
     @classmethod
     def from_arrays(cls, d: dict[str, np.ndarray]) -> "History":
         return cls(*(list(np.asarray(d.get(k, [])).tolist()) for k in ("loss", "val_iteration", "val_psnr")))
+
+
+def draw_batch(recipe: Recipe, train: Pairs | ImageSet, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One iteration's images, drawn with replacement: uint8 LR (n, 44, 44, 3) and HR (n, 176, 176, 3),
+    flipped and degraded as ``recipe`` says."""
+    idx = rng.integers(0, len(train), size=recipe.images)
+    lr, hr = train.take(idx)
+    study = recipe.degradation == "study"
+    if recipe.flips:
+        flip = rng.random(len(idx)) < 0.5
+        if flip.any():
+            hr = hr.copy()
+            hr[flip] = hr[flip][:, :, ::-1]
+            if study:
+                lr = lr.copy()
+                lr[flip] = np.stack([blur_decimate(h) for h in hr[flip]])
+    if not study:
+        lr = np.stack([photo.random_degradation(h, rng) for h in hr])
+    return lr, hr
+
+
+def make_optimizers(recipe: Recipe, nets: list[SRNet], shared_optimizer_bug: bool, hp: dict) -> list:
+    """One optimizer per network, or the study's one Adam shared by all (``shared_adam``)."""
+    if shared_optimizer_bug:
+        shared = SharedAdam(nets, **hp)
+        return [shared.bound(i) for i in range(len(nets))]
+    return [make_optimizer(recipe.optimizer, n.params(), **hp) for n in nets]
 
 
 class Trainer:
@@ -234,36 +225,15 @@ class Trainer:
                              grid="centre" if recipe.degradation == "photo" else "study")
         hp = {**dict(recipe.optimizer_args), "lr": recipe.lr, **optimizer_overrides}
         self.base_lr = hp["lr"]
-        if shared_optimizer_bug:
-            shared = SharedAdam(nets, **hp)
-            self.optimizers = [shared.bound(i) for i in range(len(nets))]
-        else:
-            self.optimizers = [make_optimizer(recipe.optimizer, n.params(), **hp) for n in nets]
+        self.optimizers = make_optimizers(recipe, nets, shared_optimizer_bug, hp)
         self.rng = np.random.default_rng(seed)
         self.iteration = 0
         self.history = History()
 
     # -- one iteration -------------------------------------------------------------------------
-    def _batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """Draw the iteration's images: uint8 LR (n, 44, 44, 3) and HR (n, 176, 176, 3)."""
-        idx = self.rng.integers(0, len(self.train), size=self.recipe.images)
-        lr, hr = self.train.take(idx)
-        study = self.recipe.degradation == "study"
-        if self.recipe.flips:
-            flip = self.rng.random(len(idx)) < 0.5
-            if flip.any():
-                hr = hr.copy()
-                hr[flip] = hr[flip][:, :, ::-1]
-                if study:
-                    lr = lr.copy()
-                    lr[flip] = np.stack([blur_decimate(h) for h in hr[flip]])
-        if not study:
-            lr = np.stack([photo.random_degradation(h, self.rng) for h in hr])
-        return lr, hr
-
     def step(self) -> float:
         """Run one iteration; returns its mean training loss (MSE, 0..255 scale)."""
-        lr, hr = self._batch()
+        lr, hr = draw_batch(self.recipe, self.train, self.rng)
         scale = self.recipe.learning_rate(self.iteration, self.total) / self.recipe.lr
         for opt in self.optimizers:
             opt.lr = self.base_lr * scale

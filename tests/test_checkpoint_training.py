@@ -132,3 +132,12 @@ def test_learning_rate_schedule():
 def test_unknown_recipe():
     with pytest.raises(SrlibError, match="choose one of"):
         get_recipe("magic")
+
+
+def test_checkpoints_of_srlib_1_0_name_the_uniform_init_seed():
+    from srlib.network import NetConfig
+
+    old = {**NetConfig().to_dict(), "init": "seed"}
+    assert NetConfig.from_dict(old) == NetConfig(init="uniform")
+    with pytest.raises(ValueError, match="init must be 'uniform' or 'he'"):
+        NetConfig(init="seed")

@@ -86,7 +86,7 @@ def test_evaluate_without_weights_prints_bicubic(tmp_path):
     data = make_celeba(tmp_path / "c", counts=(2, 1, 3))
     r = srlib("evaluate", "--data", data, "--split", "test", "--out", tmp_path / "ev")
     assert r.returncode == 0, r.stderr
-    assert "bicubic_aligned" in r.stdout and "bicubic_plain" in r.stdout
+    assert "bicubic_aligned" in r.stdout and "bicubic_centred" in r.stdout
     assert (tmp_path / "ev" / "summary_test.csv").is_file() and (tmp_path / "ev" / "scores_test.csv").is_file()
 
 

@@ -55,8 +55,8 @@ def test_evaluate_table(pairs):
     scores = evaluate(pairs, BASELINES)
     assert len(scores) == 3 * len(pairs)
     summary = summarize(scores)
-    assert list(summary.index) == ["nearest", "bicubic_plain", "bicubic_aligned"]
-    assert summary.loc["bicubic_aligned", "psnr_rgb"] > summary.loc["bicubic_plain", "psnr_rgb"]
+    assert list(summary.index) == ["nearest", "bicubic_centred", "bicubic_aligned"]
+    assert summary.loc["bicubic_aligned", "psnr_rgb"] > summary.loc["bicubic_centred", "psnr_rgb"]
     one = scores[scores.method == "nearest"].psnr_rgb.mean()
     assert summary.loc["nearest", "psnr_rgb"] == pytest.approx(one)  # mean of per-image values
 

@@ -14,7 +14,7 @@ from srlib.evaluate import PHOTO_BASELINES, photo_benchmark
 from srlib.metrics import paired_difference
 from srlib.model import SRModel
 from srlib.network import NetConfig, SRNet
-from srlib.train import RECIPES, Trainer
+from srlib.train import RECIPES, Trainer, draw_batch
 
 from conftest import smooth_image
 
@@ -92,7 +92,7 @@ def test_paired_difference_and_benchmark_table(centre_model):
 
 def test_photo_recipe_trains_on_the_centre_grid(pairs):
     trainer = Trainer(RECIPES["photo"].with_(images=3), pairs, total=2, seed=0, val=pairs)
-    lr, hr = trainer._batch()
+    lr, hr = draw_batch(trainer.recipe, trainer.train, trainer.rng)
     assert lr.shape == (3, 44, 44, 3) and trainer.model.grid == "centre"
     trainer.run(progress=False)
     assert np.isfinite(trainer.validate())
