@@ -48,7 +48,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "04_beyond_the_study": {"LENGTHS": [10, 30], "VAL_IMAGES": 9, "SEEDS": [0, 1]},
     },
     "medium": {
-        "01_optimizer_comparison": {"SHORT": 40, "LONG": 200, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
+        "01_optimizer_comparison": {"SHORT": 40, "LONG": 100, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
                                     "KEEP": 2, "WIDEN": 2, "VAL_IMAGES": 100},
         # a development subset may lack a test partition (../shared/celeba-mini has train + validation)
         "02_hard_training": {"ITERATIONS": 4000, "VALIDATE_EVERY": 250, "VAL_IMAGES": 100, "TEST_IMAGES": 300,

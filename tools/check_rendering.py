@@ -1,0 +1,126 @@
+"""Open the published notebooks as a reader does, untrusted, in JupyterLab in headless Chromium, and
+check that every figure and table stored in them is shown, that no widget stub or "0%" progress bar is,
+and that opening a notebook does not mark it modified. Saves a full-page screenshot of each.
+
+Run by hand (not part of the test suite: it needs a browser):
+
+    apt-get install -y chromium && pip install playwright
+    python tools/check_rendering.py [NOTEBOOK ...] [--out runs/rendering] [--chromium /usr/bin/chromium]
+
+With no NOTEBOOK it checks every notebook in conclusion/. Exit status 0 when all pass, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: text a reader must never see in place of an output
+STUBS = ["VBox(children=", "HBox(children=", "IntSlider(", "Error displaying widget", "Loading widget",
+         "| 0/", "0%|"]
+
+
+def expected_outputs(path: Path) -> tuple[int, int]:
+    """(images, tables) stored in the notebook's outputs."""
+    nb = json.loads(path.read_text())
+    images = tables = 0
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            images += "image/png" in data
+            tables += "<table" in "".join(data.get("text/html", []))
+    return images, tables
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lab(settings: Path) -> tuple[subprocess.Popen, str]:
+    # cells drawn only when scrolled into view (JupyterLab 4's default) cannot be counted: draw them all
+    plugin = settings / "@jupyterlab" / "notebook-extension"
+    plugin.mkdir(parents=True)
+    (plugin / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
+    lab = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+                            f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
+            return lab, f"{url}/lab/tree/{{path}}?token={token}"
+        except OSError:
+            time.sleep(0.5)
+    lab.kill()
+    raise SystemExit("JupyterLab did not start within 60 s")
+
+
+def check(page, url: str, path: Path, out: Path) -> list[str]:
+    """Problems found in one notebook (empty when it renders as it should)."""
+    images, tables = expected_outputs(path)
+    page.goto(url.format(path=path.relative_to(ROOT).as_posix()))
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_timeout(4000)  # images decode, the kernel starts; a notebook that marks itself modified has by now
+    shown = page.evaluate("""() => Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img'))
+                                 .filter(i => i.complete && i.naturalWidth > 0).length""")
+    shown_tables = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output table").count()
+    text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
+    dirty = page.locator(".jp-mod-current.jp-mod-dirty, .lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count()
+    page.screenshot(path=str(out / f"{path.stem}.png"), full_page=True)
+    problems = []
+    if shown < images:
+        problems.append(f"{shown} of {images} figures shown")
+    if shown_tables < tables:
+        problems.append(f"{shown_tables} of {tables} tables shown")
+    problems += [f"shows {stub!r}" for stub in STUBS if stub in text]
+    if dirty:
+        problems.append("opening it marked it modified")
+    return problems
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in conclusion/")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "rendering", help="where screenshots go")
+    ap.add_argument("--chromium", default="/usr/bin/chromium", help="the browser to drive")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "conclusion").glob("*/*.ipynb"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    with tempfile.TemporaryDirectory() as settings:
+        lab, url = start_lab(Path(settings))
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                for nb in notebooks:
+                    problems = check(page, url, nb, args.out)
+                    failed += bool(problems)
+                    images, tables = expected_outputs(nb)
+                    print(f"{'FAIL' if problems else 'ok  '} {nb.relative_to(ROOT)}: {images} figures, {tables} tables"
+                          + (f"; {'; '.join(problems)}" if problems else ""), flush=True)
+                browser.close()
+        finally:
+            lab.terminate()
+            lab.wait(timeout=30)
+    print(f"screenshots in {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
