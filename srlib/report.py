@@ -109,14 +109,26 @@ def _relative(path: Path, notebooks: Path) -> str:
     return os.path.relpath(Path(path).resolve(), notebooks)
 
 
+def kernelspec() -> dict:
+    """The kernelspec metadata JupyterLab writes when it opens a notebook on the python3 kernel. A
+    notebook saved with any other (e.g. display name "Python 3" instead of "Python 3 (ipykernel)")
+    shows as modified as soon as it is opened."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    return {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
+
+
 def _publishable(executed: Path, staging: Path, final: Path, notebooks: Path) -> None:
     """Rewrite what papermill recorded of the run's folders: the staging folder becomes the folder the
-    results end in, and its input and output paths become relative."""
+    results end in, and its input and output paths become relative. The kernelspec is the one
+    JupyterLab would write, so opening the notebook does not mark it modified."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
     text = nbformat.writes(nb).replace(_relative(staging, notebooks), _relative(final, notebooks))
     nb = nbformat.reads(text, as_version=4)
+    nb.metadata["kernelspec"] = kernelspec()
     papermill = nb.metadata.get("papermill", {})
     papermill["input_path"] = _relative(Path(papermill.get("input_path", executed)), notebooks)
     papermill["output_path"] = _relative(final / executed.name, notebooks)
@@ -196,6 +208,7 @@ def refresh_stored_outputs(only: list[str] | None = None) -> None:
         nb = nbformat.read(path, as_version=4)
         nb.metadata.pop("widgets", None)
         nb.metadata.pop("papermill", None)
+        nb.metadata["kernelspec"] = kernelspec()
         for cell in nb.cells:
             cell.metadata.pop("papermill", None)
             cell.metadata.pop("execution", None)

@@ -178,6 +178,7 @@ def test_published_notebooks_hold_relative_paths_and_static_output(tmp_path, mon
     assert str(tmp_path) not in text and ".partial-" not in text
     nb = nbformat.read(executed, as_version=4)
     assert nb.metadata.papermill.output_path == "../conclusion/optimizer_compare/01_optimizer_comparison.ipynb"
+    assert nb.metadata.kernelspec == report.kernelspec()  # what JupyterLab writes: opening it changes nothing
     injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert 'OUT_DIR = "../conclusion/optimizer_compare"' in injected and 'DATA = "../celeba"' in injected
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

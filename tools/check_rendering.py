@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import secrets
 import socket
@@ -25,8 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: text a reader must never see in place of an output
-STUBS = ["VBox(children=", "HBox(children=", "IntSlider(", "Error displaying widget", "Loading widget",
-         "| 0/", "0%|"]
+#: the notebook on screen (JupyterLab keeps other panels in the page, hidden)
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+STUBS = [re.compile(p) for p in (r"VBox\(children=", r"HBox\(children=", r"IntSlider\(", "Error displaying widget",
+                                  "Loading widget", r"(^|\s)0%\|")]
 
 
 def expected_outputs(path: Path) -> tuple[int, int]:
@@ -61,7 +64,8 @@ def start_lab(settings: Path) -> tuple[subprocess.Popen, str]:
     for _ in range(120):
         try:
             urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
-            return lab, f"{url}/lab/tree/{{path}}?token={token}"
+            # "reset": a fresh workspace each time, not the notebooks left open by the previous page
+            return lab, f"{url}/lab/tree/{{path}}?reset&token={token}"
         except OSError:
             time.sleep(0.5)
     lab.kill()
@@ -72,12 +76,12 @@ def check(page, url: str, path: Path, out: Path) -> list[str]:
     """Problems found in one notebook (empty when it renders as it should)."""
     images, tables = expected_outputs(path)
     page.goto(url.format(path=path.relative_to(ROOT).as_posix()))
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(f"{PANEL} .jp-Cell", state="attached", timeout=60_000)
     page.wait_for_timeout(4000)  # images decode, the kernel starts; a notebook that marks itself modified has by now
-    shown = page.evaluate("""() => Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img'))
-                                 .filter(i => i.complete && i.naturalWidth > 0).length""")
-    shown_tables = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output table").count()
-    text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").inner_text()
+    shown = page.evaluate(f"""() => Array.from(document.querySelectorAll('{PANEL} .jp-OutputArea-output img'))
+                                  .filter(i => i.complete && i.naturalWidth > 0).length""")
+    shown_tables = page.locator(f"{PANEL} .jp-OutputArea-output table").count()
+    text = page.locator(f"{PANEL} .jp-Notebook").inner_text()
     dirty = page.locator(".jp-mod-current.jp-mod-dirty, .lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count()
     page.screenshot(path=str(out / f"{path.stem}.png"), full_page=True)
     problems = []
@@ -85,7 +89,7 @@ def check(page, url: str, path: Path, out: Path) -> list[str]:
         problems.append(f"{shown} of {images} figures shown")
     if shown_tables < tables:
         problems.append(f"{shown_tables} of {tables} tables shown")
-    problems += [f"shows {stub!r}" for stub in STUBS if stub in text]
+    problems += [f"shows {m.group(0).strip()!r}" for m in (stub.search(text) for stub in STUBS) if m]
     if dirty:
         problems.append("opening it marked it modified")
     return problems
@@ -107,9 +111,10 @@ def main() -> int:
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 for nb in notebooks:
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
                     problems = check(page, url, nb, args.out)
+                    page.close()
                     failed += bool(problems)
                     images, tables = expected_outputs(nb)
                     print(f"{'FAIL' if problems else 'ok  '} {nb.relative_to(ROOT)}: {images} figures, {tables} tables"
