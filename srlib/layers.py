@@ -17,12 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import shifted, winograd
-from .parallel import N_THREADS, map_blocks, scratch
+from .parallel import map_blocks, scratch
 
 # Aim for im2col blocks of about this many bytes: small enough to stay in cache, where the gather and
 # the matrix product that reads it are faster than through main memory, large enough that per-block
 # overhead stays small (16 MiB measured best on the 2-core machine; 2 MiB was 30% slower).
 _BLOCK_BYTES = 16 << 20
+# At least this many blocks (when there are that many images), to keep up to 4 threads busy. A fixed
+# number, not the thread count: the blocks, the order of the weight gradient's sums and hence the bits
+# of every result are then the same with 1 thread, 2, or a Dask worker's 1.
+_MIN_BLOCKS = 4
 
 # The algorithms a Conv2d can use; all compute the same correlation and its gradients.
 PATHS = ("auto", "im2col", "shifted", "winograd")
@@ -96,7 +100,7 @@ class Conv2d:
 
     def _blocks(self, n: int, h: int, w: int, c_in: int, itemsize: int) -> list[tuple[int, int]]:
         per_image = h * w * self.k * self.k * c_in * itemsize
-        step = max(1, min(_BLOCK_BYTES // per_image, -(-n // N_THREADS)))  # >= one block per thread
+        step = max(1, min(_BLOCK_BYTES // per_image, -(-n // _MIN_BLOCKS)))
         return [(s, min(s + step, n)) for s in range(0, n, step)]
 
     def _im2col(self, xp: np.ndarray) -> np.ndarray:

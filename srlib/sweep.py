@@ -173,8 +173,9 @@ def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, wor
 
     if scheduler == "local":
         n = workers or default_workers()
-        # one core per worker: srlib's own threads and BLAS would otherwise oversubscribe the cores
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        # one core per worker: srlib's own threads and BLAS would otherwise oversubscribe the cores;
+        # ":0": any free port for the scheduler's web page (a second cluster on 8787 would print a warning)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                env={"SRLIB_THREADS": "1", "OMP_NUM_THREADS": "1"})
         client = Client(cluster)
     else:

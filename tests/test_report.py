@@ -66,14 +66,15 @@ def test_tasks_give_the_same_bits_on_a_two_worker_dask_cluster(celeba, tmp_path)
 
     tasks = [Task(f"t{s}", RECIPES["improved"].with_(images=2, warmup=1), 3, seed=s) for s in (0, 1, 2)]
     serial = run_tasks(tasks, tmp_path / "serial", small_data(celeba), scheduler="serial")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    # worker processes, as run_tasks starts them: threads of one process would share BLAS's thread setting
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      env={"SRLIB_THREADS": "1"}) as cluster:
         dask = run_tasks(tasks, tmp_path / "dask", small_data(celeba), scheduler=cluster.scheduler_address)
     for name in serial:
         assert np.array_equal(serial[name].psnr, dask[name].psnr)
         assert np.array_equal(serial[name].loss, dask[name].loss)
-        assert serial[name].model().nets[0].weights() .keys() == dask[name].model().nets[0].weights().keys()
-        for k, w in serial[name].model().nets[0].weights().items():
-            assert np.array_equal(w, dask[name].model().nets[0].weights()[k])
+        a, b = serial[name].model().nets[0].weights(), dask[name].model().nets[0].weights()
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_a_killed_task_resumes_from_its_checkpoint(celeba, tmp_path):
