@@ -20,6 +20,12 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
     return fig
 
 
+def _reference_lines(ax, levels: dict[str, float] | None) -> None:
+    """Fixed methods (bicubic, the 2022 model, ...) as grey horizontal lines at their PSNR."""
+    for (name, level), style in zip((levels or {}).items(), ["--", ":", "-."] * 3):
+        ax.axhline(level, color="grey", ls=style, label=f"{name} ({level:.2f} dB)")
+
+
 def smooth(values, window: int) -> np.ndarray:
     """Trailing moving average (window >= 1); keeps the curve readable for noisy minibatch losses."""
     v = np.asarray(values, np.float64)
@@ -53,8 +59,7 @@ def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, pa
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, (its, values) in curves.items():
         ax.plot(its, values, marker="o", ms=3, label=name)
-    for (name, value), style in zip((levels or {}).items(), ["--", ":", "-."] * 3):
-        ax.axhline(value, color="grey", ls=style, label=f"{name} ({value:.2f} dB)")
+    _reference_lines(ax, levels)
     ax.set_xlabel("iteration (10 images x 3 channels)")
     ax.set_ylabel("validation PSNR, RGB (dB)")
     ax.set_title(title)
@@ -110,8 +115,7 @@ def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None
         err = np.array([t[value] - t[low], t[high] - t[value]])
         ax.bar(x, t[value], width, yerr=np.nan_to_num(err), capsize=3, label=f"{g:,} {group}" if isinstance(g, (int, np.integer))
                else str(g), color=f"C{i}")
-    for (name, level), style in zip((levels or {}).items(), ["--", ":", "-."] * 3):
-        ax.axhline(level, color="grey", ls=style, label=f"{name} ({level:.2f} dB)")
+    _reference_lines(ax, levels)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

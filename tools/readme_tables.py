@@ -1,0 +1,104 @@
+"""The README's result tables, made from the committed CSVs (``conclusion/``, ``docs/evaluation/``).
+
+    python tools/readme_tables.py      # prints every table as Markdown, to paste into README.md
+
+``tests/test_readme.py`` checks that each table printed here stands in the README as it is, so no number
+in the README can drift from the CSV it comes from.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCLUSION = ROOT / "conclusion"
+
+
+def _db(mean: float, low: float | None = None, high: float | None = None, signed: bool = False) -> str:
+    f = "{:+.2f}" if signed else "{:.2f}"
+    if not np.isfinite(mean):
+        return "diverged"
+    if low is None or not (np.isfinite(low) and np.isfinite(high)):
+        return f.format(mean)
+    return f"{f.format(mean)} [{f.format(low)}, {f.format(high)}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def evaluation() -> str:
+    """Every method on celeba-mini's 780 validation images (``srlib evaluate``)."""
+    from srlib.metrics import paired_difference
+
+    s = pd.read_csv(ROOT / "docs" / "evaluation" / "summary_validation.csv", index_col=0)
+    scores = pd.read_csv(ROOT / "docs" / "evaluation" / "scores_validation.csv")
+    per_image = {m: g.psnr_rgb.to_numpy() for m, g in scores.groupby("method", sort=False)}
+    names = {"nearest": "nearest", "bicubic_centred": "bicubic, `cv2.resize` (centre grid: 1.5 px off here)",
+             "bicubic_aligned": "bicubic, phase-aligned (the baseline)",
+             "2022 study (many_adam)": "2022 study, published `many_adam` weights",
+             "srlib_study": "**shipped study model (improved recipe, 12k iterations)**"}
+    rows = []
+    for method, r in s.iterrows():
+        minus = [_db(*paired_difference(per_image[method], per_image[ref]), signed=True) if method != ref else ""
+                 for ref in ("bicubic_aligned", "2022 study (many_adam)")]
+        rows.append([names[method], f"{r.psnr_rgb:.2f}", f"{r.psnr_y:.2f}", f"{r.ssim_y:.3f}", f"{r.study_psnr:.2f}",
+                     *minus])
+    return _table(["method", "PSNR RGB", "PSNR Y", "SSIM Y", "study metric", "minus aligned bicubic",
+                   "minus 2022 model"], rows)
+
+
+def optimizers() -> str:
+    """Notebook 01: each optimizer at its best learning rate, and against Adam."""
+    best = pd.read_csv(CONCLUSION / "optimizer_compare" / "best_per_optimizer.csv")
+    vs = pd.read_csv(CONCLUSION / "optimizer_compare" / "paired_vs_adam.csv").set_index(["setup", "a"])
+    rows = []
+    for _, r in best.iterrows():
+        key = (r.setup, r.optimizer)
+        against = _db(*vs.loc[key, ["a_minus_b_db", "ci_low", "ci_high"]], signed=True) if key in vs.index else ""
+        rows.append([r.setup, r.optimizer, f"{r.lr:.3g}", _db(r.val_psnr, r.ci_low, r.ci_high), against])
+    return _table(["set-up", "optimizer", "best lr", "validation PSNR, dB", "minus Adam, dB"], rows)
+
+
+def paired(folder: str) -> str:
+    """A notebook's paired comparisons (``paired.csv``)."""
+    t = pd.read_csv(CONCLUSION / folder / "paired.csv")
+    rows = [[f"{r.a} minus {r.b}", _db(r.a_minus_b_db, r.ci_low, r.ci_high, signed=True),
+             "yes" if r.measurable else "no"] for _, r in t.iterrows()]
+    return _table(["comparison", "dB, mean [95% interval]", "measurable"], rows)
+
+
+def colours() -> str:
+    """Notebook 03: each set-up's PSNR over seeds."""
+    t = pd.read_csv(CONCLUSION / "3_colors_network" / "summary.csv")
+    rows = [[r.run, _db(r.psnr_rgb, r.ci_low, r.ci_high), str(int(r.seeds))] for _, r in t.iterrows()]
+    return _table(["set-up", "PSNR RGB, dB [95% interval over seeds]", "seeds"], rows)
+
+
+def ablation() -> str:
+    """Notebook 04: each step at both lengths, with its paired gain over the step before."""
+    t = pd.read_csv(CONCLUSION / "beyond_the_study" / "ablation.csv")
+    lengths = list(dict.fromkeys(t.iterations))
+    header = ["step"] + [h for n in lengths for h in (f"PSNR, {n:,} it.", f"gain, {n:,} it.")]
+    rows = []
+    for step in dict.fromkeys(t.step):
+        row = [step]
+        for n in lengths:
+            r = t[(t.iterations == n) & (t.step == step)].iloc[0]
+            row += [_db(r.psnr_rgb, r.ci_low, r.ci_high),
+                    "" if pd.isna(r.gain_db) else _db(r.gain_db, r.gain_low, r.gain_high, signed=True)]
+        rows.append(row)
+    return _table(header, rows)
+
+
+TABLES = {"evaluation": evaluation, "optimizers": optimizers, "hard training": lambda: paired("hard_train"),
+          "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
+          "ablation": ablation}
+
+
+if __name__ == "__main__":
+    for name, make in TABLES.items():
+        print(f"<!-- {name} -->\n{make()}\n")
