@@ -1,4 +1,4 @@
-"""The README's photo table is the committed benchmark CSV, number for number."""
+"""The README's tables are the committed CSVs, number for number."""
 from __future__ import annotations
 
 import re
@@ -27,3 +27,18 @@ def test_photo_tables_match_the_committed_csv(doc):
         for method, cell in zip(COLUMNS, cells[1:]):
             mean, low, high = map(float, re.findall(r"[+-]\d+\.\d+", cell))
             assert (mean, low, high) == tuple(round(got.loc[method, k], 2) for k in ("minus_bicubic", "ci_low", "ci_high"))
+
+
+def readme_tables():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "tools" / "readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TABLES
+
+
+@pytest.mark.parametrize("name", list(readme_tables()))
+def test_result_tables_are_the_committed_csvs(name):
+    """Each table ``tools/readme_tables.py`` prints from conclusion/ and docs/ CSVs stands in the README as printed."""
+    assert readme_tables()[name]() in (ROOT / "README.md").read_text()
