@@ -236,6 +236,7 @@ def cmd_report(args) -> None:
     from .legacy import import_study_weights
     from .report import refresh_stored_outputs, report_folder, run_report
     from .sample import project_root, resolve_data_dir
+    from .sweep import check_scheduler
 
     try:
         import papermill  # noqa: F401
@@ -246,6 +247,7 @@ def cmd_report(args) -> None:
         refresh_stored_outputs(args.only)
         return
     # Inputs are checked now, not hours later when a notebook first reads them.
+    check_scheduler(args.scheduler)
     CelebA.open(resolve_data_dir(args.data))
     if args.study_weights:
         import_study_weights(args.study_weights)

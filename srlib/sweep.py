@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -142,14 +143,26 @@ def load_result(task: Task, folder: str | Path) -> Result:
                   r["wall_s"], r["val_iteration"], r["val_psnr"], ck if ck.is_file() else None)
 
 
+#: how long to try to reach an existing Dask scheduler before giving up
+CONNECT_TIMEOUT_S = 30
+
+
 def default_workers() -> int:
     return os.cpu_count() or 1
+
+
+def check_scheduler(scheduler: str) -> str:
+    """``scheduler`` if it is "local", "serial" or a Dask address (PROTOCOL://HOST:PORT), else one clear error."""
+    if scheduler in ("local", "serial") or re.fullmatch(r"[a-z]+://[^\s/]+(:\d+)?/?", scheduler):
+        return scheduler
+    raise SrlibError(f"scheduler {scheduler!r} is not local, serial or a Dask address such as tcp://HOST:8786")
 
 
 def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str = "local",
               workers: int | None = None, desc: str = "runs") -> dict[str, Result]:
     """Run every unfinished task of ``tasks`` (see the module docstring for ``scheduler``) and return
     all their results by name, in the order of ``tasks``."""
+    check_scheduler(scheduler)
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ValueError("run_tasks: task names must be unique")
@@ -179,7 +192,11 @@ def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, wor
                                env={"SRLIB_THREADS": "1", "OMP_NUM_THREADS": "1"})
         client = Client(cluster)
     else:
-        cluster, client = None, Client(scheduler)
+        cluster = None
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as e:
+            raise SrlibError(f"cannot reach the Dask scheduler at {scheduler} ({e}); start it, or use --scheduler local") from None
     try:
         # the longest first, so the last worker does not start a long task when the others are done
         order = sorted(todo, key=lambda t: -t.iterations)

@@ -229,3 +229,12 @@ def test_runner_rejects_unknown_names():
         report.run_report("huge")
     with pytest.raises(SrlibError, match="unknown notebook"):
         report.run_report("quick", only=["05_nope"])
+
+
+def test_a_bad_scheduler_is_one_clear_error(celeba, tmp_path, monkeypatch):
+    task = [Task("t", RECIPES["study"].with_(images=2), 1, seed=0), Task("u", RECIPES["study"].with_(images=2), 1, seed=1)]
+    with pytest.raises(SrlibError, match="not local, serial or a Dask address"):
+        run_tasks(task, tmp_path, small_data(celeba), scheduler="my laptop")
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT_S", 1)
+    with pytest.raises(SrlibError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        run_tasks(task, tmp_path, small_data(celeba), scheduler="tcp://127.0.0.1:9")

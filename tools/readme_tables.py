@@ -7,13 +7,14 @@ in the README can drift from the CSV it comes from.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-CONCLUSION = ROOT / "conclusion"
+CONCLUSION = Path(os.environ.get("SRLIB_CONCLUSION", ROOT / "conclusion"))
 
 
 def _db(mean: float, low: float | None = None, high: float | None = None, signed: bool = False) -> str:
@@ -53,14 +54,17 @@ def evaluation() -> str:
 
 def optimizers() -> str:
     """Notebook 01: each optimizer at its best learning rate, and against Adam."""
-    best = pd.read_csv(CONCLUSION / "optimizer_compare" / "best_per_optimizer.csv")
-    vs = pd.read_csv(CONCLUSION / "optimizer_compare" / "paired_vs_adam.csv").set_index(["setup", "a"])
+    folder = CONCLUSION / "optimizer_compare"
+    best = pd.read_csv(folder / "best_per_optimizer.csv")
+    vs = pd.read_csv(folder / "paired_vs_adam.csv").set_index(["setup", "a"])
+    tried = pd.read_csv(folder / "sweep_summary.csv").groupby(["setup", "optimizer"]).lr.agg(["min", "max"])
     rows = []
     for _, r in best.iterrows():
         key = (r.setup, r.optimizer)
         against = _db(*vs.loc[key, ["a_minus_b_db", "ci_low", "ci_high"]], signed=True) if key in vs.index else ""
-        rows.append([r.setup, r.optimizer, f"{r.lr:.3g}", _db(r.val_psnr, r.ci_low, r.ci_high), against])
-    return _table(["set-up", "optimizer", "best lr", "validation PSNR, dB", "minus Adam, dB"], rows)
+        edge = "yes" if r.lr in (tried.loc[key, "min"], tried.loc[key, "max"]) else ""
+        rows.append([r.setup, r.optimizer, f"{r.lr:.3g}", edge, _db(r.val_psnr, r.ci_low, r.ci_high), against])
+    return _table(["set-up", "optimizer", "best lr", "at the grid's end", "validation PSNR, dB", "minus Adam, dB"], rows)
 
 
 def paired(folder: str) -> str:
