@@ -129,3 +129,24 @@ def test_train_refuses_to_overwrite_and_kill_resume_matches(tmp_path):
     assert b.iteration == 40
     for k, v in a.weights[0].items():
         np.testing.assert_array_equal(v, b.weights[0][k])
+
+
+def test_upscale_and_evaluate_need_no_notebook_packages(tmp_path, celeba):
+    """What `pip install .` gives must be enough: the core commands import none of the [report] extra."""
+    cv2.imwrite(str(tmp_path / "photo.png"), smooth_image(np.random.default_rng(0), 40, 48))
+    blocked = ["matplotlib", "ipywidgets", "IPython", "papermill", "jupyterlab", "nbformat", "dask", "distributed"]
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"{{name}} is not installed (blocked by the test)")
+sys.meta_path.insert(0, Block())
+from srlib.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+    for args in (["upscale", str(tmp_path / "photo.png"), "-o", str(tmp_path / "out")],
+                 ["evaluate", "--data", str(celeba), "--split", "test", "--out", str(tmp_path / "eval")]):
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert cv2.imread(str(tmp_path / "out" / "photo_x4.png")).shape == (160, 192, 3)
