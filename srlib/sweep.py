@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from .data import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
+from .degrade import to_uint8
 from .display import progress
 from .errors import SrlibError
 from .files import atomic_write
-from .metrics import psnr_per_image
+from .metrics import psnr
 from .model import SRModel
 from .sample import resolve_data_dir
 from .train import Recipe, Trainer, TrainingDiverged
@@ -122,7 +123,7 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
     diverged_at = None
     try:
         trainer.run(checkpoint=ck, validate_every=task.validate_every, progress=show_progress)
-        scores = psnr_per_image(trainer.model, ev)
+        scores = _scores(trainer.model, ev, trainer.iteration)
     except TrainingDiverged:
         diverged_at = trainer.iteration
         scores = np.full(len(ev), np.nan)
@@ -133,6 +134,17 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
     payload = json.dumps(record).encode()
     atomic_write(done, lambda f: f.write(payload), what="run result")
     return task.name
+
+
+def _scores(model: SRModel, pairs: Pairs, iteration: int) -> np.ndarray:
+    """Per-image PSNR of ``model`` on ``pairs``. A network whose weights exploded without its loss doing
+    so (a final ReLU can hide it) outputs inf or NaN: that run diverged, rather than scoring whatever
+    rounding NaN to uint8 gives."""
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below, not as a warning
+        out = model.predict(pairs.lr)
+    if not np.all(np.isfinite(out)):
+        raise TrainingDiverged(f"the network's outputs are not finite after iteration {iteration}")
+    return np.array([psnr(o, h) for o, h in zip(to_uint8(out), pairs.hr)])
 
 
 def load_result(task: Task, folder: str | Path) -> Result:

@@ -196,6 +196,7 @@ def test_static_output_progress_and_browser(pairs, monkeypatch):
 
     monkeypatch.setenv(display.STATIC_OUTPUT, "1")
     assert type(display.progress(range(2))) is text_tqdm
+    assert display.progress(range(2), leave=False).disable  # a transient bar would stay as a "0%" line
     model = train_one(pairs)
     shown = ImageBrowser(pairs, {"model": model}, shipped=False).widget
     assert isinstance(shown, IPython.display.Image) and shown.data[:4] == b"\x89PNG"
@@ -238,3 +239,14 @@ def test_a_bad_scheduler_is_one_clear_error(celeba, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "CONNECT_TIMEOUT_S", 1)
     with pytest.raises(SrlibError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         run_tasks(task, tmp_path, small_data(celeba), scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_network_whose_weights_exploded_is_a_diverged_run_not_a_score(pairs):
+    from srlib.train import TrainingDiverged
+
+    model = train_one(pairs)
+    for p in model.nets[0].params():
+        p.value[...] = 1e30
+    with pytest.raises(TrainingDiverged, match="not finite"):
+        sweep._scores(model, pairs, 1)
+    assert np.isfinite(sweep._scores(train_one(pairs), pairs, 1)).all()
