@@ -26,6 +26,16 @@ def _reference_lines(ax, levels: dict[str, float] | None) -> None:
         ax.axhline(level, color="grey", ls=style, label=f"{name} ({level:.2f} dB)")
 
 
+def _labelled(ax, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Axis labels, title, a light grid and the legend; returns the axes' figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax.figure
+
+
 def smooth(values, window: int) -> np.ndarray:
     """Trailing moving average (window >= 1); keeps the curve readable for noisy minibatch losses."""
     v = np.asarray(values, np.float64)
@@ -60,12 +70,7 @@ def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, pa
     for name, (its, values) in curves.items():
         ax.plot(its, values, marker="o", ms=3, label=name)
     _reference_lines(ax, levels)
-    ax.set_xlabel("iteration (10 images x 3 channels)")
-    ax.set_ylabel("validation PSNR, RGB (dB)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _save(_labelled(ax, "iteration (10 images x 3 channels)", "validation PSNR, RGB (dB)", title), path)
 
 
 def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float | None = None) -> Figure:
@@ -139,12 +144,7 @@ def gain_histogram(gains: dict[str, np.ndarray], title: str, path: str | Path | 
         ax.hist(g, bins=bins, histtype="step", lw=1.5,
                 label=f"{name}: mean {g.mean():+.2f} dB, {np.mean(g > 0):.0%} of images above 0")
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("PSNR gain per image (dB, RGB)")
-    ax.set_ylabel("images")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _save(_labelled(ax, "PSNR gain per image (dB, RGB)", "images", title), path)
 
 
 #: Where CelebA's alignment puts the eyes and the mouth in a 176x176 HR crop (rows, columns)
