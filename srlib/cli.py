@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", default="local", metavar="WHERE",
                    help="where training runs go: local (default: a Dask cluster of one single-threaded worker per "
                         "core), serial (one at a time in this process), or the address of a Dask scheduler "
-                        "(tcp://HOST:8786) whose workers have srlib and see the data at the same path")
+                        "(tcp://HOST:8786) whose workers have srlib and see the data and runs/ at the same paths")
     s.add_argument("--workers", type=count(0), default=0, metavar="N",
                    help="workers of the local cluster (default 0: one per core)")
     s.add_argument("--publish", action="store_true",

@@ -16,7 +16,7 @@ Where the tasks run (``scheduler``):
   both cores: see ``benchmarks/sweep_workers.py``);
 - ``"serial"``: in this process, one task at a time, on all cores;
 - an address such as ``"tcp://10.0.0.5:8786"``: an existing Dask cluster, whose workers must have srlib
-  installed and see the data folder at the same path.
+  installed and see the data folder and the run folder at the same paths.
 """
 from __future__ import annotations
 
