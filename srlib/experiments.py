@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
+from .data import Pairs
 from .degrade import to_uint8
 from .evaluate import BASELINES
-from .metrics import paired_difference, psnr, psnr_per_image
+from .metrics import paired_difference, psnr_each, psnr_per_image
 from .model import SRModel
 from .optimizers import OPTIMIZERS
 from .sample import in_checkout, project_root, resolve_data_dir
 from .sweep import Data, Result, Task, mean_interval, psnr_matrix, run_tasks
+from .sweep import load_split, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
 from .train import RECIPES, Recipe
 
 
@@ -79,18 +80,6 @@ def data_source(data: str, eval_split: str = "validation", eval_images: int | No
     return Data(str(root), eval_split, eval_images, val_images)
 
 
-def load_split(data: Data, split: str | None = None, limit: int | None = None) -> Pairs:
-    """Degraded pairs of a split (default: the evaluation split and size of ``data``)."""
-    split = split or data.eval_split
-    limit = data.eval_images if limit is None and split == data.eval_split else limit
-    return load_pairs(evaluation_subset(CelebA.open(data.root).split(split), limit), desc=f"loading {split}")
-
-
-def stream_split(data: Data, split: str = "train") -> ImageSet:
-    """A whole split, read from disk as it is needed (bounded memory, ``data.ImageSet``)."""
-    return ImageSet(CelebA.open(data.root).split(split))
-
-
 # -- comparisons ------------------------------------------------------------------------------------
 def paired_table(scores: dict[str, np.ndarray], comparisons: list[tuple[str, str]]) -> pd.DataFrame:
     """For each (a, b): the mean per-image PSNR difference a - b on the same images (and seeds, when
@@ -111,8 +100,9 @@ def baseline_scores(pairs: Pairs, methods: dict) -> dict[str, np.ndarray]:
     return {k: psnr_per_image(m, pairs) for k, m in methods.items()}
 
 
-def per_image_psnr(outputs: dict[str, np.ndarray], hr: np.ndarray) -> dict[str, list[float]]:
-    return {k: [psnr(o, h) for o, h in zip(v, hr)] for k, v in outputs.items()}
+def per_image_psnr(outputs: dict[str, np.ndarray], hr: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image PSNR of each method's uint8 outputs (``sample_outputs``) against ``hr``."""
+    return {k: psnr_each(v, hr) for k, v in outputs.items()}
 
 
 def sample_outputs(models: dict[str, SRModel], pairs: Pairs, n: int = 3) -> dict[str, np.ndarray]:
@@ -179,7 +169,7 @@ class LRSweep:
         for (setup, opt, lr, its), runs in g:
             m, low, high = mean_interval(runs.val_psnr.to_numpy())
             rows.append({"setup": setup, "optimizer": opt, "lr": lr, "iterations": its,
-                         "library_default": lr == lr_of(step_of(DEFAULT_LR[opt])), "val_psnr": m,
+                         "library_default": bool(runs.library_default.iloc[0]), "val_psnr": m,
                          "ci_low": low, "ci_high": high, "seeds": len(runs), "diverged": int(runs.diverged.sum()),
                          "final_loss": runs.final_loss.mean()})
         return pd.DataFrame(rows)
@@ -193,12 +183,16 @@ class LRSweep:
         idx = full.groupby(["setup", "optimizer"], sort=False)["rank"].idxmax()
         return full.loc[idx].drop(columns="rank").set_index(["setup", "optimizer"])
 
+    def _runs_of(self, setup: str, optimizer: str, lr: float, iterations: int | None = None) -> pd.DataFrame:
+        """The runs (one per seed, in seed order) of ``optimizer`` at ``lr`` in ``setup``, of length
+        ``iterations`` (default: the longest there is at that rate)."""
+        r = self.runs[(self.runs.setup == setup) & (self.runs.optimizer == optimizer) & (self.runs.lr == lr)]
+        return r[r.iterations == (r.iterations.max() if iterations is None else iterations)]
+
     def best_scores(self, setup: str, optimizer: str) -> np.ndarray:
         """(seeds, images) PSNR of ``optimizer`` at its best rate in ``setup``."""
         b = self.best().loc[(setup, optimizer)]
-        names = self.runs[(self.runs.setup == setup) & (self.runs.optimizer == optimizer)
-                          & (self.runs.lr == b.lr) & (self.runs.iterations == b.iterations)].task
-        return psnr_matrix([self.results[n] for n in names])
+        return psnr_matrix([self.results[n] for n in self._runs_of(setup, optimizer, b.lr, b.iterations).task])
 
     def against(self, reference: str = "adam") -> pd.DataFrame:
         """Per setup, each optimizer at its best rate minus ``reference`` at its best rate: paired
@@ -215,19 +209,16 @@ class LRSweep:
     def best_models(self, setup: str) -> dict[str, SRModel]:
         """Each optimizer's model at its best rate in ``setup``, from the first seed (diverged ones left out)."""
         models = {}
-        for (s, opt), b in self.best().iterrows():
-            name = self.runs[(self.runs.setup == s) & (self.runs.optimizer == opt) & (self.runs.lr == b.lr)
-                             & (self.runs.iterations == b.iterations) & (self.runs.seed == self.seeds[0])].task
-            r = self.results[name.iloc[0]]
-            if s == setup and r.checkpoint is not None:
+        for opt, b in self.best().loc[setup].iterrows():
+            runs = self._runs_of(setup, opt, b.lr, b.iterations)
+            r = self.results[runs[runs.seed == self.seeds[0]].task.iloc[0]]
+            if r.checkpoint is not None:
                 models[opt] = r.model()
         return models
 
     def curves(self, setup: str, optimizer: str, lr: float) -> list[np.ndarray]:
         """Training-loss curves (one per seed) of the longest runs of ``optimizer`` at ``lr``."""
-        r = self.runs[(self.runs.setup == setup) & (self.runs.optimizer == optimizer) & (self.runs.lr == lr)]
-        r = r[r.iterations == r.iterations.max()]
-        return [self.results[n].loss for n in r.task]
+        return [self.results[n].loss for n in self._runs_of(setup, optimizer, lr).task]
 
 
 def _sweep_task(setup: str, recipe: Recipe, optimizer: str, step: int, seed: int, iterations: int) -> Task:

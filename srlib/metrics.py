@@ -101,12 +101,16 @@ def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: in
     return float(d.mean()), float(low), float(high)
 
 
+def psnr_each(outputs: np.ndarray, hr: np.ndarray) -> np.ndarray:
+    """PSNR of each uint8 output (N, H, W, 3) against its HR image, in order (dB)."""
+    return np.array([psnr(o, h) for o, h in zip(outputs, hr)])
+
+
 def psnr_per_image(method, pairs) -> np.ndarray:
     """Per-image PSNR (RGB, uint8 outputs, dB) of a model (anything with ``predict``) or a method
     (uint8 LR (N, h, w, 3) -> float HR) on ``pairs``, in their order."""
     predict = method.predict if hasattr(method, "predict") else method
-    out = to_uint8(predict(pairs.lr))
-    return np.array([psnr(o, h) for o, h in zip(out, pairs.hr)])
+    return psnr_each(to_uint8(predict(pairs.lr)), pairs.hr)
 
 
 def mean_psnr(method, pairs) -> float:

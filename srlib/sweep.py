@@ -36,7 +36,7 @@ from .degrade import to_uint8
 from .display import progress
 from .errors import SrlibError
 from .files import atomic_write
-from .metrics import psnr
+from .metrics import psnr_each
 from .model import SRModel
 from .sample import resolve_data_dir
 from .train import Recipe, Trainer, TrainingDiverged
@@ -95,15 +95,25 @@ class Result:
         return SRModel.from_checkpoint(str(self.checkpoint))
 
 
+def load_split(data: Data, split: str | None = None, limit: int | None = None) -> Pairs:
+    """Degraded pairs of a split (default: the evaluation split and size of ``data``)."""
+    split = split or data.eval_split
+    limit = data.eval_images if limit is None and split == data.eval_split else limit
+    celeba = CelebA.open(resolve_data_dir(data.root))
+    return load_pairs(evaluation_subset(celeba.split(split), limit), desc=f"loading {split}")
+
+
+def stream_split(data: Data, split: str = "train") -> ImageSet:
+    """A whole split, read from disk as it is needed (bounded memory, ``data.ImageSet``)."""
+    return ImageSet(CelebA.open(resolve_data_dir(data.root)).split(split))
+
+
 @lru_cache(maxsize=2)
 def _images(data: Data) -> tuple[ImageSet, Pairs, Pairs | None]:
-    """The train split (streamed) and the evaluation pairs; kept per worker process between tasks."""
-    celeba = CelebA.open(resolve_data_dir(data.root))
-    ev = load_pairs(evaluation_subset(celeba.split(data.eval_split), data.eval_images), desc="loading images")
-    val = None
-    if data.val_images:
-        val = load_pairs(evaluation_subset(celeba.split("validation"), data.val_images), desc="loading images")
-    return ImageSet(celeba.split("train")), ev, val
+    """The train split (streamed), the evaluation pairs and the validation-curve pairs (if any); kept
+    per worker process between tasks."""
+    val = load_split(data, "validation", data.val_images) if data.val_images else None
+    return stream_split(data), load_split(data), val
 
 
 def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -> str:
@@ -144,7 +154,7 @@ def _scores(model: SRModel, pairs: Pairs, iteration: int) -> np.ndarray:
         out = model.predict(pairs.lr)
     if not np.all(np.isfinite(out)):
         raise TrainingDiverged(f"the network's outputs are not finite after iteration {iteration}")
-    return np.array([psnr(o, h) for o, h in zip(to_uint8(out), pairs.hr)])
+    return psnr_each(to_uint8(out), pairs.hr)
 
 
 def load_result(task: Task, folder: str | Path) -> Result:
