@@ -62,10 +62,10 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 def comparison(lr: np.ndarray, result: np.ndarray, grid: str) -> np.ndarray:
     """Side by side, labelled: the input (each pixel drawn 4x4), bicubic on the same grid, srlib."""
-    from .degrade import to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
+    from .degrade import to_uint8, upscale_nearest
+    from .photo import BICUBIC_FOR_GRID
 
-    bicubic = (upscale_bicubic_centred if grid == "centre" else upscale_bicubic)(lr)
-    panels = [upscale_nearest(lr), to_uint8(bicubic), result]
+    panels = [upscale_nearest(lr), to_uint8(BICUBIC_FOR_GRID[grid](lr)), result]
     labels = ["input", "bicubic", "srlib"]
     for panel, label in zip(panels, labels):
         cv2.putText(panel, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)

@@ -12,7 +12,7 @@ from .data import ImageSet, Pairs
 from .degrade import HR_SIZE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
 from .display import progress
 from .errors import SrlibError
-from .metrics import SSIM_WINDOW, image_metrics, paired_difference, psnr, study_psnr
+from .metrics import SSIM_WINDOW, image_metrics, paired_difference, psnr_each, study_psnr
 from .model import SRModel
 
 #: method: uint8 LR (N, h, w, 3) -> float HR estimate (N, 4h, 4w, 3) on 0..255
@@ -95,9 +95,8 @@ def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, Method], referen
         for deg, fn in degradations.items():
             lr = np.stack([fn(h) for h in batch.hr])
             for name, method in methods.items():
-                out = to_uint8(method(lr))
-                rows += [{"degradation": deg, "image": p.name, "method": name, "psnr_rgb": psnr(o, h)}
-                         for p, o, h in zip(batch.paths, out, batch.hr)]
+                rows += [{"degradation": deg, "image": p.name, "method": name, "psnr_rgb": v}
+                         for p, v in zip(batch.paths, psnr_each(to_uint8(method(lr)), batch.hr))]
     scores = pd.DataFrame(rows)
     summary = []
     for (deg, name), g in scores.groupby(["degradation", "method"], sort=False):

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .degrade import SCALE, to_uint8, upscale_bicubic, upscale_bicubic_centred
+from .degrade import SCALE, to_uint8
 from .errors import SrlibError
 from .network import SRNet
-from .photo import GRIDS
+from .photo import BICUBIC_FOR_GRID, GRIDS
 
 # Large images go through the network in tiles of TILE x TILE LR pixels, each with a HALO of real
 # neighbouring pixels around it. The network sees 5 LR pixels to each side (kernel radii 2 + 1 + 1 + 1)
@@ -119,8 +119,7 @@ class SRModel:
 
     def _bicubic(self, lr: np.ndarray) -> np.ndarray:
         """The residual base: bicubic interpolation that puts LR samples where this model's grid has them."""
-        up = upscale_bicubic if self.grid == "study" else upscale_bicubic_centred
-        return np.stack([up(c) for c in lr])
+        return np.stack([BICUBIC_FOR_GRID[self.grid](c) for c in lr])
 
     def _channels(self, lr: np.ndarray, net: SRNet) -> np.ndarray:
         """uint8 LR channels (N, h, w), one piece -> float HR estimate (N, 4h, 4w) on 0..255, unclipped."""

@@ -21,9 +21,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .degrade import SCALE
+from .degrade import SCALE, upscale_bicubic, upscale_bicubic_centred
 
-GRIDS = ("study", "centre")
+#: Each sampling grid and the bicubic interpolation that puts LR samples where that grid has them.
+BICUBIC_FOR_GRID: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "study": upscale_bicubic,
+    "centre": upscale_bicubic_centred,
+}
+GRIDS = tuple(BICUBIC_FOR_GRID)
 
 
 def _size(hr: np.ndarray) -> tuple[int, int]:
