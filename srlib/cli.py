@@ -121,7 +121,7 @@ def cmd_upscale(args) -> None:
                   disable=h * w < 1_000_000) as bar:
             hr = model.upscale(img, progress=bar.update, ensemble=args.ensemble)
         if grey:
-            hr = hr[..., 0] if len(model.nets) == 1 else cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
+            hr = hr[..., 0] if len(model.nets) == 1 and not model.sees_colour else cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
         write_png(target, hr)
         print_path(target)
         if compare:

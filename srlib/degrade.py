@@ -64,8 +64,9 @@ def upscale_bicubic(lr: np.ndarray, scale: int = SCALE) -> np.ndarray:
 
 
 def upscale_bicubic_centred(lr: np.ndarray, scale: int = SCALE) -> np.ndarray:
-    """Plain ``cv2.resize(lr, INTER_CUBIC)``: assumes block-centred LR samples, so for this degradation
-    it is 1.5 HR pixels off. Kept only to show what the phase costs. Float32 output, unclipped."""
+    """Plain ``cv2.resize(lr, INTER_CUBIC)``: assumes block-centred LR samples (the "centre" grid of
+    photographs, see ``photo.py``), so for the study's degradation it is 1.5 HR pixels off. Float32
+    output, unclipped."""
     lr = np.asarray(lr, dtype=np.float32)
     return cv2.resize(lr, (lr.shape[1] * scale, lr.shape[0] * scale), interpolation=cv2.INTER_CUBIC)
 

@@ -1,12 +1,14 @@
 """A trained super-resolution model: a network plus the conventions that map pixels to and from it.
 
-- input: one LR colour channel / 255, shape (N, 1, h, w)
+- input: LR / 255, one colour channel (N, 1, h, w), or B, G and R together (N, 3, h, w) for a network
+  with ``image_channels`` 3
 - output: ``output_scale`` * network output on the 0..255 scale (1 for the study, which regressed
   0..255 values directly; 255 for a recipe that trains on 0..1 targets), plus, for a ``residual`` model, the phase-aligned
-  bicubic upscale of the same channel (the network then only predicts the detail bicubic misses).
+  bicubic upscale of the same channels (the network then only predicts the detail bicubic misses).
 
-Every colour channel goes through the same network (the study's "shared" model), or each channel
-through its own network (the 3-colour experiment: ``per_channel``).
+Every colour channel goes through the same network (the study's "shared" model), each channel
+through its own network (the 3-colour experiment: ``per_channel``), or all three through one network
+that sees them together (the photo model).
 """
 from __future__ import annotations
 
@@ -74,6 +76,8 @@ class SRModel:
         self.nets = nets if isinstance(nets, list) else [nets]
         if len(self.nets) not in (1, 3):
             raise ValueError(f"SRModel takes one network or three (B, G, R), got {len(self.nets)}")
+        if len(self.nets) == 3 and any(n.config.image_channels != 1 for n in self.nets):
+            raise ValueError("SRModel: three per-channel networks must each take one channel")
         if grid not in GRIDS:
             raise ValueError(f"SRModel: grid must be one of {', '.join(GRIDS)}, got {grid!r}")
         self.residual = residual
@@ -105,25 +109,40 @@ class SRModel:
     def model_meta(self) -> dict:
         return {"residual": self.residual, "output_scale": self.output_scale, "grid": self.grid}
 
+    @property
+    def sees_colour(self) -> bool:
+        """True when the network takes B, G and R together (``image_channels`` 3)."""
+        return self.nets[0].config.image_channels == 3
+
+    # The methods below take single channels (N, h, w) for a network of one image channel, or colour
+    # images (N, h, w, 3) for one that sees colour; ``_nchw`` and ``_from_nchw`` convert either layout.
+    @staticmethod
+    def _nchw(a: np.ndarray) -> np.ndarray:
+        return a[:, None] if a.ndim == 3 else a.transpose(0, 3, 1, 2)
+
+    @staticmethod
+    def _from_nchw(a: np.ndarray, ndim: int) -> np.ndarray:
+        return a[:, 0] if ndim == 3 else a.transpose(0, 2, 3, 1)
+
     def targets(self, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
-        """What the network must output for uint8 LR (N, h, w) and HR (N, 4h, 4w): (N, 1, 4h, 4w) float32."""
+        """What the network must output for uint8 LR (N, h, w[, 3]) and HR (N, 4h, 4w[, 3]):
+        (N, C, 4h, 4w) float32."""
         t = hr.astype(np.float32)
         if self.residual:
             t -= self._bicubic(lr)
-        return (t / self.output_scale)[:, None]
+        return self._nchw(t / np.float32(self.output_scale))
 
-    @staticmethod
-    def inputs(lr: np.ndarray) -> np.ndarray:
-        """uint8 LR channels (N, h, w) -> network input (N, 1, h, w) float32 in [0, 1]."""
-        return (lr.astype(np.float32) / 255.0)[:, None]
+    def inputs(self, lr: np.ndarray) -> np.ndarray:
+        """uint8 LR (N, h, w[, 3]) -> network input (N, C, h, w) float32 in [0, 1]."""
+        return self._nchw(lr.astype(np.float32) / np.float32(255.0))
 
     def _bicubic(self, lr: np.ndarray) -> np.ndarray:
         """The residual base: bicubic interpolation that puts LR samples where this model's grid has them."""
         return np.stack([BICUBIC_FOR_GRID[self.grid](c) for c in lr])
 
-    def _channels(self, lr: np.ndarray, net: SRNet) -> np.ndarray:
-        """uint8 LR channels (N, h, w), one piece -> float HR estimate (N, 4h, 4w) on 0..255, unclipped."""
-        y = net.forward(self.inputs(lr))[:, 0] * np.float32(self.output_scale)
+    def _through(self, net: SRNet, lr: np.ndarray) -> np.ndarray:
+        """uint8 LR (N, h, w[, 3]), one piece -> float HR estimate (N, 4h, 4w[, 3]) on 0..255, unclipped."""
+        y = self._from_nchw(net.forward(self.inputs(lr)), lr.ndim) * np.float32(self.output_scale)
         if self.residual:
             y += self._bicubic(lr)
         return y
@@ -149,10 +168,12 @@ class SRModel:
 
     def _window_once(self, lr: np.ndarray) -> np.ndarray:
         n, h, w, c = lr.shape
+        if self.sees_colour:
+            return self._through(self.nets[0], lr)
         if len(self.nets) == 1:
-            y = self._channels(lr.transpose(0, 3, 1, 2).reshape(-1, h, w), self.nets[0])
+            y = self._through(self.nets[0], lr.transpose(0, 3, 1, 2).reshape(-1, h, w))
             return y.reshape(n, c, h * SCALE, w * SCALE).transpose(0, 2, 3, 1)
-        return np.stack([self._channels(lr[..., i], net) for i, net in enumerate(self.nets)], axis=-1)
+        return np.stack([self._through(net, lr[..., i]) for i, net in enumerate(self.nets)], axis=-1)
 
     def predict(self, lr: np.ndarray, batch: int = 16, ensemble: bool = False) -> np.ndarray:
         """uint8 LR images (N, h, w, 3) BGR -> float (N, 4h, 4w, 3) on 0..255, unclipped.

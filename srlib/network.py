@@ -22,8 +22,11 @@ MAX_LAYERS, MAX_CHANNELS, MAX_KERNEL = 16, 512, 15
 class NetConfig:
     """Shape and initialisation of a sub-pixel network.
 
-    channels: output channels of each convolution; the last must equal scale**2 (one output channel).
+    channels: output channels of each convolution; the last must equal image_channels * scale**2.
     kernels: kernel size of each convolution (odd).
+    image_channels: colour channels the network sees and outputs. 1 (the study): one channel at a time,
+        the same network for B, G and R. 3: B, G and R together, so it can use what one channel shows
+        of another's edges (a JPEG keeps brightness at full resolution but colour at half).
     bias: give each convolution a bias (the study had none).
     init: "uniform" = uniform(-init_scale, init_scale) as the study; "he" = normal(0, sqrt(2 / fan_in)).
     final_init_scale: multiplies the last convolution's initial weights. A residual model starts best
@@ -36,6 +39,7 @@ class NetConfig:
     channels: tuple[int, ...] = (64, 32, 32, 16)
     kernels: tuple[int, ...] = (5, 3, 3, 3)
     scale: int = 4
+    image_channels: int = 1
     bias: bool = False
     init: str = "uniform"
     init_scale: float = 0.01
@@ -45,13 +49,14 @@ class NetConfig:
 
     def __post_init__(self):
         # Bounds first: a configuration read from a file must not make srlib allocate gigabytes.
-        ints = (*self.channels, *self.kernels, self.scale)
+        ints = (*self.channels, *self.kernels, self.scale, self.image_channels)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
             raise ValueError(f"NetConfig: channels, kernels and scale must be integers, got {self}")
         if not (1 <= len(self.channels) <= MAX_LAYERS and all(1 <= c <= MAX_CHANNELS for c in self.channels)
-                and all(1 <= k <= MAX_KERNEL for k in self.kernels) and 1 <= self.scale <= 8):
+                and all(1 <= k <= MAX_KERNEL for k in self.kernels) and 1 <= self.scale <= 8
+                and self.image_channels in (1, 3)):
             raise ValueError(f"NetConfig: at most {MAX_LAYERS} layers of 1..{MAX_CHANNELS} channels, kernels "
-                             f"1..{MAX_KERNEL} and scale 1..8, got {self}")
+                             f"1..{MAX_KERNEL}, scale 1..8 and 1 or 3 image channels, got {self}")
         if not (isinstance(self.bias, bool) and isinstance(self.final_relu, bool)
                 and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0
                         for v in (self.init_scale, self.final_init_scale))):
@@ -59,9 +64,9 @@ class NetConfig:
                              f"numbers, got {self}")
         if len(self.channels) != len(self.kernels) or not self.channels:
             raise ValueError("NetConfig: channels and kernels must be non-empty and of equal length")
-        if self.channels[-1] != self.scale ** 2:
-            raise ValueError(f"NetConfig: last layer needs scale**2 = {self.scale ** 2} channels, "
-                             f"got {self.channels[-1]}")
+        if self.channels[-1] != self.image_channels * self.scale ** 2:
+            raise ValueError(f"NetConfig: last layer needs image_channels * scale**2 = "
+                             f"{self.image_channels * self.scale ** 2} channels, got {self.channels[-1]}")
         if any(k % 2 == 0 or k < 1 for k in self.kernels):
             raise ValueError(f"NetConfig: kernels must be odd, got {self.kernels}")
         if self.init not in ("uniform", "he"):
@@ -85,7 +90,7 @@ class NetConfig:
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every parameter of an ``SRNet`` with this configuration, without building it."""
-        shapes, c_in = {}, 1
+        shapes, c_in = {}, self.image_channels
         for i, (c_out, k) in enumerate(zip(self.channels, self.kernels), start=1):
             shapes[f"conv{i}.weight"] = (c_out, c_in, k, k)
             if self.bias:
@@ -95,7 +100,8 @@ class NetConfig:
 
 
 class SRNet:
-    """Ordered list of layers; input (N, 1, h, w) LR in [0, 1] -> output (N, 1, h*s, w*s).
+    """Ordered list of layers; input (N, C, h, w) LR in [0, 1] -> output (N, C, h*s, w*s), where C is the
+    configuration's ``image_channels``.
 
     Parameters are named ``conv1.weight`` .. ``conv4.weight`` (and ``.bias``) and belong to this network
     alone; optimizers keep their state per parameter (see ``optimizers.py``).
@@ -107,7 +113,7 @@ class SRNet:
         dtype = np.dtype(config.dtype)
         rng = np.random.default_rng(seed)
         self.layers: list = []
-        c_in = 1
+        c_in = config.image_channels
         for i, (c_out, k) in enumerate(zip(config.channels, config.kernels), start=1):
             shape = (c_out, c_in, k, k)
             if config.init == "uniform":
@@ -151,18 +157,18 @@ class SRNet:
         return sum(p.value.size for p in self.params())
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (N, 1, h, w) -> (N, 1, h*s, w*s), in the network's dtype."""
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"SRNet expects a (N, 1, h, w) batch, got shape {x.shape}")
-        h = np.ascontiguousarray(x, dtype=self.config.dtype).transpose(0, 2, 3, 1)
+        """x (N, C, h, w) -> (N, C, h*s, w*s), in the network's dtype (C = ``image_channels``)."""
+        if x.ndim != 4 or x.shape[1] != self.config.image_channels:
+            raise ValueError(f"SRNet expects a (N, {self.config.image_channels}, h, w) batch, got shape {x.shape}")
+        h = np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1), dtype=self.config.dtype)
         with single_threaded_blas():
             for layer in self.layers:
                 h = layer.forward(h)
         return h.transpose(0, 3, 1, 2)
 
     def backward(self, dy: np.ndarray) -> None:
-        """dy (N, 1, H, W) = dL/d(output); leaves dL/d(param) in each ``Param.grad``."""
-        g = dy.transpose(0, 2, 3, 1)
+        """dy (N, C, H, W) = dL/d(output); leaves dL/d(param) in each ``Param.grad``."""
+        g = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
         with single_threaded_blas():
             for layer in reversed(self.layers):
                 g = layer.backward(g)

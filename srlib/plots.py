@@ -205,3 +205,37 @@ def comparison_grid(lr: list[np.ndarray], columns: dict[str, list[np.ndarray]], 
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def sampling_grids(path: str | Path | None = None) -> Figure:
+    """What the sampling grid is (left: where each grid puts an LR pixel among the HR pixels) and why it
+    matters (right: one edge, area-downscaled, then put back by bicubic on either grid)."""
+    from .degrade import SCALE, upscale_bicubic, upscale_bicubic_centred
+    from .photo import area
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1, 1.5]})
+    n = 2 * SCALE
+    for v in range(n + 1):  # HR pixel edges, thin; LR block edges, thick
+        lw = 1.6 if v % SCALE == 0 else 0.4
+        left.axhline(v - 0.5, color="black", lw=lw)
+        left.axvline(v - 0.5, color="black", lw=lw)
+    blocks = np.arange(0, n, SCALE)
+    by, bx = np.meshgrid(blocks, blocks, indexing="ij")
+    left.plot(bx.ravel(), by.ravel(), "o", color="tab:red", ms=9, label="study: HR (4i, 4j)")
+    left.plot(bx.ravel() + 1.5, by.ravel() + 1.5, "X", color="tab:blue", ms=10, label="centre: HR (4i+1.5, 4j+1.5)")
+    left.set(xlim=(-0.5, n - 0.5), ylim=(n - 0.5, -0.5), aspect="equal")
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
+    left.set_xlabel("HR pixel x")
+    left.set_ylabel("HR pixel y")
+    left.set_title("where LR pixel (i, j) is sampled\n(thick lines: one 4x4 block per LR pixel)", fontsize=10)
+
+    x = np.arange(64)
+    hr = np.repeat(np.where(x < 30, 40, 210).astype(np.uint8)[None], 16, axis=0)  # a vertical edge
+    lr = area(hr)
+    right.step(x, hr[8], where="mid", color="black", lw=1.5, label="HR edge")
+    right.plot(x, upscale_bicubic_centred(lr)[8], color="tab:blue", label="area LR, bicubic on the centre grid")
+    right.plot(x, upscale_bicubic(lr)[8], color="tab:red", ls="--", label="area LR, bicubic on the study grid")
+    right.set_xlim(18, 42)
+    _labelled(right, "HR pixel x", "grey level (0..255)", "the wrong grid moves every edge by 1.5 HR pixels")
+    right.title.set_fontsize(10)
+    return _save(fig, path)

@@ -4,7 +4,8 @@ One *iteration* is the study's unit of work: ``images`` images (10) drawn with r
 train split, all three colour channels, i.e. 30 single-channel 44x44 -> 176x176 examples.
 - shared model, study recipe: three optimizer steps per iteration, one per channel (batch 10 each);
 - shared model, ``stack_channels``: one step on all 30 examples at once;
-- per-channel model (three networks): each network takes one step on its own channel.
+- per-channel model (three networks): each network takes one step on its own channel;
+- a network that sees colour (``image_channels`` 3): one step on the 10 colour images.
 The loss is the one the step's forward pass computed (no extra forward pass for logging, unlike the
 study), recorded as MSE on the 0..255 scale whatever the recipe's target scale.
 """
@@ -217,6 +218,8 @@ class Trainer:
             val = Pairs(val.paths, np.stack([photo.area(h) for h in val.hr]), val.hr)
         self.recipe, self.train, self.val, self.total, self.seed = recipe, train, val, total, seed
         self.per_channel, self.shared_optimizer_bug = per_channel, shared_optimizer_bug
+        if per_channel and recipe.net.image_channels != 1:
+            raise SrlibError("per-channel networks take one colour channel each: use image_channels 1")
         if shared_optimizer_bug and not (per_channel and recipe.optimizer == "adam"):
             raise SrlibError("shared_optimizer_bug reproduces the study's shared Adam: it needs per_channel "
                              "networks and the adam optimizer")
@@ -238,7 +241,9 @@ class Trainer:
         for opt in self.optimizers:
             opt.lr = self.base_lr * scale
         chans_lr, chans_hr = lr.transpose(3, 0, 1, 2), hr.transpose(3, 0, 1, 2)  # (3, n, h, w)
-        if self.per_channel:
+        if self.model.sees_colour:
+            work = [(0, lr, hr)]
+        elif self.per_channel:
             work = [(i, chans_lr[i], chans_hr[i]) for i in range(3)]
         elif self.recipe.stack_channels:
             work = [(0, chans_lr.reshape(-1, *lr.shape[1:3]), chans_hr.reshape(-1, *hr.shape[1:3]))]

@@ -118,6 +118,7 @@ def test_mse_loss_gradient():
 @pytest.mark.parametrize("config", [
     NetConfig(channels=(6, 5, 4, 16), dtype="float64", init="he"),
     NetConfig(channels=(6, 5, 4, 16), dtype="float64", init="he", bias=True, final_relu=False),
+    NetConfig(channels=(6, 5, 4, 48), dtype="float64", init="he", bias=True, final_relu=False, image_channels=3),
 ])
 def test_network_gradients(config):
     """Whole network + MSE loss against finite differences, on every parameter array."""
@@ -126,8 +127,9 @@ def test_network_gradients(config):
         if p.name.endswith("bias"):
             p.value[...] = 0.1
     rng = np.random.default_rng(2)
-    x = rng.random((2, 1, 6, 5))
-    t = rng.random((2, 1, 24, 20))
+    c = config.image_channels
+    x = rng.random((2, c, 6, 5))
+    t = rng.random((2, c, 24, 20))
 
     def loss() -> float:
         return MSELoss().forward(net.forward(x), t)
@@ -173,5 +175,9 @@ def test_load_weights_rejects_bad_input():
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="scale"):
         NetConfig(channels=(64, 32, 32, 8))
+    with pytest.raises(ValueError, match="image_channels"):
+        NetConfig(channels=(64, 32, 32, 16), image_channels=3)
+    with pytest.raises(ValueError, match="image channels"):
+        NetConfig(channels=(64, 32, 32, 32), image_channels=2)
     with pytest.raises(ValueError, match="init"):
         NetConfig(init="xavier")

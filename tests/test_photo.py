@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srlib import photo
+from srlib import photo, plots
 from srlib.checkpoint import Checkpoint, save_checkpoint
 from srlib.data import Pairs
 from srlib.degrade import upscale_bicubic_centred
@@ -96,3 +96,9 @@ def test_photo_recipe_trains_on_the_centre_grid(pairs):
     assert lr.shape == (3, 44, 44, 3) and trainer.model.grid == "centre"
     trainer.run(progress=False)
     assert np.isfinite(trainer.validate())
+
+
+def test_sampling_grid_figure(tmp_path):
+    fig = plots.sampling_grids(tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").stat().st_size > 10_000
+    assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)

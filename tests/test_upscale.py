@@ -13,9 +13,11 @@ from srlib.network import NetConfig, SRNet
 from conftest import smooth_image
 
 
-@pytest.fixture(scope="module")
-def residual_model() -> SRModel:
-    net = SRNet(NetConfig(init="he", bias=True, final_relu=False), seed=3)
+@pytest.fixture(scope="module", params=[1, 3], ids=["one channel at a time", "colour"])
+def residual_model(request) -> SRModel:
+    c = request.param
+    net = SRNet(NetConfig(channels=(64, 32, 32, 16 * c), image_channels=c, init="he", bias=True,
+                          final_relu=False), seed=3)
     return SRModel(net, residual=True, output_scale=255.0)
 
 
