@@ -74,8 +74,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
 MAX_MEMBERS = 256                  # a 3-network Adam checkpoint with history has about 80
 MAX_META_CHARS = 1 << 20           # the metadata JSON (a few kB in practice)
 MAX_HISTORY = 10_000_000           # values per history array (the study's longest run: 43,114 iterations)
-_WEIGHT = re.compile(r"weight/([0-2])/(conv\d+\.(?:weight|bias))")
-_OPTIM = re.compile(r"optim/([0-2])/(t|hp\.\w+|\w+\.(conv\d+\.(?:weight|bias)))")
+_WEIGHT = re.compile(r"weight/([0-2])/(conv\d+\.(?:weight|bias|jpeg))")
+_OPTIM = re.compile(r"optim/([0-2])/(t|hp\.\w+|\w+\.(conv\d+\.(?:weight|bias|jpeg)))")
 _HISTORY = re.compile(r"history/(loss|val_iteration|val_psnr)")
 
 

@@ -32,6 +32,19 @@ def load_model(weights: str | None, shipped: str = "photo"):
     return SRModel.from_checkpoint(weights)
 
 
+def add_named_models(methods: dict, specs: list[str] | None, option: str) -> dict:
+    """``methods`` plus a model for each ``[NAME=]CKPT`` in ``specs`` (NAME defaults to the file's stem);
+    a name that is empty or already taken is refused in one line naming ``option``."""
+    baselines = set(methods)
+    for spec in specs or []:
+        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
+        if not name.strip() or name in methods:
+            taken = "a baseline's name" if name in baselines else "already taken" if name.strip() else "empty"
+            raise SrlibError(f"{option} {spec}: the method name {name!r} is {taken}; name it with NAME=CKPT")
+        methods[name] = load_model(path)
+    return methods
+
+
 def new_output(path: str, force: bool) -> None:
     """Refuse, before any work, to write over a folder, or over an existing file unless ``force``."""
     if Path(path).is_dir():
@@ -104,6 +117,7 @@ def cmd_upscale(args) -> None:
     from .data import read_image
     from .files import check_writable_folder
     from .model import check_output_size
+    from .photo import jpeg_quality
 
     model = load_model(args.weights, "study" if args.grid == "study" else "photo")
     if args.grid and model.grid != args.grid:
@@ -114,12 +128,13 @@ def cmd_upscale(args) -> None:
     out_dir = check_writable_folder(args.out)
     for path, (target, *compare) in upscale_targets(args.images, out_dir, args.force, args.compare):
         img = read_image(path)
+        quality = jpeg_quality(path) if args.jpeg_quality == "auto" else args.jpeg_quality
         h, w = img.shape[:2]
         check_output_size(h, w, str(path))
         grey = bool(np.all(img[..., 0] == img[..., 1]) and np.all(img[..., 1] == img[..., 2]))
         with progress(total=h * w, unit="px", unit_scale=True, desc=path.name, leave=False,
                   disable=h * w < 1_000_000) as bar:
-            hr = model.upscale(img, progress=bar.update, ensemble=args.ensemble)
+            hr = model.upscale(img, progress=bar.update, ensemble=args.ensemble, jpeg_quality=quality)
         if grey:
             hr = hr[..., 0] if len(model.nets) == 1 and not model.sees_colour else cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
         write_png(target, hr)
@@ -139,13 +154,7 @@ def cmd_evaluate(args) -> None:
     from .sample import resolve_data_dir
 
     out = check_writable_folder(args.out)
-    methods = dict(BASELINES)
-    for w in args.weights or []:
-        name, _, path = w.rpartition("=") if "=" in w else (Path(w).stem, "", w)
-        if not name.strip() or name in methods:
-            taken = "a baseline's name" if name in BASELINES else "already taken" if name.strip() else "empty"
-            raise SrlibError(f"--weights {w}: the method name {name!r} is {taken}; name it with NAME=CKPT")
-        methods[name] = load_model(path)
+    methods = add_named_models(dict(BASELINES), args.weights, "--weights")
     if args.study_model:
         methods["srlib_study"] = load_model(None, "study")
     data = resolve_data_dir(args.data)
@@ -165,17 +174,29 @@ def cmd_photo_benchmark(args) -> None:
     import pandas as pd
 
     from .data import CelebA, ImageSet, evaluation_subset
-    from .evaluate import PHOTO_BASELINES, photo_benchmark
+    from .evaluate import PHOTO_BASELINES, model_method, photo_benchmark
     from .files import check_writable_folder
+    from .model import SRModel
     from .sample import resolve_data_dir
 
     out = check_writable_folder(args.out)
     photo_model = load_model(args.weights)
     study_model = load_model(None, "study")
-    methods = {**PHOTO_BASELINES, "study model": study_model.predict, "photo model": photo_model.predict,
-               "photo model, 8-fold ensemble": lambda lr: photo_model.predict(lr, ensemble=True)}
+    methods = {**PHOTO_BASELINES, "study model": model_method(study_model), "photo model": model_method(photo_model),
+               "photo model, 8-fold ensemble": model_method(photo_model, ensemble=True)}
+    if photo_model.nets[0].config.jpeg_aware:
+        methods["photo model, not told the JPEG quality"] = model_method(photo_model, told_jpeg=False)
+    methods = {name: model_method(m) if isinstance(m, SRModel) else m
+               for name, m in add_named_models(methods, args.compare_with, "--compare-with").items()}
     data = resolve_data_dir(args.data)
-    images = ImageSet(evaluation_subset(CelebA.open(data).split(args.split), args.limit))
+    paths = CelebA.open(data).split(args.split)
+    if args.exclude_subset:
+        left_out = set(evaluation_subset(paths, args.exclude_subset))
+        paths = [p for p in paths if p not in left_out]
+        if not paths:
+            raise SrlibError(f"--exclude-subset {args.exclude_subset} leaves no image of the {args.split} split; "
+                             f"exclude fewer")
+    images = ImageSet(evaluation_subset(paths, args.limit))
     scores, summary = photo_benchmark(images, methods)
     scores.to_csv(out / f"photo_scores_{args.split}.csv", index=False)
     summary.to_csv(out / f"photo_summary_{args.split}.csv", index=False)
@@ -257,6 +278,19 @@ def cmd_report(args) -> None:
     print(f"report ({args.preset}) written to {where}/ in {sum(times.values()):.0f} s")
 
 
+def jpeg_quality_option(text: str) -> str | int | None:
+    """argparse type for --jpeg-quality: auto, none, or a quality 1..100."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, none or a quality 1..100") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"a JPEG quality is 1..100, got {value}")
+    return value
+
+
 def count(minimum: int):
     """argparse type: an integer of at least ``minimum`` (usage error, exit 2, otherwise)."""
     def parse(text: str) -> int:
@@ -289,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="average over the 8 flips and rotations (centre grid; 8x the time)")
     s.add_argument("--compare", action="store_true",
                    help="also write NAME_x4_compare.png: the input, bicubic and srlib side by side")
+    s.add_argument("--jpeg-quality", type=jpeg_quality_option, default="auto", metavar="auto|none|Q",
+                   help="the quality the input was saved at as JPEG, which the photo model is told: auto (the "
+                   "default) reads it from a JPEG file; none: never compressed; Q: 1..100 (say, for a PNG "
+                   "made from a JPEG)")
     s.add_argument("--force", action="store_true", help="replace output files that already exist")
     s.set_defaults(func=cmd_upscale)
 
@@ -309,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="validation", choices=["train", "validation", "test"])
     s.add_argument("--limit", type=count(1), metavar="N", help="a fixed, evenly spread subset of N images")
     s.add_argument("--weights", metavar="CKPT", help="the photo model to score (default: the shipped one)")
+    s.add_argument("--exclude-subset", type=count(1), metavar="N",
+                   help="leave out the N images that --limit N would pick (e.g. those a design was chosen on)")
+    s.add_argument("--compare-with", action="append", metavar="[NAME=]CKPT",
+                   help="another model to score beside it, without the ensemble (repeatable)")
     s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
     s.set_defaults(func=cmd_photo_benchmark)
 

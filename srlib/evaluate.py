@@ -32,11 +32,26 @@ BASELINES: dict[str, Method] = {
     "bicubic_aligned": _per_image(upscale_bicubic),
 }
 
+#: photo method: (uint8 LR (N, h, w, 3), the JPEG quality it was saved at or None) -> float HR estimate.
+#: The quality is what a JPEG file states (``upscale`` reads it); interpolation ignores it.
+PhotoMethod = Callable[[np.ndarray, "int | None"], np.ndarray]
+
+
+def _blind(method: Method) -> PhotoMethod:
+    return lambda lr, jpeg_quality: method(lr)
+
+
+def model_method(model: SRModel, ensemble: bool = False, told_jpeg: bool = True) -> PhotoMethod:
+    """A model as a photo method; ``told_jpeg`` False withholds the JPEG quality from it."""
+    return lambda lr, jpeg_quality: model.predict(lr, ensemble=ensemble,
+                                                  jpeg_quality=jpeg_quality if told_jpeg else None)
+
+
 #: Interpolation for LR images on the centre grid (photo.py): OpenCV's bicubic and Lanczos as they are.
-PHOTO_BASELINES: dict[str, Method] = {
-    "bicubic": BASELINES["bicubic_centred"],
-    "lanczos": _per_image(lambda lr: cv2.resize(np.asarray(lr, np.float32), (lr.shape[1] * 4, lr.shape[0] * 4),
-                                                interpolation=cv2.INTER_LANCZOS4)),
+PHOTO_BASELINES: dict[str, PhotoMethod] = {
+    "bicubic": _blind(BASELINES["bicubic_centred"]),
+    "lanczos": _blind(_per_image(lambda lr: cv2.resize(np.asarray(lr, np.float32), (lr.shape[1] * 4, lr.shape[0] * 4),
+                                                       interpolation=cv2.INTER_LANCZOS4))),
 }
 
 METRICS = ["psnr_rgb", "psnr_y", "ssim_y", "ssim_rgb"]
@@ -81,10 +96,11 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order]
 
 
-def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, Method], reference: str = "bicubic",
+def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, PhotoMethod], reference: str = "bicubic",
                     degradations: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each method on each photo degradation (``photo.BENCHMARK``) of the same HR images.
+    """Each method on each photo degradation (``photo.BENCHMARK``) of the same HR images; a method is
+    given the JPEG quality of the degradations saved as JPEG (``photo.BENCHMARK_JPEG_QUALITY``).
 
     Returns (per-image scores: degradation, image, method, psnr_rgb; summary: one row per degradation
     and method with its mean PSNR and the paired difference to ``reference`` on the same images, with
@@ -94,9 +110,10 @@ def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, Method], referen
     for batch in pairs.batches(desc="photo benchmark"):
         for deg, fn in degradations.items():
             lr = np.stack([fn(h) for h in batch.hr])
+            quality = photo.BENCHMARK_JPEG_QUALITY.get(deg)
             for name, method in methods.items():
                 rows += [{"degradation": deg, "image": p.name, "method": name, "psnr_rgb": v}
-                         for p, v in zip(batch.paths, psnr_each(to_uint8(method(lr)), batch.hr))]
+                         for p, v in zip(batch.paths, psnr_each(to_uint8(method(lr, quality)), batch.hr))]
     scores = pd.DataFrame(rows)
     summary = []
     for (deg, name), g in scores.groupby(["degradation", "method"], sort=False):

@@ -175,6 +175,36 @@ class Conv2d:
         return self._correlate_with(dy, w_flip, dy_grid if self._path(c_out, c_in) == "shifted" else None)
 
 
+class JpegShift:
+    """Tells a layer how strongly each input image was JPEG-compressed: adds ``strength[n] * v[c]`` to
+    channel c of image n, with ``v`` learned (one number per channel; ``strength`` 0 for an image never
+    compressed, see ``photo.jpeg_strength``). Placed after a convolution, it lets the ReLU that follows
+    switch features on or off by how compressed the input is, so one network need not hedge between
+    clean and compressed inputs it cannot tell apart from a small window.
+
+    Set ``strength`` (N,) before ``forward``. forward: x (N, H, W, C) -> same (in place, like ReLU: its
+    input is the convolution's fresh output); backward: dy -> dy, with dL/dv = sum_n strength[n] sum_hw dy.
+    """
+
+    def __init__(self, name: str, channels: int, dtype: np.dtype):
+        self.v = Param(f"{name}.jpeg", np.zeros(channels, dtype), np.zeros(channels, dtype))
+        self.strength: np.ndarray | None = None
+
+    def params(self) -> list[Param]:
+        return [self.v]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.strength is None or self.strength.shape != (x.shape[0],):
+            raise ValueError(f"{self.v.name}: set strength to one number per image ({x.shape[0]}) first")
+        self._s = self.strength.astype(x.dtype)
+        x += self._s[:, None, None, None] * self.v.value
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        self.v.grad[...] = self._s @ dy.sum(axis=(1, 2), dtype=np.float64).astype(dy.dtype)
+        return dy
+
+
 class ReLU:
     """max(x, 0), elementwise. forward/backward: any shape -> same shape.
 

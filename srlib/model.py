@@ -20,7 +20,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .degrade import SCALE, to_uint8
 from .errors import SrlibError
 from .network import SRNet
-from .photo import BICUBIC_FOR_GRID, GRIDS
+from .photo import BICUBIC_FOR_GRID, GRIDS, jpeg_strength
 
 # Large images go through the network in tiles of TILE x TILE LR pixels, each with a HALO of real
 # neighbouring pixels around it. The network sees 5 LR pixels to each side (kernel radii 2 + 1 + 1 + 1)
@@ -140,21 +140,22 @@ class SRModel:
         """The residual base: bicubic interpolation that puts LR samples where this model's grid has them."""
         return np.stack([BICUBIC_FOR_GRID[self.grid](c) for c in lr])
 
-    def _through(self, net: SRNet, lr: np.ndarray) -> np.ndarray:
+    def _through(self, net: SRNet, lr: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
         """uint8 LR (N, h, w[, 3]), one piece -> float HR estimate (N, 4h, 4w[, 3]) on 0..255, unclipped."""
-        y = self._from_nchw(net.forward(self.inputs(lr)), lr.ndim) * np.float32(self.output_scale)
+        strength = np.full(len(lr), jpeg_strength(jpeg_quality))
+        y = self._from_nchw(net.forward(self.inputs(lr), strength), lr.ndim) * np.float32(self.output_scale)
         if self.residual:
             y += self._bicubic(lr)
         return y
 
-    def _window(self, lr: np.ndarray, ensemble: bool = False) -> np.ndarray:
+    def _window(self, lr: np.ndarray, ensemble: bool = False, jpeg_quality: int | None = None) -> np.ndarray:
         """uint8 LR images (N, h, w, 3) BGR, one piece -> float (N, 4h, 4w, 3) on 0..255, unclipped.
 
         ``ensemble``: the mean over the 8 flips and rotations of the input, each undone on its output.
         Only on the centre grid: there a flip maps block centres to block centres, while on the study
         grid it would move every sample from a block's first pixel to its last (3 HR pixels off)."""
         if not ensemble:
-            return self._window_once(lr)
+            return self._window_once(lr, jpeg_quality)
         if self.grid != "centre":
             raise SrlibError("the flip/rotation ensemble keeps the sampling phase only on the centre grid; "
                              "this model was trained on the study grid")
@@ -162,45 +163,50 @@ class SRModel:
         for k in range(4):
             for flip in (False, True):
                 x = np.rot90(lr[:, :, ::-1] if flip else lr, k, axes=(1, 2))
-                y = np.rot90(self._window_once(np.ascontiguousarray(x)), -k, axes=(1, 2))
+                y = np.rot90(self._window_once(np.ascontiguousarray(x), jpeg_quality), -k, axes=(1, 2))
                 total += y[:, :, ::-1] if flip else y
         return total / 8
 
-    def _window_once(self, lr: np.ndarray) -> np.ndarray:
+    def _window_once(self, lr: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
         n, h, w, c = lr.shape
         if self.sees_colour:
-            return self._through(self.nets[0], lr)
+            return self._through(self.nets[0], lr, jpeg_quality)
         if len(self.nets) == 1:
-            y = self._through(self.nets[0], lr.transpose(0, 3, 1, 2).reshape(-1, h, w))
+            y = self._through(self.nets[0], lr.transpose(0, 3, 1, 2).reshape(-1, h, w), jpeg_quality)
             return y.reshape(n, c, h * SCALE, w * SCALE).transpose(0, 2, 3, 1)
-        return np.stack([self._through(net, lr[..., i]) for i, net in enumerate(self.nets)], axis=-1)
+        return np.stack([self._through(net, lr[..., i], jpeg_quality) for i, net in enumerate(self.nets)], axis=-1)
 
-    def predict(self, lr: np.ndarray, batch: int = 16, ensemble: bool = False) -> np.ndarray:
+    def predict(self, lr: np.ndarray, batch: int = 16, ensemble: bool = False,
+                jpeg_quality: int | None = None) -> np.ndarray:
         """uint8 LR images (N, h, w, 3) BGR -> float (N, 4h, 4w, 3) on 0..255, unclipped.
         Runs ``batch`` images and one tile (``tile_grid``) at a time, so memory stays bounded for any N
-        and any image size. ``ensemble``: see ``_window``."""
+        and any image size. ``ensemble``: see ``_window``. ``jpeg_quality``: the quality the LR images
+        were saved at as JPEG (None: not JPEG), which a ``jpeg_aware`` network is told."""
         n, h, w, c = lr.shape
         if c != 3:
             raise ValueError(f"SRModel.predict expects (N, h, w, 3) BGR images, got shape {lr.shape}")
         out = np.empty((n, h * SCALE, w * SCALE, c), np.float32)
         for s in range(0, n, batch):
             for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
-                out[s:s + batch, hr(tr), hr(tc)] = self._window(lr[s:s + batch, rows, cols], ensemble)[:, hr(ir), hr(ic)]
+                y = self._window(lr[s:s + batch, rows, cols], ensemble, jpeg_quality)
+                out[s:s + batch, hr(tr), hr(tc)] = y[:, hr(ir), hr(ic)]
         return out
 
-    def upscale(self, image: np.ndarray, progress=None, ensemble: bool = False) -> np.ndarray:
+    def upscale(self, image: np.ndarray, progress=None, ensemble: bool = False,
+                jpeg_quality: int | None = None) -> np.ndarray:
         """uint8 BGR image (H, W, 3) -> uint8 (4H, 4W, 3), rounded and clipped.
 
         Streams tile by tile (``tile_grid``) into one preallocated uint8 output, so the memory beyond the
         input and output images stays that of one tile whatever the image size. ``progress``, if given,
         is called with the number of LR pixels done after each tile (for a progress bar). ``ensemble``:
-        see ``_window`` (8x the time).
+        see ``_window`` (8x the time). ``jpeg_quality``: see ``predict``.
         """
         h, w, c = image.shape
         check_output_size(h, w)
         out = np.empty((h * SCALE, w * SCALE, c), np.uint8)
         for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
-            out[hr(tr), hr(tc)] = to_uint8(self._window(image[None, rows, cols], ensemble)[0, hr(ir), hr(ic)])
+            y = self._window(image[None, rows, cols], ensemble, jpeg_quality)
+            out[hr(tr), hr(tc)] = to_uint8(y[0, hr(ir), hr(ic)])
             if progress is not None:
                 progress((tr.stop - tr.start) * (tc.stop - tc.start))
         return out

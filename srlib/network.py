@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .layers import Conv2d, Param, PixelShuffle, ReLU
+from .layers import Conv2d, JpegShift, Param, PixelShuffle, ReLU
 from .parallel import single_threaded_blas
 
 
@@ -33,6 +33,8 @@ class NetConfig:
         near "add nothing to bicubic": with a full-size He init its first outputs are ~100 grey levels
         of noise, and Adam's first large steps kill most ReLUs of the third layer (measured: 0.04% alive).
     final_relu: ReLU after the last convolution (the study: yes; a residual model needs negative outputs).
+    jpeg_aware: the network is told how strongly each input was JPEG-compressed (``layers.JpegShift``
+        after every hidden convolution; ``forward``'s ``jpeg_strength``).
     dtype: "float32" (fast) or "float64" (gradient checks).
     """
 
@@ -45,6 +47,7 @@ class NetConfig:
     init_scale: float = 0.01
     final_init_scale: float = 1.0
     final_relu: bool = True
+    jpeg_aware: bool = False
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -57,10 +60,10 @@ class NetConfig:
                 and self.image_channels in (1, 3)):
             raise ValueError(f"NetConfig: at most {MAX_LAYERS} layers of 1..{MAX_CHANNELS} channels, kernels "
                              f"1..{MAX_KERNEL}, scale 1..8 and 1 or 3 image channels, got {self}")
-        if not (isinstance(self.bias, bool) and isinstance(self.final_relu, bool)
+        if not (isinstance(self.bias, bool) and isinstance(self.final_relu, bool) and isinstance(self.jpeg_aware, bool)
                 and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0
                         for v in (self.init_scale, self.final_init_scale))):
-            raise ValueError(f"NetConfig: bias and final_relu must be true/false and the init scales positive "
+            raise ValueError(f"NetConfig: bias, final_relu and jpeg_aware must be true/false and the init scales positive "
                              f"numbers, got {self}")
         if len(self.channels) != len(self.kernels) or not self.channels:
             raise ValueError("NetConfig: channels and kernels must be non-empty and of equal length")
@@ -95,6 +98,8 @@ class NetConfig:
             shapes[f"conv{i}.weight"] = (c_out, c_in, k, k)
             if self.bias:
                 shapes[f"conv{i}.bias"] = (c_out,)
+            if self.jpeg_aware and i < len(self.channels):
+                shapes[f"conv{i}.jpeg"] = (c_out,)
             c_in = c_out
         return shapes
 
@@ -126,6 +131,8 @@ class SRNet:
             self.layers.append(Conv2d(f"conv{i}", w.astype(dtype),
                                       None if b is None else b.astype(dtype),
                                       needs_input_grad=i > 1))
+            if config.jpeg_aware and i < len(config.channels):
+                self.layers.append(JpegShift(f"conv{i}", c_out, dtype))
             if i < len(config.channels) or config.final_relu:
                 self.layers.append(ReLU())
             c_in = c_out
@@ -156,10 +163,16 @@ class SRNet:
     def n_weights(self) -> int:
         return sum(p.value.size for p in self.params())
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (N, C, h, w) -> (N, C, h*s, w*s), in the network's dtype (C = ``image_channels``)."""
+    def forward(self, x: np.ndarray, jpeg_strength: np.ndarray | None = None) -> np.ndarray:
+        """x (N, C, h, w) -> (N, C, h*s, w*s), in the network's dtype (C = ``image_channels``).
+        ``jpeg_strength`` (N,): how compressed each input is (``photo.jpeg_strength``; None = not at
+        all); only a ``jpeg_aware`` network reads it."""
         if x.ndim != 4 or x.shape[1] != self.config.image_channels:
             raise ValueError(f"SRNet expects a (N, {self.config.image_channels}, h, w) batch, got shape {x.shape}")
+        strength = np.zeros(len(x)) if jpeg_strength is None else np.asarray(jpeg_strength, np.float64)
+        for layer in self.layers:
+            if isinstance(layer, JpegShift):
+                layer.strength = strength
         h = np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1), dtype=self.config.dtype)
         with single_threaded_blas():
             for layer in self.layers:

@@ -66,20 +66,65 @@ def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
 
 
-def random_degradation(hr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+#: The JPEG qualities the photo model's training draws from (inclusive).
+JPEG_QUALITIES = (60, 95)
+
+
+def jpeg_strength(quality: int | None) -> float:
+    """What a JPEG-aware network (``NetConfig.jpeg_aware``) is told about its input: 0 for an image
+    never JPEG-compressed (None), else (100 - quality) / 25: 0.2 at quality 95, 1 at 75, 1.6 at 60.
+    Qualities below 60, which training never drew, are told as 60, the nearest the network knows."""
+    if quality is None:
+        return 0.0
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be 1..100, got {quality}")
+    return (100 - max(quality, JPEG_QUALITIES[0])) / 25
+
+
+# libjpeg's (IJG's) base luminance quantisation table, the JPEG standard's Annex K example, row by row:
+# quality q scales it by 5000 / q below 50 and by 200 - 2q from 50 up (in percent).
+_IJG_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+
+
+def ijg_luminance_table(quality: int) -> np.ndarray:
+    """The 64 luminance quantisation steps libjpeg writes for ``quality`` 1..100, row by row."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((_IJG_LUMINANCE * scale + 50) // 100, 1, 255)
+
+
+def jpeg_quality(path) -> int | None:
+    """The quality the JPEG file at ``path`` was saved at: the libjpeg quality (1..100) whose luminance
+    table is closest to the file's (exact for libjpeg, OpenCV, Pillow and most cameras' software;
+    the nearest for other encoders). None for a file that is not a JPEG."""
+    with Image.open(path) as img:
+        tables = getattr(img, "quantization", None) if img.format == "JPEG" else None
+    if not tables or 0 not in tables or len(tables[0]) != 64:
+        return None
+    table = np.asarray(tables[0], np.int64)
+    return min(range(1, 101), key=lambda q: (int(np.abs(ijg_luminance_table(q) - table).sum()), -q))
+
+
+def random_degradation(hr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
     """The photo model's training degradation, drawn from ``rng``: area averaging or a mild blur
     (sigma 0.6..1.6) sampled at block centres; then, each with probability 1/2, light noise (sigma
-    0.5..3 grey levels) and JPEG compression (quality 60..95). Antialiased bicubic is never used."""
+    0.5..3 grey levels) and JPEG compression (quality 60..95). Antialiased bicubic is never used.
+    Returns the LR image and its JPEG quality (None when it was not compressed)."""
     lr = area(hr) if rng.random() < 0.5 else blur_sample(hr, rng.uniform(0.6, 1.6))
     if rng.random() < 0.5:
         lr = add_noise(lr, rng.uniform(0.5, 3.0), rng)
+    quality = None
     if rng.random() < 0.5:
-        lr = jpeg(lr, int(rng.integers(60, 96)))
-    return lr
+        quality = int(rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1))
+        lr = jpeg(lr, quality)
+    return lr, quality
 
 
 #: The fixed degradations photo-benchmark scores (name -> HR -> LR, all on the centre grid); the last is
-#: held out of training.
+#: held out of training. ``BENCHMARK_JPEG_QUALITY``: the quality of those saved as JPEG, which a JPEG
+#: file states (``upscale`` reads it), so a JPEG-aware model is told it.
 BENCHMARK: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "area": area,
     "blur 1.2, centre samples": lambda hr: blur_sample(hr, 1.2),
@@ -87,3 +132,4 @@ BENCHMARK: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "area, noise 2": lambda hr: add_noise(area(hr), 2.0, np.random.default_rng(0)),
     "bicubic antialiased (held out)": bicubic_antialiased,
 }
+BENCHMARK_JPEG_QUALITY: dict[str, int] = {"area, JPEG q75": 75}

@@ -104,8 +104,13 @@ _IMPROVED = Recipe(
 RECIPES: dict[str, Recipe] = {
     "study": Recipe(),
     "improved": _IMPROVED,
-    # The improved recipe on photo degradations (centre grid), drawn afresh for every image drawn.
-    "photo": replace(_IMPROVED, name="photo", degradation="photo"),
+    # The improved recipe on photo degradations (centre grid), drawn afresh for every image drawn, for a
+    # network that sees B, G and R together, is told each input's JPEG quality, and is two layers deeper
+    # than the study's (conv 5x5 3->64, three 3x3 64->64, 3x3 64->32, 3x3 32->48; benchmarks/photo_models.py
+    # measures what that costs, the model card what it gains).
+    "photo": replace(_IMPROVED, name="photo", degradation="photo", stack_channels=False,
+                     net=replace(_IMPROVED.net, channels=(64, 64, 64, 64, 32, 48), kernels=(5, 3, 3, 3, 3, 3),
+                                 image_channels=3, jpeg_aware=True)),
 }
 
 
@@ -115,11 +120,12 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def train_step(net: SRNet, optimizer: Optimizer, x: np.ndarray, t: np.ndarray) -> float:
-    """One optimizer step on x (N, 1, h, w) and targets t (N, 1, 4h, 4w); returns the batch loss
-    computed by this step's forward pass (before the update)."""
+def train_step(net: SRNet, optimizer: Optimizer, x: np.ndarray, t: np.ndarray,
+               jpeg_strength: np.ndarray | None = None) -> float:
+    """One optimizer step on x (N, C, h, w) and targets t (N, C, 4h, 4w) (``jpeg_strength``: see
+    ``SRNet.forward``); returns the batch loss computed by this step's forward pass (before the update)."""
     loss = MSELoss()
-    value = loss.forward(net.forward(x), t.astype(net.config.dtype, copy=False))
+    value = loss.forward(net.forward(x, jpeg_strength), t.astype(net.config.dtype, copy=False))
     net.backward(loss.backward())
     optimizer.step()
     return value
@@ -174,9 +180,11 @@ class History:
         return cls(*(list(np.asarray(d.get(k, [])).tolist()) for k in ("loss", "val_iteration", "val_psnr")))
 
 
-def draw_batch(recipe: Recipe, train: Pairs | ImageSet, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def draw_batch(recipe: Recipe, train: Pairs | ImageSet, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One iteration's images, drawn with replacement: uint8 LR (n, 44, 44, 3) and HR (n, 176, 176, 3),
-    flipped and degraded as ``recipe`` says."""
+    flipped and degraded as ``recipe`` says, and each LR's JPEG strength (n,) (``photo.jpeg_strength``:
+    0 where it was not compressed)."""
     idx = rng.integers(0, len(train), size=recipe.images)
     lr, hr = train.take(idx)
     study = recipe.degradation == "study"
@@ -188,9 +196,12 @@ def draw_batch(recipe: Recipe, train: Pairs | ImageSet, rng: np.random.Generator
             if study:
                 lr = lr.copy()
                 lr[flip] = np.stack([blur_decimate(h) for h in hr[flip]])
+    strength = np.zeros(len(idx))
     if not study:
-        lr = np.stack([photo.random_degradation(h, rng) for h in hr])
-    return lr, hr
+        degraded = [photo.random_degradation(h, rng) for h in hr]
+        lr = np.stack([lr_ for lr_, _ in degraded])
+        strength = np.array([photo.jpeg_strength(q) for _, q in degraded])
+    return lr, hr, strength
 
 
 def make_optimizers(recipe: Recipe, nets: list[SRNet], shared_optimizer_bug: bool, hp: dict) -> list:
@@ -236,24 +247,25 @@ class Trainer:
     # -- one iteration -------------------------------------------------------------------------
     def step(self) -> float:
         """Run one iteration; returns its mean training loss (MSE, 0..255 scale)."""
-        lr, hr = draw_batch(self.recipe, self.train, self.rng)
+        lr, hr, strength = draw_batch(self.recipe, self.train, self.rng)
         scale = self.recipe.learning_rate(self.iteration, self.total) / self.recipe.lr
         for opt in self.optimizers:
             opt.lr = self.base_lr * scale
         chans_lr, chans_hr = lr.transpose(3, 0, 1, 2), hr.transpose(3, 0, 1, 2)  # (3, n, h, w)
         if self.model.sees_colour:
-            work = [(0, lr, hr)]
+            work = [(0, lr, hr, strength)]
         elif self.per_channel:
-            work = [(i, chans_lr[i], chans_hr[i]) for i in range(3)]
+            work = [(i, chans_lr[i], chans_hr[i], strength) for i in range(3)]
         elif self.recipe.stack_channels:
-            work = [(0, chans_lr.reshape(-1, *lr.shape[1:3]), chans_hr.reshape(-1, *hr.shape[1:3]))]
+            work = [(0, chans_lr.reshape(-1, *lr.shape[1:3]), chans_hr.reshape(-1, *hr.shape[1:3]),
+                     np.tile(strength, 3))]
         else:
-            work = [(0, chans_lr[i], chans_hr[i]) for i in range(3)]
+            work = [(0, chans_lr[i], chans_hr[i], strength) for i in range(3)]
         losses = []
-        for k, l_, h_ in work:
+        for k, l_, h_, s_ in work:
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported just below
                 value = train_step(self.model.nets[k], self.optimizers[k], self.model.inputs(l_),
-                                   self.model.targets(l_, h_))
+                                   self.model.targets(l_, h_), s_)
                 losses.append(value * self.recipe.output_scale ** 2)
         loss = float(np.mean(losses))
         self.iteration += 1

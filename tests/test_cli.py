@@ -10,10 +10,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from srlib.checkpoint import load_checkpoint
+from srlib.data import CelebA
 from srlib.network import NetConfig, SRNet
+from srlib.train import RECIPES, Trainer
 
 from conftest import make_celeba, smooth_image
 
@@ -150,3 +153,47 @@ sys.exit(main(sys.argv[1:]))
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
     assert cv2.imread(str(tmp_path / "out" / "photo_x4.png")).shape == (160, 192, 3)
+
+
+def test_photo_benchmark_scores_extra_models_by_name(tmp_path, pairs):
+    data = make_celeba(tmp_path / "c", counts=(1, 2, 1))
+    trainer = Trainer(RECIPES["photo"].with_(images=2), pairs, total=1, seed=0)
+    trainer.run(progress=False)
+    ckpt = trainer.save(tmp_path / "mine.npz")
+    r = srlib("photo-benchmark", "--data", data, "--out", tmp_path / "pb", "--compare-with", f"colour={ckpt}",
+              "--exclude-subset", "1")
+    assert r.returncode == 0, r.stderr
+    summary = pd.read_csv(tmp_path / "pb" / "photo_summary_validation.csv")
+    assert {"bicubic", "photo model", "colour"} <= set(summary.method) and (summary.images == 1).all()
+    scores = pd.read_csv(tmp_path / "pb" / "photo_scores_validation.csv")
+    first, second = CelebA.open(data).split("validation")  # --limit 1 would pick the first
+    assert set(scores.image) == {second.name}
+    everything = srlib("photo-benchmark", "--data", data, "--out", tmp_path / "pb", "--exclude-subset", "2")
+    assert everything.returncode == 1 and "leaves no image" in error_line(everything)
+    taken = srlib("photo-benchmark", "--data", data, "--out", tmp_path / "pb", "--compare-with", f"bicubic={ckpt}")
+    assert taken.returncode == 1 and "--compare-with" in error_line(taken) and "baseline" in error_line(taken)
+
+
+def test_upscale_tells_a_jpeg_aware_model_the_file_s_jpeg_quality(tmp_path):
+    from srlib.checkpoint import Checkpoint, save_checkpoint
+
+    config = RECIPES["photo"].net
+    net = SRNet(config, seed=0)
+    weights = {k: (np.random.default_rng(1).uniform(-0.5, 0.5, v.shape).astype(v.dtype) if k.endswith("jpeg") else v)
+               for k, v in net.weights().items()}
+    ckpt = save_checkpoint(tmp_path / "m.npz", Checkpoint(config=config, weights=[weights], meta={
+        "model": {"residual": True, "output_scale": 255.0, "grid": "centre"}}))
+    img = smooth_image(np.random.default_rng(2), 24, 20)
+    cv2.imwrite(str(tmp_path / "a.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    cv2.imwrite(str(tmp_path / "b.png"), cv2.imread(str(tmp_path / "a.jpg")))  # the same pixels, not a JPEG file
+    runs = {"auto": ("a.jpg", "auto"), "told": ("b.png", "75"), "png": ("b.png", "auto"), "none": ("a.jpg", "none")}
+    out = {}
+    for name, (src, q) in runs.items():
+        r = srlib("upscale", tmp_path / src, "-o", tmp_path / name, "--weights", ckpt, "--jpeg-quality", q)
+        assert r.returncode == 0, r.stderr
+        out[name] = cv2.imread(str(tmp_path / name / f"{Path(src).stem}_x4.png"))
+    np.testing.assert_array_equal(out["auto"], out["told"])
+    np.testing.assert_array_equal(out["png"], out["none"])
+    assert np.abs(out["auto"].astype(int) - out["none"]).max() > 0
+    bad = srlib("upscale", tmp_path / "a.jpg", "-o", tmp_path / "x", "--jpeg-quality", "0")
+    assert bad.returncode == 2 and "1..100" in bad.stderr

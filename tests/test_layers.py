@@ -119,23 +119,26 @@ def test_mse_loss_gradient():
     NetConfig(channels=(6, 5, 4, 16), dtype="float64", init="he"),
     NetConfig(channels=(6, 5, 4, 16), dtype="float64", init="he", bias=True, final_relu=False),
     NetConfig(channels=(6, 5, 4, 48), dtype="float64", init="he", bias=True, final_relu=False, image_channels=3),
+    NetConfig(channels=(6, 5, 48), kernels=(5, 3, 3), dtype="float64", init="he", bias=True, final_relu=False,
+              image_channels=3, jpeg_aware=True),
 ])
 def test_network_gradients(config):
     """Whole network + MSE loss against finite differences, on every parameter array."""
     net = SRNet(config, seed=1)
-    for p in net.params():  # non-zero biases, so their gradients are exercised through ReLUs
-        if p.name.endswith("bias"):
-            p.value[...] = 0.1
     rng = np.random.default_rng(2)
+    for p in net.params():  # non-zero biases and JPEG shifts, so their gradients are exercised through ReLUs
+        if p.name.endswith(("bias", "jpeg")):
+            p.value[...] = rng.uniform(-0.2, 0.2, p.value.shape)
     c = config.image_channels
     x = rng.random((2, c, 6, 5))
     t = rng.random((2, c, 24, 20))
+    strength = np.array([0.0, 1.3])  # one clean image, one compressed
 
     def loss() -> float:
-        return MSELoss().forward(net.forward(x), t)
+        return MSELoss().forward(net.forward(x, strength), t)
 
     mse = MSELoss()
-    mse.forward(net.forward(x), t)
+    mse.forward(net.forward(x, strength), t)
     net.backward(mse.backward())
     grads = {p.name: p.grad.copy() for p in net.params()}
     for p in net.params():

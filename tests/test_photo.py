@@ -2,15 +2,17 @@
 the photo benchmark's paired intervals."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from srlib import photo, plots
 from srlib.checkpoint import Checkpoint, save_checkpoint
 from srlib.data import Pairs
 from srlib.degrade import upscale_bicubic_centred
 from srlib.errors import SrlibError
-from srlib.evaluate import PHOTO_BASELINES, photo_benchmark
+from srlib.evaluate import PHOTO_BASELINES, model_method, photo_benchmark
 from srlib.metrics import paired_difference
 from srlib.model import SRModel
 from srlib.network import NetConfig, SRNet
@@ -37,10 +39,32 @@ def test_photo_degradations_sample_block_centres(degrade):
 def test_random_degradation_is_seeded_and_shaped():
     hr = smooth_image(np.random.default_rng(0), 176, 176)
     a = [photo.random_degradation(hr, np.random.default_rng(5)) for _ in range(2)]
-    np.testing.assert_array_equal(a[0], a[1])
-    assert a[0].shape == (44, 44, 3) and a[0].dtype == np.uint8
-    kinds = {photo.random_degradation(hr, np.random.default_rng(s)).tobytes() for s in range(8)}
-    assert len(kinds) == 8
+    np.testing.assert_array_equal(a[0][0], a[1][0])
+    assert a[0][0].shape == (44, 44, 3) and a[0][0].dtype == np.uint8
+    drawn = [photo.random_degradation(hr, np.random.default_rng(s)) for s in range(16)]
+    assert len({lr.tobytes() for lr, _ in drawn}) == 16
+    qualities = [q for _, q in drawn]
+    assert None in qualities and all(q is None or 60 <= q <= 95 for q in qualities) and set(qualities) != {None}
+    for lr, q in drawn:  # the quality returned is the one the image was compressed at
+        if q is not None:
+            np.testing.assert_array_equal(photo.jpeg(lr, q).shape, lr.shape)
+
+
+def test_jpeg_strength():
+    assert photo.jpeg_strength(None) == 0 and photo.jpeg_strength(75) == 1 and photo.jpeg_strength(95) == pytest.approx(0.2)
+    assert photo.jpeg_strength(20) == photo.jpeg_strength(60) == pytest.approx(1.6)  # below training's range
+    with pytest.raises(ValueError, match="1..100"):
+        photo.jpeg_strength(0)
+
+
+@pytest.mark.parametrize("quality", [30, 60, 75, 95, 100])
+def test_jpeg_quality_is_read_from_the_file(tmp_path, quality):
+    img = smooth_image(np.random.default_rng(0), 40, 48)
+    cv2.imwrite(str(tmp_path / "a.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    Image.fromarray(img).save(tmp_path / "b.jpeg", quality=quality)
+    assert photo.jpeg_quality(tmp_path / "a.jpg") == photo.jpeg_quality(tmp_path / "b.jpeg") == quality
+    cv2.imwrite(str(tmp_path / "c.png"), img)
+    assert photo.jpeg_quality(tmp_path / "c.png") is None
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +105,7 @@ def test_paired_difference_and_benchmark_table(centre_model):
     assert mean == pytest.approx(0.75) and 0.5 <= low <= mean <= high <= 1.0
     hr = np.stack([smooth_image(np.random.default_rng(i), 176, 176) for i in range(4)])
     pairs = Pairs([__import__("pathlib").Path(f"{i}.png") for i in range(4)], hr[:, ::4, ::4], hr)
-    methods = {**PHOTO_BASELINES, "model": centre_model.predict}
+    methods = {**PHOTO_BASELINES, "model": model_method(centre_model)}
     scores, summary = photo_benchmark(pairs, methods)
     assert len(scores) == 4 * len(methods) * len(photo.BENCHMARK)
     assert list(summary.columns) == ["degradation", "method", "psnr_rgb", "minus_bicubic", "ci_low", "ci_high",
@@ -92,8 +116,8 @@ def test_paired_difference_and_benchmark_table(centre_model):
 
 def test_photo_recipe_trains_on_the_centre_grid(pairs):
     trainer = Trainer(RECIPES["photo"].with_(images=3), pairs, total=2, seed=0, val=pairs)
-    lr, hr = draw_batch(trainer.recipe, trainer.train, trainer.rng)
-    assert lr.shape == (3, 44, 44, 3) and trainer.model.grid == "centre"
+    lr, hr, strength = draw_batch(trainer.recipe, trainer.train, trainer.rng)
+    assert lr.shape == (3, 44, 44, 3) and trainer.model.grid == "centre" and strength.shape == (3,)
     trainer.run(progress=False)
     assert np.isfinite(trainer.validate())
 

@@ -1,0 +1,111 @@
+"""What a photo network costs on the CPU: the study-size network run on each colour channel (the first photo
+model), the same widths seeing B, G and R together, and the shipped photo model's network (colour, two
+layers deeper, told the JPEG quality). For each: weights, one training iteration (10 colour 44x44 images -> 176x176: 30
+single-channel examples for the first, 10 colour ones for the others; forward, backward and an Adam step),
+and upscaling one 512x512 RGB photo to 2048x2048 (``SRModel.upscale``), each with its peak memory.
+
+Each measurement runs in its own process, so its peak RSS is its own; times are the median of interleaved
+rounds. Run by hand, on a quiet machine:  python benchmarks/photo_models.py [--rounds 5] [--passes 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from srlib.train import RECIPES  # noqa: E402
+
+PHOTO = RECIPES["photo"]
+NETS = {
+    "study size, each channel alone": replace(PHOTO.net, channels=(64, 32, 32, 16), kernels=(5, 3, 3, 3),
+                                              image_channels=1),
+    "study widths, colour": replace(PHOTO.net, channels=(64, 32, 32, 48), kernels=(5, 3, 3, 3), image_channels=3),
+    "photo model (colour, 2 layers deeper, JPEG-aware)": PHOTO.net,
+}
+IMAGES, LR_SIZE, INFER_SIZE = 10, 44, 512
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(name: str, what: str, rounds: int) -> None:
+    from srlib.layers import MSELoss
+    from srlib.model import SRModel
+    from srlib.network import SRNet
+    from srlib.optimizers import Adam
+
+    config = NETS[name]
+    net = SRNet(config, seed=0)
+    rng = np.random.default_rng(0)
+    if what == "train":
+        c = config.image_channels
+        n = IMAGES * 3 // c  # the same images either way: 30 single channels or 10 colour images
+        x = rng.random((n, c, LR_SIZE, LR_SIZE), np.float32)
+        t = rng.random((n, c, 4 * LR_SIZE, 4 * LR_SIZE), np.float32) * 0.1
+        opt = Adam(net.params(), lr=1e-4)
+
+        def run():
+            loss = MSELoss()
+            loss.forward(net.forward(x), t)
+            net.backward(loss.backward())
+            opt.step()
+    else:
+        model = SRModel(net, residual=True, output_scale=255.0, grid="centre")
+        image = rng.integers(0, 256, (INFER_SIZE, INFER_SIZE, 3), dtype=np.uint8)
+
+        def run():
+            model.upscale(image)
+    base = peak_mib()
+    run()
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"times": times, "peak_mib": peak_mib(), "run_mib": peak_mib() - base,
+                      "weights": net.n_weights()}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5, help="timed runs per process (default 5)")
+    ap.add_argument("--passes", type=int, default=2, help="interleaved passes over the networks (default 2)")
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(*args.worker, args.rounds)
+        return
+    results: dict[tuple[str, str], dict] = {}
+    for _ in range(args.passes):
+        for name in NETS:
+            for what in ("train", "infer"):
+                r = subprocess.run([sys.executable, __file__, "--worker", name, what, "--rounds", str(args.rounds)],
+                                   capture_output=True, text=True, check=True, env=dict(os.environ))
+                rec = json.loads(r.stdout.strip().splitlines()[-1])
+                acc = results.setdefault((name, what), {"times": [], "peak_mib": 0.0, "run_mib": 0.0})
+                acc["times"] += rec["times"]
+                acc["weights"] = rec["weights"]
+                acc["peak_mib"] = max(acc["peak_mib"], rec["peak_mib"])
+                acc["run_mib"] = max(acc["run_mib"], rec["run_mib"])
+    print(f"{'network':<52} {'weights':>8} {'ms/iteration':>12} {'train MiB':>9} "
+          f"{'upscale 512->2048 ms':>20} {'upscale MiB':>11}")
+    for name in NETS:
+        tr, inf = results[(name, "train")], results[(name, "infer")]
+        print(f"{name:<52} {tr['weights']:>8,} {1000 * np.median(tr['times']):12.0f} {tr['run_mib']:9.0f} "
+              f"{1000 * np.median(inf['times']):20.0f} {inf['run_mib']:11.0f}")
+    print("(MiB: the growth of the process's peak RSS over loading the libraries, i.e. what the work itself held)")
+
+
+if __name__ == "__main__":
+    main()
