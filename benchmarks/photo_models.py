@@ -28,8 +28,9 @@ from srlib.train import RECIPES  # noqa: E402
 PHOTO = RECIPES["photo"]
 NETS = {
     "study size, each channel alone": replace(PHOTO.net, channels=(64, 32, 32, 16), kernels=(5, 3, 3, 3),
-                                              image_channels=1),
-    "study widths, colour": replace(PHOTO.net, channels=(64, 32, 32, 48), kernels=(5, 3, 3, 3), image_channels=3),
+                                              image_channels=1, jpeg_aware=False),
+    "study widths, colour": replace(PHOTO.net, channels=(64, 32, 32, 48), kernels=(5, 3, 3, 3), image_channels=3,
+                                    jpeg_aware=False),
     "photo model (colour, 2 layers deeper, JPEG-aware)": PHOTO.net,
 }
 IMAGES, LR_SIZE, INFER_SIZE = 10, 44, 512

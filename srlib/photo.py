@@ -107,16 +107,17 @@ def jpeg_quality(path) -> int | None:
     return min(range(1, 101), key=lambda q: (int(np.abs(ijg_luminance_table(q) - table).sum()), -q))
 
 
-def random_degradation(hr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
+def random_degradation(hr: np.ndarray, rng: np.random.Generator, jpeg_probability: float = 0.5
+                       ) -> tuple[np.ndarray, int | None]:
     """The photo model's training degradation, drawn from ``rng``: area averaging or a mild blur
-    (sigma 0.6..1.6) sampled at block centres; then, each with probability 1/2, light noise (sigma
-    0.5..3 grey levels) and JPEG compression (quality 60..95). Antialiased bicubic is never used.
-    Returns the LR image and its JPEG quality (None when it was not compressed)."""
+    (sigma 0.6..1.6) sampled at block centres; then, with probability 1/2, light noise (sigma 0.5..3
+    grey levels) and, with ``jpeg_probability``, JPEG compression (quality 60..95). Antialiased bicubic
+    is never used. Returns the LR image and its JPEG quality (None when it was not compressed)."""
     lr = area(hr) if rng.random() < 0.5 else blur_sample(hr, rng.uniform(0.6, 1.6))
     if rng.random() < 0.5:
         lr = add_noise(lr, rng.uniform(0.5, 3.0), rng)
     quality = None
-    if rng.random() < 0.5:
+    if rng.random() < jpeg_probability:
         quality = int(rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1))
         lr = jpeg(lr, quality)
     return lr, quality

@@ -1,4 +1,5 @@
-"""The README's result tables, made from the committed CSVs (``conclusion/``, ``docs/evaluation/``).
+"""The README's result tables, made from the committed CSVs (``conclusion/``, ``docs/evaluation/``,
+``docs/photo_benchmark/``; the photo table also stands in ``srlib/models/MODEL_CARD_photo.md``).
 
     python tools/readme_tables.py      # prints every table as Markdown, to paste into README.md
 
@@ -98,7 +99,34 @@ def ablation() -> str:
     return _table(header, rows)
 
 
-TABLES = {"evaluation": evaluation, "optimizers": optimizers, "hard training": lambda: paired("hard_train"),
+#: The photo benchmark's methods, as the README and the photo model card show them, in this order.
+PHOTO_COLUMNS = {"lanczos": "Lanczos", "study model": "study model",
+                 "photo model v1 (one channel at a time)": "photo model v1 (one channel at a time)",
+                 "photo model": "**photo model**",
+                 "photo model, not told the JPEG quality": "photo model, not told the JPEG quality",
+                 "photo model, 8-fold ensemble": "photo model, 8-fold ensemble"}
+
+
+def photo() -> str:
+    """``srlib photo-benchmark``: bicubic's PSNR and each method minus bicubic, per degradation."""
+    from srlib.photo import BENCHMARK_JPEG_QUALITY
+
+    s = pd.read_csv(ROOT / "docs" / "photo_benchmark" / "photo_summary_validation.csv")
+    methods = [m for m in PHOTO_COLUMNS if m in set(s.method)]
+    rows = []
+    for deg, g in s.groupby("degradation", sort=False):
+        g = g.set_index("method")
+        row = [deg, f"{g.loc['bicubic', 'psnr_rgb']:.2f}"]
+        for m in methods:
+            cell = _db(g.loc[m, "minus_bicubic"], g.loc[m, "ci_low"], g.loc[m, "ci_high"], signed=True)
+            if m == "photo model, not told the JPEG quality" and deg not in BENCHMARK_JPEG_QUALITY:
+                cell = "(not a JPEG)"
+            row.append(f"**{cell}**" if m == "photo model" else cell)
+        rows.append(row)
+    return _table(["degradation (centre grid)", "bicubic, dB", *(PHOTO_COLUMNS[m] for m in methods)], rows)
+
+
+TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "hard training": lambda: paired("hard_train"),
           "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
           "ablation": ablation}
 
