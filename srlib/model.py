@@ -22,28 +22,30 @@ from .errors import SrlibError
 from .network import SRNet
 from .photo import BICUBIC_FOR_GRID, GRIDS, jpeg_strength
 
-# Large images go through the network in tiles of TILE x TILE LR pixels, each with a HALO of real
-# neighbouring pixels around it. The network sees 5 LR pixels to each side (kernel radii 2 + 1 + 1 + 1)
-# and the bicubic base 2, so with a halo of 6 every output pixel is computed from exactly the pixels it
+# Large images go through the network in tiles of TILE x TILE LR pixels, each with a halo of real
+# neighbouring pixels around it. A network sees the sum of its kernel radii to each side (the study's:
+# 2 + 1 + 1 + 1 = 5 LR pixels; the photo model's 7) and the bicubic base BICUBIC_REACH, so with a halo
+# one wider than the larger (``SRModel.halo``) every output pixel is computed from exactly the pixels it
 # would see in one piece: tiles join without seams, and memory stays that of one tile. 192 trades the
-# halo's extra work (17% at 192, 25% at 128) against the tile's activations (about 60 MB at 192 for
-# three colour channels).
+# halo's extra work (17% at 192 for the study's network, 25% at 128) against the tile's activations
+# (about 60 MB at 192 for three colour channels).
 TILE = 192
-HALO = 6
+BICUBIC_REACH = 2
 # OpenCV refuses to read images above 2**30 pixels (its CV_IO_MAX_IMAGE_PIXELS default): an output
 # larger than that could not be opened again, so ``upscale`` refuses it before any work.
 MAX_OUTPUT_PIXELS = 1 << 30
 
 
-def tile_grid(h: int, w: int):
-    """Tiles covering an h x w LR image. Yields (window, inner, tile), each a (rows, cols) pair of LR
-    slices: ``window`` is what to compute (the tile and its halo), ``inner`` the tile within the
-    window's result, ``tile`` where that lands in the image. ``hr`` maps an LR slice to HR pixels."""
+def tile_grid(h: int, w: int, halo: int):
+    """Tiles covering an h x w LR image, each with ``halo`` LR pixels around it. Yields (window, inner,
+    tile), each a (rows, cols) pair of LR slices: ``window`` is what to compute (the tile and its halo),
+    ``inner`` the tile within the window's result, ``tile`` where that lands in the image. ``hr`` maps
+    an LR slice to HR pixels."""
     for r in range(0, h, TILE):
         for c in range(0, w, TILE):
-            r0, c0 = max(r - HALO, 0), max(c - HALO, 0)
+            r0, c0 = max(r - halo, 0), max(c - halo, 0)
             r1, c1 = min(r + TILE, h), min(c + TILE, w)
-            yield ((slice(r0, min(r1 + HALO, h)), slice(c0, min(c1 + HALO, w))),
+            yield ((slice(r0, min(r1 + halo, h)), slice(c0, min(c1 + halo, w))),
                    (slice(r - r0, r1 - r0), slice(c - c0, c1 - c0)),
                    (slice(r, r1), slice(c, c1)))
 
@@ -108,6 +110,12 @@ class SRModel:
 
     def model_meta(self) -> dict:
         return {"residual": self.residual, "output_scale": self.output_scale, "grid": self.grid}
+
+    @property
+    def halo(self) -> int:
+        """LR pixels around a tile that make its output that of one-piece inference (see TILE)."""
+        reach = max(sum(k // 2 for k in net.config.kernels) for net in self.nets)
+        return max(reach, BICUBIC_REACH) + 1
 
     @property
     def sees_colour(self) -> bool:
@@ -187,7 +195,7 @@ class SRModel:
             raise ValueError(f"SRModel.predict expects (N, h, w, 3) BGR images, got shape {lr.shape}")
         out = np.empty((n, h * SCALE, w * SCALE, c), np.float32)
         for s in range(0, n, batch):
-            for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
+            for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, self.halo):
                 y = self._window(lr[s:s + batch, rows, cols], ensemble, jpeg_quality)
                 out[s:s + batch, hr(tr), hr(tc)] = y[:, hr(ir), hr(ic)]
         return out
@@ -204,7 +212,7 @@ class SRModel:
         h, w, c = image.shape
         check_output_size(h, w)
         out = np.empty((h * SCALE, w * SCALE, c), np.uint8)
-        for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w):
+        for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, self.halo):
             y = self._window(image[None, rows, cols], ensemble, jpeg_quality)
             out[hr(tr), hr(tc)] = to_uint8(y[0, hr(ir), hr(ic)])
             if progress is not None:
