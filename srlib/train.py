@@ -36,7 +36,7 @@ from .shared_adam import SharedAdam
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that decides how a model is trained (architecture shape stays the study's)."""
+    """Everything that decides how a model is trained, its network's shape (``net``) included."""
 
     name: str = "study"
     net: NetConfig = NetConfig()

@@ -81,7 +81,7 @@ def test_train_step_returns_loss_of_its_own_forward_pass():
 
 
 @pytest.mark.parametrize("recipe,per_channel", [(SMALL, False), (RECIPES["improved"].with_(images=2), False),
-                                                (SMALL, True)])
+                                                (SMALL, True), (RECIPES["photo"].with_(images=2), False)])
 def test_killed_run_resumes_to_identical_weights(tmp_path, pairs, recipe, per_channel):
     total, kill_at = 7, 5
     full = Trainer(recipe, pairs, total=total, seed=3, per_channel=per_channel)
