@@ -128,9 +128,9 @@ def cmd_upscale(args) -> None:
     out_dir = check_writable_folder(args.out)
     for path, (target, *compare) in upscale_targets(args.images, out_dir, args.force, args.compare):
         img = read_image(path)
-        quality = jpeg_quality(path) if args.jpeg_quality == "auto" else args.jpeg_quality
         h, w = img.shape[:2]
         check_output_size(h, w, str(path))
+        quality = jpeg_quality(path) if args.jpeg_quality == "auto" else args.jpeg_quality
         grey = bool(np.all(img[..., 0] == img[..., 1]) and np.all(img[..., 1] == img[..., 2]))
         with progress(total=h * w, unit="px", unit_scale=True, desc=path.name, leave=False,
                   disable=h * w < 1_000_000) as bar:

@@ -15,6 +15,7 @@ centre grid.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import cv2
@@ -97,10 +98,16 @@ def ijg_luminance_table(quality: int) -> np.ndarray:
 
 def jpeg_quality(path) -> int | None:
     """The quality the JPEG file at ``path`` was saved at: the libjpeg quality (1..100) whose luminance
-    table is closest to the file's (exact for libjpeg, OpenCV, Pillow and most cameras' software;
-    the nearest for other encoders). None for a file that is not a JPEG."""
-    with Image.open(path) as img:
-        tables = getattr(img, "quantization", None) if img.format == "JPEG" else None
+    table is closest to the file's (exact for files written by libjpeg, hence OpenCV and Pillow; the
+    nearest for other encoders). None for a file that is not a JPEG, or that Pillow cannot open (the
+    caller reads the pixels with OpenCV, which decides whether the file is usable)."""
+    try:
+        with warnings.catch_warnings():  # only the header is read: a large image is no decompression bomb here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                tables = getattr(img, "quantization", None) if img.format == "JPEG" else None
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
     if not tables or 0 not in tables or len(tables[0]) != 64:
         return None
     table = np.asarray(tables[0], np.int64)

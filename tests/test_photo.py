@@ -64,7 +64,8 @@ def test_jpeg_quality_is_read_from_the_file(tmp_path, quality):
     Image.fromarray(img).save(tmp_path / "b.jpeg", quality=quality)
     assert photo.jpeg_quality(tmp_path / "a.jpg") == photo.jpeg_quality(tmp_path / "b.jpeg") == quality
     cv2.imwrite(str(tmp_path / "c.png"), img)
-    assert photo.jpeg_quality(tmp_path / "c.png") is None
+    (tmp_path / "d.jpg").write_bytes(b"not an image")
+    assert photo.jpeg_quality(tmp_path / "c.png") is None and photo.jpeg_quality(tmp_path / "d.jpg") is None
 
 
 @pytest.fixture(scope="module")
