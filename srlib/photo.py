@@ -133,11 +133,11 @@ def random_degradation(hr: np.ndarray, rng: np.random.Generator, jpeg_probabilit
 #: The fixed degradations photo-benchmark scores (name -> HR -> LR, all on the centre grid); the last is
 #: held out of training. ``BENCHMARK_JPEG_QUALITY``: the quality of those saved as JPEG, which a JPEG
 #: file states (``upscale`` reads it), so a JPEG-aware model is told it.
+BENCHMARK_JPEG_QUALITY: dict[str, int] = {"area, JPEG q75": 75}
 BENCHMARK: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "area": area,
     "blur 1.2, centre samples": lambda hr: blur_sample(hr, 1.2),
-    "area, JPEG q75": lambda hr: jpeg(area(hr), 75),
+    "area, JPEG q75": lambda hr: jpeg(area(hr), BENCHMARK_JPEG_QUALITY["area, JPEG q75"]),
     "area, noise 2": lambda hr: add_noise(area(hr), 2.0, np.random.default_rng(0)),
     "bicubic antialiased (held out)": bicubic_antialiased,
 }
-BENCHMARK_JPEG_QUALITY: dict[str, int] = {"area, JPEG q75": 75}
