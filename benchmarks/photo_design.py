@@ -13,7 +13,6 @@ validation split should leave them out (``photo-benchmark --exclude-subset N``).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,9 @@ from srlib import photo  # noqa: E402
 from srlib.data import CelebA, evaluation_subset, load_pairs  # noqa: E402
 from srlib.degrade import upscale_bicubic_centred  # noqa: E402
 from srlib.metrics import psnr_each  # noqa: E402
+from srlib.train import RECIPES  # noqa: E402
+
+PHOTO = RECIPES["photo"]  # its learning rate and schedule; the networks are the candidates below
 
 # name: (image channels, hidden widths, the first kernel 5x5 and the rest 3x3; JPEG probability in training;
 #        extra: "" | "jpeg" (told the JPEG strength: a learned shift per hidden channel, as NetConfig.jpeg_aware)
@@ -91,13 +93,11 @@ def run(torch, name: str, train_hr: np.ndarray, val_hr: np.ndarray, iterations: 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = build(torch, channels, widths, extra)
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=PHOTO.lr)
     t0 = time.perf_counter()
     for it in range(iterations):
-        warm = min(1.0, (it + 1) / 200)
-        cosine = 0.5 * (1 + math.cos(math.pi * max(0, it - 200) / (iterations - 200)))
         for group in opt.param_groups:
-            group["lr"] = 2e-3 * warm * cosine
+            group["lr"] = PHOTO.learning_rate(it, iterations)
         hr = train_hr[rng.integers(0, len(train_hr), 10)].copy()
         flip = rng.random(10) < 0.5
         hr[flip] = hr[flip][:, :, ::-1]
