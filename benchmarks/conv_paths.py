@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from srlib.layers import PATHS, Conv2d  # noqa: E402
-from srlib.parallel import N_THREADS, single_threaded_blas  # noqa: E402
+from srlib.parallel import single_threaded_blas, threads  # noqa: E402
 
 LAYERS = [(1, 64, 5), (64, 32, 3), (32, 32, 3), (32, 16, 3)]
 
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    print(f"ms per operation, 30 x 44x44, float32, {N_THREADS} threads (median of {args.rounds})")
+    print(f"ms per operation, 30 x 44x44, float32, {threads()} threads (median of {args.rounds})")
     print(f"{'layer':<14} {'path':<9} {'forward':>8} {'dW':>8} {'dx':>8} {'total':>8}")
     for c_in, c_out, k in LAYERS:
         w = rng.normal(0, np.sqrt(2 / (c_in * k * k)), (c_out, c_in, k, k)).astype(np.float32)

@@ -9,16 +9,19 @@ previous checkpoint intact.
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SrlibError
-from .files import atomic_write
+from .files import atomic_write, open_regular
 from .network import NetConfig, SRNet
 
 FORMAT = "srlib-checkpoint"
@@ -73,7 +76,51 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
 # read: member names, then each array's dtype and shape against what the stored configuration needs.
 MAX_MEMBERS = 256                  # a 3-network Adam checkpoint with history has about 80
 MAX_META_CHARS = 1 << 20           # the metadata JSON (a few kB in practice)
-MAX_HISTORY = 10_000_000           # values per history array (the study's longest run: 43,114 iterations)
+MAX_HISTORY = 1_000_000            # values per history array (the study's longest run: 43,114 iterations)
+MAX_ITERATION = 100_000_000
+# The central directory holds 46 bytes and the name of each member (at most about 40 characters here)
+# plus its zip64 extra field.
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * (46 + 128 + 32)
+_END = struct.Struct("<4s4H2LH")            # end of central directory record
+_END64_LOCATOR = struct.Struct("<4sLQL")    # zip64 end of central directory locator
+_END64 = struct.Struct("<4sQ2H2L4Q")        # zip64 end of central directory record
+
+
+def _check_zip_container(f) -> None:
+    """Check a zip file's end records before ``zipfile`` reads its central directory (which it reads
+    whole, however many entries it claims): one disk, at most MAX_MEMBERS entries, a directory of
+    plausible size. The end record is found the way ``zipfile`` finds it, so both read the same one."""
+    size = f.seek(0, os.SEEK_END)
+    tail_start = max(0, size - _END.size - 0xFFFF)
+    f.seek(tail_start)
+    tail = f.read()
+    pos = len(tail) - _END.size if tail[-_END.size:-_END.size + 4] == b"PK\x05\x06" else tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < _END.size:
+        raise zipfile.BadZipFile("no zip end record")
+    _, disk, dir_disk, entries_here, entries, dir_size, _, _ = _END.unpack_from(tail, pos)
+    if pos >= _END64_LOCATOR.size and tail[pos - _END64_LOCATOR.size:pos - _END64_LOCATOR.size + 4] == b"PK\x06\x07":
+        _, disk64, offset, disks = _END64_LOCATOR.unpack_from(tail, pos - _END64_LOCATOR.size)
+        if disk64 != 0 or disks > 1 or offset > size - _END64.size:
+            raise ValueError("a zip spread over several disks, or a damaged zip64 record")
+        f.seek(offset)
+        record = f.read(_END64.size)
+        if len(record) != _END64.size or record[:4] != b"PK\x06\x06":
+            raise ValueError("a damaged zip64 end record")
+        _, _, _, _, disk, dir_disk, entries_here, entries, dir_size, _ = _END64.unpack(record)
+    if disk != 0 or dir_disk != 0 or entries_here != entries:
+        raise ValueError("a zip spread over several disks (srlib writes one file)")
+    if entries > MAX_MEMBERS or dir_size > MAX_DIRECTORY_BYTES:
+        raise ValueError(f"{entries} members in a {dir_size}-byte directory, at most {MAX_MEMBERS} expected")
+    f.seek(0)
+
+
+def _check_member(info: zipfile.ZipInfo) -> None:
+    """Only what NumPy writes: stored or deflated members, not encrypted."""
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{info.filename}: encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(f"{info.filename}: compression method {info.compress_type}, srlib reads stored or "
+                         f"deflated members")
 _WEIGHT = re.compile(r"weight/([0-2])/(conv\d+\.(?:weight|bias|jpeg))")
 _OPTIM = re.compile(r"optim/([0-2])/(t|hp\.\w+|\w+\.(conv\d+\.(?:weight|bias|jpeg)))")
 _HISTORY = re.compile(r"history/(loss|val_iteration|val_psnr)")
@@ -84,6 +131,7 @@ def _read_member(zf: zipfile.ZipFile, name: str, check) -> np.ndarray:
     Reads exactly the bytes the header declares and refuses members with more; ``check`` raises
     ValueError to refuse."""
     info = zf.getinfo(name)
+    _check_member(info)
     with zf.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -92,8 +140,9 @@ def _read_member(zf: zipfile.ZipFile, name: str, check) -> np.ndarray:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"{name}: unsupported .npy version {version}")
-        if dtype.hasobject or dtype.kind not in "fiub" and not (dtype.kind == "U" and name == "meta_json.npy"):
-            raise ValueError(f"{name}: dtype {dtype} is not a number array")
+        if dtype.hasobject or not dtype.isnative or dtype.names is not None or dtype.subdtype is not None or (
+                dtype.kind not in "fiub" or dtype.itemsize > 8) and not (dtype.kind == "U" and name == "meta_json.npy"):
+            raise ValueError(f"{name}: dtype {dtype} is not a plain number array")
         check(shape, dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if info.file_size != f.tell() + nbytes:
@@ -124,8 +173,8 @@ def _meta(zf: zipfile.ZipFile) -> dict:
     for key, kind in kinds.items():
         if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
             raise ValueError(f"metadata field {key!r} is {type(meta[key]).__name__}")
-    if meta.get("iteration", 0) < 0:
-        raise ValueError("negative iteration")
+    if not 0 <= meta.get("iteration", 0) <= MAX_ITERATION:
+        raise ValueError(f"iteration {meta.get('iteration')} is not 0..{MAX_ITERATION}")
     return meta
 
 
@@ -137,7 +186,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     network configuration needs before the array is read, and only those bytes are read.
     """
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise SrlibError(f"checkpoint {path} does not exist; check the path or train a model first")
 
     def bad(why: str) -> SrlibError:
@@ -145,7 +194,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                           f"import-study-weights)")
 
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular(path, "checkpoint") as file:
+            _check_zip_container(file)
+            zf = zipfile.ZipFile(file)
             names = zf.namelist()
             if len(names) > MAX_MEMBERS:
                 raise ValueError(f"{len(names)} members, at most {MAX_MEMBERS} expected")
@@ -182,7 +233,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except SrlibError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError, TypeError, ValueError,
-            SyntaxError, RecursionError, MemoryError) as e:
+            SyntaxError, RecursionError, MemoryError, RuntimeError, NotImplementedError, zlib.error,
+            lzma.LZMAError, struct.error) as e:
         raise bad(str(e) if isinstance(e, (ValueError, TypeError)) and str(e) else
                   f"not a readable .npz file ({type(e).__name__}: {e})") from None
     stored = [i for i, w in enumerate(weights) if w]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -45,16 +46,10 @@ def add_named_models(methods: dict, specs: list[str] | None, option: str) -> dic
     return methods
 
 
-def new_output(path: str, force: bool) -> None:
-    """Refuse, before any work, to write over a folder, or over an existing file unless ``force``."""
-    if Path(path).is_dir():
-        raise SrlibError(f"--out {path} is a folder; give a file name")
-    if Path(path).exists() and not force:
-        raise SrlibError(f"{path} exists; pass --force to replace it, or choose another --out")
-
-
 def print_path(path: Path) -> None:
     """Print a path on stdout as the bytes the file system has (a name need not be valid UTF-8)."""
+    if sys.stdout is None:  # started with stdout closed: nothing to print to
+        return
     out = getattr(sys.stdout, "buffer", None)
     if out is None:
         print(str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
@@ -66,11 +61,17 @@ def print_path(path: Path) -> None:
 
 def write_png(path: Path, image: np.ndarray) -> None:
     from .files import atomic_write
+    from .png import encode_png
 
-    ok, png = cv2.imencode(".png", image)
-    if not ok:
-        raise SrlibError(f"could not encode {path} as PNG")
-    atomic_write(path, lambda f: f.write(png.data), "image")
+    atomic_write(path, lambda f: encode_png(f, image), "image")
+
+
+def write_csv(path: Path, table, **options) -> None:
+    """A pandas table written to ``path`` atomically: a full disk or a kill leaves the previous file."""
+    from .files import atomic_write
+
+    data = table.to_csv(**options).encode()
+    atomic_write(path, lambda f: f.write(data), "table")
 
 
 def comparison(lr: np.ndarray, result: np.ndarray, grid: str) -> np.ndarray:
@@ -87,27 +88,40 @@ def comparison(lr: np.ndarray, result: np.ndarray, grid: str) -> np.ndarray:
     return np.hstack([panels[0], gap, panels[1], gap, panels[2]])
 
 
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as e:  # Python 3.11 reports a symbolic link loop as RuntimeError
+        raise SrlibError(f"{path}: cannot use this path ({e}); remove the link or choose another path") from None
+
+
 def upscale_targets(images: list[str], out_dir: Path, force: bool, compare: bool = False
                     ) -> list[tuple[Path, list[Path]]]:
     """(input, its outputs) for each image: NAME_x4.png, and NAME_x4_compare.png with ``compare``.
     Checked before any work: every input exists, no two inputs write the same output, no output is one
     of the inputs, and no existing file is replaced unless ``force``."""
+    from .files import check_new_file
+
     suffixes = ["_x4.png", "_x4_compare.png"] if compare else ["_x4.png"]
     jobs = [(Path(name), [out_dir / f"{Path(name).stem}{s}" for s in suffixes]) for name in images]
-    inputs = {src.resolve() for src, _ in jobs}
+    for src, _ in jobs:
+        try:
+            if not stat.S_ISREG(os.stat(src).st_mode):
+                raise SrlibError(f"{src}: not a regular file (a folder, device or FIFO); give an image file")
+        except OSError as e:
+            raise SrlibError(f"{src}: cannot read the image ({e.strerror}); check the path") from None
+    inputs = {_resolve(src) for src, _ in jobs}
     seen: dict[Path, Path] = {}
     for src, targets in jobs:
-        if not src.is_file():
-            raise SrlibError(f"{src}: no such image file; check the path")
         for target in targets:
-            if target.resolve() in seen:
-                raise SrlibError(f"{seen[target.resolve()]} and {src} would both be written to {target}; "
+            resolved = _resolve(target)
+            if resolved in seen:
+                raise SrlibError(f"{seen[resolved]} and {src} would both be written to {target}; "
                                  f"upscale them into different folders (-o)")
-            seen[target.resolve()] = src
-            if target.resolve() in inputs:
+            if resolved in inputs:
                 raise SrlibError(f"{target} is one of the input images; choose another output folder (-o)")
-            if target.exists() and not force:
-                raise SrlibError(f"{target} exists; pass --force to replace it, or choose another folder (-o)")
+            check_new_file(target, force, "-o")
+            seen[resolved] = src
     return jobs
 
 
@@ -150,10 +164,11 @@ def cmd_evaluate(args) -> None:
 
     from .data import CelebA, ImageSet, evaluation_subset
     from .evaluate import BASELINES, evaluate, summarize
-    from .files import check_writable_folder
+    from .files import check_new_file, check_writable_folder
     from .sample import resolve_data_dir
 
     out = check_writable_folder(args.out)
+    tables = [check_new_file(out / f"{kind}_{args.split}.csv", args.force, "--out") for kind in ("scores", "summary")]
     methods = add_named_models(dict(BASELINES), args.weights, "--weights")
     if args.study_model:
         methods["srlib_study"] = load_model(None, "study")
@@ -162,12 +177,12 @@ def cmd_evaluate(args) -> None:
     pairs = ImageSet(paths)
     scores = evaluate(pairs, methods, crop_border=args.crop_border)
     summary = summarize(scores)
-    scores.to_csv(out / f"scores_{args.split}.csv", index=False)
-    summary.to_csv(out / f"summary_{args.split}.csv")
+    write_csv(tables[0], scores, index=False)
+    write_csv(tables[1], summary)
     with pd.option_context("display.width", 200, "display.precision", 4):
         print(f"{data} / {args.split}: {len(pairs)} images, crop_border={args.crop_border}")
         print(summary.to_string())
-    print(f"wrote {out / f'scores_{args.split}.csv'} and {out / f'summary_{args.split}.csv'}")
+    print(f"wrote {tables[0]} and {tables[1]}")
 
 
 def cmd_photo_benchmark(args) -> None:
@@ -175,11 +190,13 @@ def cmd_photo_benchmark(args) -> None:
 
     from .data import CelebA, ImageSet, evaluation_subset
     from .evaluate import PHOTO_BASELINES, model_method, photo_benchmark
-    from .files import check_writable_folder
+    from .files import check_new_file, check_writable_folder
     from .model import SRModel
     from .sample import resolve_data_dir
 
     out = check_writable_folder(args.out)
+    tables = [check_new_file(out / f"photo_{kind}_{args.split}.csv", args.force, "--out")
+              for kind in ("scores", "summary")]
     photo_model = load_model(args.weights)
     study_model = load_model(None, "study")
     methods = {**PHOTO_BASELINES, "study model": model_method(study_model), "photo model": model_method(photo_model),
@@ -198,26 +215,26 @@ def cmd_photo_benchmark(args) -> None:
                              f"exclude fewer")
     images = ImageSet(evaluation_subset(paths, args.limit))
     scores, summary = photo_benchmark(images, methods)
-    scores.to_csv(out / f"photo_scores_{args.split}.csv", index=False)
-    summary.to_csv(out / f"photo_summary_{args.split}.csv", index=False)
+    write_csv(tables[0], scores, index=False)
+    write_csv(tables[1], summary, index=False)
     with pd.option_context("display.width", 200, "display.precision", 2, "display.max_rows", 100):
         print(f"{data} / {args.split}: {len(images)} images; PSNR RGB (dB) and the paired difference to "
               f"bicubic on the same images, 95% bootstrap interval")
         print(summary.to_string(index=False))
-    print(f"wrote {out / f'photo_scores_{args.split}.csv'} and {out / f'photo_summary_{args.split}.csv'}")
+    print(f"wrote {tables[0]} and {tables[1]}")
 
 
 def cmd_train(args) -> None:
     from .data import CelebA, ImageSet, evaluation_subset, load_pairs
-    from .files import check_writable_folder
+    from .files import check_new_file, check_writable_folder
     from .sample import resolve_data_dir
     from .train import Trainer, get_recipe, stop_requests
 
     out = Path(args.out)
-    if out.is_dir():
-        raise SrlibError(f"--out {out} is a folder; give a file name")
-    if out.exists() and not args.resume:
-        raise SrlibError(f"{out} exists; pass --resume to continue that run, or choose another --out")
+    if not (args.resume and out.is_file()):
+        if out.is_file():
+            raise SrlibError(f"{out} exists; pass --resume to continue that run, or choose another --out")
+        check_new_file(out, False, "--out")
     check_writable_folder(out.parent, "--out")
     data = CelebA.open(resolve_data_dir(args.data))
     train = ImageSet(data.split("train"))
@@ -237,17 +254,19 @@ def cmd_train(args) -> None:
 
 def cmd_export(args) -> None:
     from .checkpoint import load_checkpoint, model_only, save_checkpoint
+    from .files import check_new_file
 
-    new_output(args.out, args.force)
+    check_new_file(args.out, args.force, "--out")
     ckpt = load_checkpoint(args.checkpoint)
     save_checkpoint(args.out, model_only(ckpt))
     print(f"wrote {args.out} (weights of {args.checkpoint} at iteration {ckpt.iteration}, no optimizer state)")
 
 
 def cmd_import(args) -> None:
+    from .files import check_new_file
     from .legacy import import_study_weights
 
-    new_output(args.out, args.force)
+    check_new_file(args.out, args.force, "--out")
     ckpt = import_study_weights(args.folder, args.out)
     print(f"wrote {args.out} ({len(ckpt.weights)} network(s) from {args.folder})")
 
@@ -268,7 +287,7 @@ def cmd_report(args) -> None:
         refresh_stored_outputs(args.only)
         return
     # Inputs are checked now, not hours later when a notebook first reads them.
-    check_scheduler(args.scheduler)
+    check_scheduler(args.scheduler, reach=True)
     CelebA.open(resolve_data_dir(args.data))
     if args.study_weights:
         import_study_weights(args.study_weights)
@@ -291,8 +310,8 @@ def jpeg_quality_option(text: str) -> str | int | None:
     return value
 
 
-def count(minimum: int):
-    """argparse type: an integer of at least ``minimum`` (usage error, exit 2, otherwise)."""
+def count(minimum: int, maximum: int | None = None, why: str = ""):
+    """argparse type: an integer of ``minimum``..``maximum`` (usage error, exit 2, otherwise)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -300,11 +319,14 @@ def count(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}{why}, got {value}")
         return value
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .checkpoint import MAX_ITERATION
     from .photo import GRIDS
     from .report import PRESETS
     from .train import RECIPES
@@ -340,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crop-border", type=count(0), default=0, metavar="PX",
                    help="pixels cut from each side, 0..82 (default 0)")
     s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
+    s.add_argument("--force", action="store_true", help="replace the CSV files of an earlier run there")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("photo-benchmark", help="score interpolation and the shipped models on photo degradations")
@@ -352,16 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare-with", action="append", metavar="[NAME=]CKPT",
                    help="another model to score beside it, without the ensemble (repeatable)")
     s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
+    s.add_argument("--force", action="store_true", help="replace the CSV files of an earlier run there")
     s.set_defaults(func=cmd_photo_benchmark)
 
     s = sub.add_parser("train", help="train a model with a named recipe (seeded, resumable)")
     s.add_argument("--recipe", default="improved", choices=list(RECIPES),
                    help="study: the study's; improved: the report's shipped model; photo: for photographs")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
-    s.add_argument("--iterations", type=count(1), default=12000, metavar="N",
+    s.add_argument("--iterations", type=count(1, MAX_ITERATION), default=12000, metavar="N",
                    help="iterations of 10 images x 3 channels")
     s.add_argument("--out", required=True, metavar="CKPT", help="checkpoint written during and after training")
-    s.add_argument("--seed", type=count(0), default=0)
+    s.add_argument("--seed", type=count(0, 2 ** 32 - 1), default=0)
     s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     s.add_argument("--checkpoint-every", type=count(1), default=500, metavar="N")
     s.add_argument("--validate-every", type=count(0), default=1000, metavar="N",
@@ -394,8 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where training runs go: local (default: a Dask cluster of one single-threaded worker per "
                         "core), serial (one at a time in this process), or the address of a Dask scheduler "
                         "(tcp://HOST:8786) whose workers have srlib and see the data and runs/ at the same paths")
-    s.add_argument("--workers", type=count(0), default=0, metavar="N",
-                   help="workers of the local cluster (default 0: one per core)")
+    s.add_argument("--workers", type=count(0, os.cpu_count() or 1, " (this machine's cores)"), default=0, metavar="N",
+                   help="workers of the local cluster, at most one per core (default 0: one per core)")
     s.add_argument("--publish", action="store_true",
                    help="write the published report in conclusion/ (replacing it) instead of runs/PRESET/report/")
     s.add_argument("--refresh-notebooks", action="store_true",
@@ -404,15 +428,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _open_standard_streams() -> None:
+    """Give a closed stdin, stdout or stderr /dev/null: otherwise the next file opened takes its number,
+    and whatever a library prints to it (libjpeg's warnings go to file descriptor 2) lands in that file."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .data import cache_size_mb
+    from .parallel import threads
     from .train import Interrupted
 
+    _open_standard_streams()
     args = build_parser().parse_args(argv)
     try:
+        threads(), cache_size_mb()  # settings from the environment, checked before any work
         args.func(args)
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except SrlibError as e:
-        print(f"srlib: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).splitlines())
+        print(f"srlib: error: {message}", file=sys.stderr)
         return 1
     except Interrupted as e:
         print(f"srlib: {e}", file=sys.stderr)

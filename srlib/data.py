@@ -8,16 +8,19 @@ Layout: ``ROOT/img_align_celeba/<images>`` and a partition file, either Kaggle's
 """
 from __future__ import annotations
 
+import io
 import os
+import struct
 import sys
 import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import cv2
 import numpy as np
@@ -25,10 +28,13 @@ import numpy as np
 from .degrade import HR_SIZE, LR_SIZE, degrade
 from .display import progress
 from .errors import SrlibError
+from .files import open_regular
+from .settings import env_int
 
 SPLITS = {"train": 0, "validation": 1, "test": 2}
 IMAGE_DIR = "img_align_celeba"
 PARTITION_FILES = ("list_eval_partition.csv", "list_eval_partition.txt")
+MAX_PARTITION_LINE = 4096
 
 
 def _jpeg_is_complete(data: bytes) -> bool:
@@ -58,31 +64,70 @@ def _stderr_captured() -> Iterator[list[str]]:
             text.append(captured.read().decode(errors="replace").strip())
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+# The largest image srlib reads: 8192 x 8192 pixels, whose 4x upscale is the most OpenCV can read back
+# (``model.MAX_OUTPUT_PIXELS``). Its size is read from the file's header, before anything is decoded.
+MAX_INPUT_PIXELS = 1 << 26
+
+
+def image_size(f: BinaryIO) -> tuple[int, int] | None:
+    """(width, height) from an image file's header (Pillow reads a few bytes, decodes nothing); None
+    when Pillow does not recognise the file. A header claiming more pixels than Pillow's own bomb
+    limit (about 179 million) is reported as that limit plus one."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # a large header is refused below, not warned about
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(f) as img:
+                return img.size
+    except Image.DecompressionBombError:
+        return (int(Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error):
+        return None
+    finally:
+        f.seek(0)
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> np.ndarray:
     """Read an image file as uint8 BGR (H, W, 3), as OpenCV and the study do.
 
     EXIF orientation is applied (a phone photo comes out the way up it is shown), greyscale files are
     repeated into three equal channels and an alpha channel is dropped, so every model sees the same
     layout. Unreadable, truncated, damaged (libjpeg warns of corrupt data: it would decode grey or
-    shifted blocks) or 16-bit files raise ``SrlibError``.
+    shifted blocks) or 16-bit files raise ``SrlibError``, and so do files that are not regular files,
+    claim more than ``max_pixels`` in their header, or hold far more bytes than their pixels need: all
+    before any pixel is decoded.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SrlibError(f"{path}: cannot read ({e.strerror}); check the path") from None
+    not_an_image = f"{path}: not a readable image (corrupt, or not an image file); replace or remove it"
+    with open_regular(path, "image") as f:
+        size = image_size(f)
+        if size is None:
+            raise SrlibError(not_an_image)
+        w, h = size
+        if w * h > max_pixels:
+            raise SrlibError(f"{path}: {w}x{h} is more than the {max_pixels:,} pixels srlib reads "
+                             f"(8192x8192); use a crop or a smaller copy of it")
+        limit = (16 << 20) + 8 * w * h  # 16-bit RGBA stored uncompressed, and room for metadata
+        try:
+            nbytes = os.fstat(f.fileno()).st_size
+            if nbytes > limit:
+                raise SrlibError(f"{path}: {nbytes:,} bytes, far more than a {w}x{h} image needs; check the file")
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise SrlibError(f"{path}: cannot read ({e.strerror}); check the path") from None
     jpeg = data[:2] == b"\xff\xd8"
     if jpeg and not _jpeg_is_complete(data):
         # libjpeg decodes a truncated JPEG with only a warning, filling the rest with grey: refuse it.
         raise SrlibError(f"{path}: truncated JPEG (no end-of-image marker); re-download or remove it")
     try:
-        with _stderr_captured() as warnings:
+        with _stderr_captured() as captured:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data else None
-        warning = warnings[0]
+        warning = captured[0]
     except cv2.error:
         img, warning = None, ""
-    if img is None:
-        raise SrlibError(f"{path}: not a readable image (corrupt, or not an image file); replace or remove it")
+    if img is None or img.shape[0] * img.shape[1] > max_pixels:
+        raise SrlibError(not_an_image)
     if jpeg and ("Corrupt JPEG data" in warning or "Premature end" in warning):
         raise SrlibError(f"{path}: damaged JPEG ({warning.splitlines()[0]}); re-download or remove it")
     if img.dtype != np.uint8:
@@ -90,22 +135,42 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return img
 
 
-def _read_partition(path: Path) -> dict[str, int]:
-    """image name -> partition number, from either partition file form."""
+def _read_partition(path: Path, present: set[str]) -> dict[str, int]:
+    """image name -> partition number, from either partition file form, streamed line by line: only the
+    images that are in ``present`` are kept, so a file of millions of lines naming missing images costs
+    no memory before it is refused."""
     out: dict[str, int] = {}
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a spreadsheet may add a BOM
-    except (OSError, UnicodeDecodeError) as e:
-        raise SrlibError(f"{path}: cannot read the partition file ({e}); restore it from CelebA") from None
+    missing, first_missing = 0, None
     sep = "," if path.suffix == ".csv" else None
-    for n, line in enumerate(lines, start=1):
-        if not line.strip() or (n == 1 and line.replace(" ", "").lower() == "image_id,partition"):
-            continue
-        fields = line.split(sep)
-        if len(fields) != 2 or fields[1].strip() not in ("0", "1", "2"):
-            raise SrlibError(f"{path}:{n}: expected 'image_name{sep or ' '}partition' with partition 0, 1 "
-                             f"or 2, got {line!r}; fix or restore the partition file")
-        out[fields[0].strip()] = int(fields[1])
+    with open_regular(path, "partition file") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig")  # a spreadsheet may add a BOM
+        n = 0
+        while True:
+            try:
+                line = text.readline(MAX_PARTITION_LINE + 1)
+            except (OSError, UnicodeDecodeError) as e:
+                raise SrlibError(f"{path}: cannot read the partition file ({e}); restore it from CelebA") from None
+            if not line:
+                break
+            n += 1
+            if len(line) > MAX_PARTITION_LINE:
+                raise SrlibError(f"{path}:{n}: a line longer than {MAX_PARTITION_LINE} characters; fix or restore "
+                                 f"the partition file")
+            if not line.strip() or (n == 1 and line.replace(" ", "").strip().lower() == "image_id,partition"):
+                continue
+            fields = line.split(sep)
+            if len(fields) != 2 or fields[1].strip() not in ("0", "1", "2"):
+                raise SrlibError(f"{path}:{n}: expected 'image_name{sep or ' '}partition' with partition 0, 1 "
+                                 f"or 2, got {line.strip()!r:.80}; fix or restore the partition file")
+            name = fields[0].strip()
+            if name in present:
+                out[name] = int(fields[1])
+            else:
+                missing += 1
+                first_missing = first_missing or name
+    if missing:
+        raise SrlibError(f"{path} lists {missing} image(s) missing from {path.parent / IMAGE_DIR} (first: "
+                         f"{first_missing}); restore them or remove their lines")
     if not out:
         raise SrlibError(f"{path}: the partition file lists no images; restore it from CelebA")
     return out
@@ -131,13 +196,11 @@ class CelebA:
         if not found:
             raise SrlibError(f"{root}: no list_eval_partition.csv or .txt; download it with CelebA and put "
                              f"it beside {IMAGE_DIR}/")
-        partition = _read_partition(found[0])
-        present = set(os.listdir(images))
-        missing = [name for name in partition if name not in present]
-        if missing:
-            raise SrlibError(f"{found[0]} lists {len(missing)} image(s) missing from {images} (first: "
-                             f"{missing[0]}); restore them or remove their lines")
-        return cls(root, partition)
+        try:
+            present = set(os.listdir(images))
+        except OSError as e:
+            raise SrlibError(f"{images}: cannot list the images ({e.strerror}); check the folder") from None
+        return cls(root, _read_partition(found[0], present))
 
     def split(self, name: str) -> list[Path]:
         if name not in SPLITS:
@@ -205,8 +268,13 @@ def load_pairs(paths: list[Path], desc: str = "loading images") -> Pairs:
 
 
 # Decoded pairs an ImageSet keeps, in MB (98 kB each): all of a few-thousand-image development split,
-# a bounded part of CelebA's 162,770 training images. SRLIB_CACHE_MB changes it.
-CACHE_MB = int(os.environ.get("SRLIB_CACHE_MB", 512))
+# a bounded part of CelebA's 162,770 training images. SRLIB_CACHE_MB (0..1,048,576) changes it.
+CACHE_MB = 512
+
+
+def cache_size_mb() -> int:
+    """The cache an ``ImageSet`` keeps by default, in MB."""
+    return env_int("SRLIB_CACHE_MB", CACHE_MB, 0, 1 << 20)
 
 
 class ImageSet:
@@ -224,7 +292,7 @@ class ImageSet:
         if not paths:
             raise SrlibError("no images to load; check the data folder and split")
         self.paths = list(paths)
-        self.capacity = max(0, (CACHE_MB if cache_mb is None else cache_mb) << 20) // self.PAIR_BYTES
+        self.capacity = max(0, (cache_size_mb() if cache_mb is None else cache_mb) << 20) // self.PAIR_BYTES
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 

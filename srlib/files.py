@@ -1,4 +1,7 @@
-"""Writing the files a user keeps (checkpoints, upscaled images): all or nothing.
+"""Reading files only when they are what they claim, and writing the files a user keeps (checkpoints,
+upscaled images, tables): all or nothing.
+
+Reads open regular files only: a FIFO would block forever, a device (``/dev/zero``) never ends.
 
 A file is written to a temporary file beside its target, flushed to disk, then renamed over the target
 in one step. A run killed mid-write, or a write that fails (a full disk), leaves the previous file
@@ -8,6 +11,7 @@ caught) is removed by the next write to the same target.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -19,11 +23,70 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
+def open_regular(path: str | os.PathLike, what: str = "file") -> BinaryIO:
+    """``path`` opened for reading in binary, refused in one line unless it is a regular file (a symlink
+    to one is fine). Opened without blocking first, so a FIFO is refused rather than waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise SrlibError(f"{path}: cannot read the {what} ({e.strerror}); check the path") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SrlibError(f"{path}: not a regular file (a device, FIFO or socket); give the {what} file itself")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: str | os.PathLike, max_bytes: int, what: str = "file") -> bytes:
+    """The bytes of the regular file ``path``, refused unread when it holds more than ``max_bytes``."""
+    with open_regular(path, what) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise SrlibError(f"{path}: refused, {size} bytes is more than any {what} srlib reads "
+                             f"({max_bytes}); check the file")
+        try:
+            return f.read(max_bytes + 1)[:max_bytes]
+        except OSError as e:
+            raise SrlibError(f"{path}: cannot read the {what} ({e.strerror})") from None
+
+
+def check_new_file(path: str | os.PathLike, force: bool, option: str) -> Path:
+    """Refuse, before any work, an output path that cannot take a new file: a folder, a device or other
+    non-regular file, a name longer than the file system allows, or an existing file unless ``force``."""
+    path = Path(path)
+    try:
+        name_max = os.pathconf(path.parent if path.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if len(os.fsencode(path.name)) > name_max:
+        raise SrlibError(f"{option} {path}: the file name is longer than the {name_max} bytes the file system "
+                         f"allows; choose a shorter name")
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):  # a folder that is not there is made, or refused, later
+        return path
+    except OSError as e:
+        raise SrlibError(f"{option} {path}: cannot use this path ({e.strerror}); choose another") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SrlibError(f"{option} {path} is a folder; give a file name")
+    if not stat.S_ISREG(st.st_mode):
+        raise SrlibError(f"{option} {path} is a device, FIFO or socket, not a file; choose a file name")
+    if not force:
+        raise SrlibError(f"{path} exists; pass --force to replace it, or choose another {option}")
+    return path
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], what: str = "file") -> Path:
     """Write ``path`` through ``write(f)`` atomically; any OS error becomes one ``SrlibError`` line."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
         raise SrlibError(f"{path} is a folder; give a file name for the {what}")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise SrlibError(f"{path} is a device, FIFO or socket; give a file name for the {what}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for stale in path.parent.glob(f"{_temp_prefix(path)}*.tmp"):
@@ -32,9 +95,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], wha
     except OSError as e:
         raise SrlibError(f"cannot write {what} {path}: {e.strerror}; choose a writable folder") from None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; these are ordinary files
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; these are ordinary files
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -48,6 +109,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], wha
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` can only read by setting, a race
+    with other threads creating files): from /proc where Linux has it, else from a probe file's mode."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with tempfile.TemporaryDirectory() as d:
+        probe = Path(d) / "probe"
+        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY, 0o777))
+        return 0o777 & ~probe.stat().st_mode
 
 
 def check_writable_folder(path: str | os.PathLike, option: str = "-o/--out") -> Path:

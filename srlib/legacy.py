@@ -16,71 +16,145 @@ import numpy as np
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .errors import SrlibError
+from .files import read_regular
 from .network import NetConfig, SRNet
 
 # The largest array the study's network has (conv2: 32 x 64 x 3 x 3) is 18,432 values, 147 kB in
 # float64; a published weight file is that plus a few hundred bytes. Anything larger is refused unread.
 MAX_PICKLE_BYTES = 1 << 20
 MAX_ELEMENTS = 1 << 17
+# What one file may make the unpickler allocate in all, whatever it repeats: a file can name one
+# buffer once and ask for copies of it many times.
+MAX_ALLOCATED_BYTES = 4 * 8 * MAX_ELEMENTS
 
 
-def _float_dtype(*args):
-    """numpy.dtype, for float types only: an object dtype would let a 55-byte file ask for gigabytes."""
-    dtype = np.dtype(*args)
-    if dtype.kind != "f":
-        raise pickle.UnpicklingError(f"refused dtype {dtype}: only float arrays are admitted")
-    return dtype
+def _is_plain_float(dtype: object) -> bool:
+    """A native-order float16/32/64 with no fields, sub-array or flags: the only dtypes admitted."""
+    return (isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.isnative and dtype.itemsize in (2, 4, 8)
+            and dtype.names is None and dtype.subdtype is None and not dtype.hasobject)
 
 
-def _reconstruct(cls, shape, dtype):
-    """numpy's _reconstruct, for small plain arrays only (it allocates ``shape`` before any data arrives)."""
-    if cls is not np.ndarray or not isinstance(shape, tuple) or int(np.prod(shape, dtype=np.int64)) > MAX_ELEMENTS:
+def _size(shape: object) -> int:
+    """The number of values of ``shape``, refused unless it is a small tuple of non-negative ints."""
+    if not (isinstance(shape, tuple) and len(shape) <= 8
+            and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_ELEMENTS for n in shape)):
+        raise pickle.UnpicklingError(f"refused shape {shape!r:.50}")
+    size = int(np.prod(shape, dtype=np.int64))
+    if size > MAX_ELEMENTS:
         raise pickle.UnpicklingError(f"refused array of shape {shape!r:.50}: at most {MAX_ELEMENTS} values")
-    return np.ndarray.__new__(np.ndarray, shape, dtype)
+    return size
 
 
-def _frombuffer(buf, dtype, shape, order):
-    """numpy's _frombuffer (protocol 5 pickles), for float arrays only."""
-    return np.frombuffer(buf, _float_dtype(dtype)).reshape(shape, order=order).copy()
+def _ndarray(*args, **kwargs):
+    """Stands for ``numpy.ndarray``: NumPy's pickles only pass the class to ``_reconstruct``; calling it
+    would allocate whatever shape the file names."""
+    raise pickle.UnpicklingError("refused a direct numpy.ndarray call: not how NumPy pickles an array")
 
 
-# (module, name) a pickled float ndarray refers to, under NumPy 1.x and 2.x module names, and what each
-# resolves to here: checked stand-ins for the functions that allocate.
-_ALLOWED = {
-    **{(m, "_frombuffer"): _frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
-    **{(m, "_reconstruct"): _reconstruct for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): _float_dtype,
-}
+class _ArrayOnlyUnpickler(pickle._Unpickler):
+    """Python's own unpickler (its opcodes can be overridden, unlike the C one's), admitting only what a
+    pickled float array needs. Every name a file refers to resolves to a checked stand-in, every
+    ``BUILD`` (which sets an object's state) is checked, and all the memory the stand-ins allocate is
+    counted against ``MAX_ALLOCATED_BYTES``."""
 
+    dispatch = dict(pickle._Unpickler.dispatch)
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO):
+        super().__init__(file)
+        self.allocated = 0
+        # (module, name) a pickled float ndarray refers to, under NumPy 1.x and 2.x module names
+        self.allowed = {
+            **{(m, "_frombuffer"): self._frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
+            **{(m, "_reconstruct"): self._reconstruct for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+            ("numpy", "ndarray"): _ndarray,
+            ("numpy", "dtype"): self._dtype,
+            ("_codecs", "encode"): self._latin1,  # protocols 0-2 carry bytes as latin-1 text
+        }
+
+    def _charge(self, nbytes: int) -> None:
+        self.allocated += nbytes
+        if self.allocated > MAX_ALLOCATED_BYTES:
+            raise pickle.UnpicklingError(f"refused: asks for more than {MAX_ALLOCATED_BYTES} bytes in all")
+
     def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED:
+        if (module, name) not in self.allowed:
             raise pickle.UnpicklingError(f"refused global {module}.{name}: only NumPy arrays are admitted")
-        return _ALLOWED[module, name]
+        return self.allowed[module, name]
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("refused a persistent id: not part of a pickled array")
+
+    @staticmethod
+    def _dtype(*args):
+        """numpy.dtype(name, align, copy), for plain float types only: an object dtype would let a
+        55-byte file ask for gigabytes, a sub-array one multiply every allocation."""
+        if not (1 <= len(args) <= 3 and isinstance(args[0], str) and all(isinstance(a, bool) for a in args[1:])):
+            raise pickle.UnpicklingError(f"refused dtype arguments {args!r:.50}")
+        dtype = np.dtype(*args)
+        if not _is_plain_float(dtype):
+            raise pickle.UnpicklingError(f"refused dtype {dtype}: only native float arrays are admitted")
+        return dtype
+
+    def _latin1(self, text, encoding="utf-8"):
+        if not isinstance(text, str) or encoding != "latin1":
+            raise pickle.UnpicklingError("refused _codecs.encode: only latin-1 text, as NumPy's pickles have")
+        self._charge(len(text))
+        return text.encode("latin1")
+
+    def _reconstruct(self, cls, shape, dtype):
+        """numpy's _reconstruct, only as NumPy's pickles call it: an empty placeholder whose shape, dtype
+        and bytes the following BUILD sets (and ``load_build`` checks)."""
+        if cls is not _ndarray or shape != (0,) or dtype not in (b"b", "b"):
+            raise pickle.UnpicklingError(f"refused _reconstruct of shape {shape!r:.50}, dtype {dtype!r:.20}")
+        return np.ndarray.__new__(np.ndarray, (0,), "b")
+
+    def _frombuffer(self, buf, dtype, shape, order):
+        """numpy's _frombuffer (protocol 5 pickles), for small float arrays whose bytes are all there."""
+        if not (isinstance(buf, (bytes, bytearray)) and _is_plain_float(dtype) and order in ("C", "F")):
+            raise pickle.UnpicklingError("refused _frombuffer: not a float array's bytes")
+        nbytes = _size(shape) * dtype.itemsize
+        if len(buf) != nbytes:
+            raise pickle.UnpicklingError(f"refused _frombuffer: {len(buf)} bytes for {nbytes}")
+        self._charge(nbytes)
+        return np.frombuffer(buf, dtype).reshape(shape, order=order).copy()
+
+    def load_build(self):
+        """BUILD: a dtype may only be given the state it already has (NumPy's pickles restate it; another
+        could claim object references or fields at any offset, and would change NumPy's shared dtype
+        objects), and the placeholder array from ``_reconstruct`` a float array's checked state."""
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if isinstance(inst, np.dtype):
+            if not _is_plain_float(inst) or state != np.dtype(inst.str).__reduce__()[2]:
+                raise pickle.UnpicklingError(f"refused a changed state for dtype {inst}")
+            return  # nothing to set: it already has that state
+        if type(inst) is np.ndarray and inst.size == 0 and isinstance(state, tuple) and len(state) == 5:
+            version, shape, dtype, fortran, raw = state
+            if version == 1 and _is_plain_float(dtype) and isinstance(fortran, bool) and isinstance(raw, bytes):
+                nbytes = _size(shape) * dtype.itemsize
+                if len(raw) == nbytes:
+                    self._charge(nbytes)
+                    inst.__setstate__(state)
+                    return
+        raise pickle.UnpicklingError(f"refused the state given to a {type(inst).__name__}")
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def load_array_pickle(path: str | os.PathLike) -> np.ndarray:
     """Read one pickled NumPy float array through the restricted unpickler; anything else is refused,
     and so is a file larger than any weight file of the study's network, or one with NaN or infinite values."""
     path = Path(path)
+    data = read_regular(path, MAX_PICKLE_BYTES, "study weight file")
     try:
-        size = path.stat().st_size
-        if size > MAX_PICKLE_BYTES:
-            raise SrlibError(f"{path}: refused, {size} bytes is more than any of the study's weight files")
-        data = path.read_bytes()
         # Walk the opcodes first: it checks every declared length against the bytes actually present,
         # so a short file cannot make the unpickler reserve a buffer of the size it claims.
         for _ in pickletools.genops(data):
             pass
         obj = _ArrayOnlyUnpickler(io.BytesIO(data)).load()
-    except SrlibError:
-        raise
-    except OSError as e:
-        raise SrlibError(f"{path}: cannot read ({e.strerror})") from None
     except Exception as e:  # any malformed or hostile pickle ends here, before a refused call can run
-        raise SrlibError(f"{path}: refused, not a plain pickled NumPy array ({type(e).__name__}: {e})") from None
+        why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        raise SrlibError(f"{path}: refused, not a plain pickled NumPy array ({why})") from None
     if not isinstance(obj, np.ndarray) or not np.issubdtype(obj.dtype, np.floating):
         raise SrlibError(f"{path}: refused, holds {type(obj).__name__} rather than a float NumPy array")
     if not np.all(np.isfinite(obj)):

@@ -16,6 +16,12 @@ from .parallel import single_threaded_blas
 # Limits on what a configuration (e.g. one read from a checkpoint) may ask for: far above the study's
 # network (4 layers, 64 channels, 5x5 kernels), far below what would exhaust memory.
 MAX_LAYERS, MAX_CHANNELS, MAX_KERNEL = 16, 512, 15
+# ... and on what it costs to run, which shape limits alone do not bound (16 layers of 512 channels and
+# 15x15 kernels would be 944 million weights). Weights = multiply-adds per LR pixel: at most 1 million,
+# 7x the photo model's 148,272 (a 512x512 upscale then takes minutes, not hours). Channels summed over
+# the layers decide the activations a batch keeps for the backward pass: at most 1,024 (the photo
+# model: 336), about 1 GB for a training batch of 30 44x44 examples, 160 MB for an upscale tile.
+MAX_WEIGHTS, MAX_TOTAL_CHANNELS = 1_000_000, 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,11 @@ class NetConfig:
                              f"{self.image_channels * self.scale ** 2} channels, got {self.channels[-1]}")
         if any(k % 2 == 0 or k < 1 for k in self.kernels):
             raise ValueError(f"NetConfig: kernels must be odd, got {self.kernels}")
+        weights = sum(c * c_in * k * k for c, c_in, k in
+                      zip(self.channels, (self.image_channels, *self.channels[:-1]), self.kernels))
+        if weights > MAX_WEIGHTS or sum(self.channels) > MAX_TOTAL_CHANNELS:
+            raise ValueError(f"NetConfig: {weights:,} weights and {sum(self.channels)} channels in all; srlib runs "
+                             f"networks of at most {MAX_WEIGHTS:,} weights and {MAX_TOTAL_CHANNELS} channels")
         if self.init not in ("uniform", "he"):
             raise ValueError(f"NetConfig: init must be 'uniform' or 'he', got {self.init!r}")
         if self.dtype not in ("float32", "float64"):

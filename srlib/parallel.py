@@ -8,7 +8,7 @@ Set ``SRLIB_THREADS`` to change the number of workers (default: the number of co
 
 Memory: a training step allocates and frees some 150 MB of activations. By default glibc hands freed
 blocks of more than a few MB back to the kernel, so every step faulted 31 MiB of fresh pages back in
-(measured: 22 ms of a 152 ms step). ``keep_freed_memory``, run on import, keeps blocks up to 32 MiB in
+(measured: 22 ms of a 152 ms step). ``keep_freed_memory``, run when the engine starts, keeps blocks up to 32 MiB in
 the heap for reuse instead (0 page faults per step, 132 ms). It changes only glibc's thresholds; other
 C libraries are left as they are.
 """
@@ -25,6 +25,8 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from .settings import env_int
+
 T = TypeVar("T")
 
 
@@ -39,17 +41,33 @@ def keep_freed_memory() -> bool:
         return False
 
 
-keep_freed_memory()
+def threads() -> int:
+    """Worker threads: ``$SRLIB_THREADS`` (1..256), else one per core."""
+    return env_int("SRLIB_THREADS", os.cpu_count() or 1, 1, 256)
 
-N_THREADS = max(1, int(os.environ.get("SRLIB_THREADS", os.cpu_count() or 1)))
-_pool = ThreadPoolExecutor(N_THREADS, thread_name_prefix="srlib") if N_THREADS > 1 else None
+
+_UNSET = object()
+_pool: ThreadPoolExecutor | None | object = _UNSET  # made on first use: importing srlib starts nothing
+_pool_lock = threading.Lock()
 _blas = ThreadpoolController()
 _local = threading.local()
 
 
+def _workers() -> ThreadPoolExecutor | None:
+    """The worker pool (None for one thread), started with the engine's first block."""
+    global _pool
+    with _pool_lock:
+        if _pool is _UNSET:
+            keep_freed_memory()
+            n = threads()
+            _pool = ThreadPoolExecutor(n, thread_name_prefix="srlib") if n > 1 else None
+    return _pool  # type: ignore[return-value]
+
+
 def map_blocks(fn: Callable[..., T], blocks: Sequence[tuple[int, ...]]) -> list[T]:
     """[fn(*block) for each block], run on the worker threads, results in block order."""
-    if _pool is None or len(blocks) == 1:
+    pool = _workers()
+    if pool is None or len(blocks) == 1:
         return [fn(*block) for block in blocks]
     err = np.geterr()  # NumPy's error state is per thread: carry the caller's into the workers
 
@@ -57,7 +75,7 @@ def map_blocks(fn: Callable[..., T], blocks: Sequence[tuple[int, ...]]) -> list[
         with np.errstate(**err):
             return fn(*block)
 
-    return list(_pool.map(run, blocks))
+    return list(pool.map(run, blocks))
 
 
 def scratch(size: int, dtype: np.dtype, slot: str = "") -> np.ndarray:

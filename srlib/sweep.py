@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -173,11 +174,28 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def check_scheduler(scheduler: str) -> str:
-    """``scheduler`` if it is "local", "serial" or a Dask address (PROTOCOL://HOST:PORT), else one clear error."""
-    if scheduler in ("local", "serial") or re.fullmatch(r"[a-z]+://[^\s/]+(:\d+)?/?", scheduler):
+#: Dask's protocols that name a host and port
+DASK_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def check_scheduler(scheduler: str, reach: bool = False) -> str:
+    """``scheduler`` if it is "local", "serial" or a Dask address (PROTOCOL://HOST:PORT), else one clear
+    error; with ``reach``, an address must also accept a connection now (a run that fails after an hour
+    because the cluster was never there helps no one)."""
+    if scheduler in ("local", "serial"):
         return scheduler
-    raise SrlibError(f"scheduler {scheduler!r} is not local, serial or a Dask address such as tcp://HOST:8786")
+    usage = f"scheduler {scheduler!r:.100} is not local, serial or a Dask address such as tcp://HOST:8786"
+    m = re.fullmatch(r"([a-z]+)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})/?", scheduler)
+    if not m or m[1] not in DASK_PROTOCOLS or not 1 <= int(m[3]) <= 65535:
+        raise SrlibError(usage)
+    if reach:
+        host, port = m[2].strip("[]"), int(m[3])
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as e:
+            raise SrlibError(f"cannot reach the Dask scheduler at {scheduler} ({e.strerror or e}); start it, "
+                             f"or use --scheduler local") from None
+    return scheduler
 
 
 def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str = "local",

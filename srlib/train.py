@@ -11,6 +11,7 @@ study), recorded as MSE on the 0..255 scale whatever the recipe's target scale.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import signal
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import photo
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import MAX_ITERATION, Checkpoint, load_checkpoint, save_checkpoint
 from .data import ImageSet, Pairs
 from .degrade import blur_decimate
 from .display import progress as progress_bar
@@ -30,8 +31,16 @@ from .layers import MSELoss
 from .metrics import mean_psnr
 from .model import SRModel
 from .network import NetConfig, SRNet
-from .optimizers import Optimizer, make_optimizer
+from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from .shared_adam import SharedAdam
+
+
+#: what a recipe may ask for (see ``Recipe.__post_init__``)
+MAX_IMAGES = 64  # the study's iteration: 10; a training batch of 64 colour images costs about 2 GB
+DEGRADATIONS = ("study", "photo")
+RANGES = {"name": "1..64 characters", "lr": "a number in (0, 10]", "output_scale": "1..255",
+          "images": f"1..{MAX_IMAGES}", "warmup": f"0..{MAX_ITERATION:,}",
+          "degradation": " or ".join(DEGRADATIONS)}
 
 
 @dataclass(frozen=True)
@@ -57,24 +66,46 @@ class Recipe:
         d["optimizer_args"] = dict(self.optimizer_args)
         return d
 
+    def __post_init__(self):
+        """Every field typed and in range, so a recipe read from a checkpoint cannot train on nonsense."""
+        for f in fields(self):
+            default, value = f.default, getattr(self, f.name)
+            if f.name in ("net", "optimizer_args"):
+                continue
+            kind = (int, float) if isinstance(default, float) else type(default)
+            if not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool):
+                raise TypeError(f"Recipe: {f.name} is {type(value).__name__}, expected {type(default).__name__}")
+        if not isinstance(self.net, NetConfig):
+            raise TypeError(f"Recipe: net is {type(self.net).__name__}, expected NetConfig")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Recipe: optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        accepted = set(inspect.signature(OPTIMIZERS[self.optimizer]).parameters) - {"params", "lr"}
+        for key, value in self.optimizer_args:
+            if key not in accepted or isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"Recipe: optimizer argument {key}={value!r} is not a finite number that "
+                                 f"{self.optimizer} takes ({', '.join(sorted(accepted)) or 'none'})")
+        checks = {"name": 1 <= len(self.name) <= 64, "lr": math.isfinite(self.lr) and 0 < self.lr <= 10,
+                  "output_scale": math.isfinite(self.output_scale) and 1 <= self.output_scale <= 255,
+                  "images": 1 <= self.images <= MAX_IMAGES, "warmup": 0 <= self.warmup <= MAX_ITERATION,
+                  "degradation": self.degradation in DEGRADATIONS}
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"Recipe: {name} {getattr(self, name)!r} is out of range ({RANGES[name]})")
+
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
-        """Inverse of ``to_dict``; raises TypeError or ValueError for unknown fields or wrong types."""
+        """Inverse of ``to_dict``; raises TypeError or ValueError for unknown fields, wrong types or values
+        out of range."""
+        if not isinstance(d, dict):
+            raise TypeError(f"Recipe: expected a mapping, got {type(d).__name__}")
         d = dict(d)
         d["net"] = NetConfig.from_dict(d["net"])
         args = d.get("optimizer_args", {})
-        if not isinstance(args, dict) or not all(isinstance(v, (int, float)) for v in args.values()):
+        if not isinstance(args, dict):
             raise TypeError(f"Recipe: optimizer_args must map names to numbers, got {args!r:.100}")
         d["optimizer_args"] = tuple(sorted(args.items()))
-        recipe = cls(**d)
-        for f in fields(cls):
-            default = getattr(cls, f.name, None)
-            value = getattr(recipe, f.name)
-            kind = (int, float) if isinstance(default, float) else type(default)
-            if default is not None and f.name not in ("net", "optimizer_args") and (
-                    not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool)):
-                raise TypeError(f"Recipe: {f.name} is {type(value).__name__}, expected {type(default).__name__}")
-        return recipe
+        return cls(**d)
 
     def with_(self, **changes) -> "Recipe":
         """A copy with some fields changed; ``bias``, ``init``, ``final_relu`` and ``dtype`` go to ``net``."""
@@ -345,21 +376,32 @@ class Trainer:
             for key, kind in kinds.items():
                 if not isinstance(m[key], kind) or (kind is int and isinstance(m[key], bool)):
                     raise TypeError(f"{key} is {type(m[key]).__name__}")
+            if not (1 <= m["total"] <= MAX_ITERATION and ckpt.iteration <= m["total"] and 0 <= m["seed"] < 2 ** 32
+                    and math.isfinite(m["base_lr"]) and 0 < m["base_lr"] <= 10):
+                raise ValueError(f"total {m['total']}, iteration {ckpt.iteration}, seed {m['seed']} or learning "
+                                 f"rate {m['base_lr']} out of range")
+            if recipe.net != ckpt.config or recipe.optimizer != ckpt.optimizer:
+                raise ValueError("its recipe names another network or optimizer than the one stored")
             self = cls(recipe, train, total=m["total"], seed=m["seed"], per_channel=m["per_channel"],
                        shared_optimizer_bug=m["shared_optimizer_bug"], val=val, lr=float(m["base_lr"]))
+            if len(ckpt.weights) != len(self.model.nets):
+                raise ValueError(f"{len(ckpt.weights)} networks stored for a run of {len(self.model.nets)}")
+            for net, w in zip(self.model.nets, ckpt.weights):
+                net.load_weights(w)
         except (KeyError, TypeError, ValueError) as e:
             raise SrlibError(f"checkpoint {path}: its training metadata is damaged ({type(e).__name__}: "
                              f"{e}); train anew") from None
-        for net, w in zip(self.model.nets, ckpt.weights):
-            net.load_weights(w)
         try:
             for opt, state in zip(self.optimizers, ckpt.optimizer_state):
                 opt.load_state_dict(state)
         except ValueError as e:
             raise SrlibError(f"checkpoint {path}: optimizer state does not fit ({e}); train anew") from None
+        state = ckpt.rng_state
         try:
-            self.rng.bit_generator.state = ckpt.rng_state
-        except (TypeError, ValueError, KeyError) as e:
+            if not isinstance(state, dict) or state.get("bit_generator") != type(self.rng.bit_generator).__name__:
+                raise ValueError(f"not a {type(self.rng.bit_generator).__name__} state")
+            self.rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
             raise SrlibError(f"checkpoint {path}: its random-generator state is damaged ({e}); train anew") from None
         self.iteration = ckpt.iteration
         self.history = History.from_arrays(ckpt.history)

@@ -168,9 +168,13 @@ def test_photo_benchmark_scores_extra_models_by_name(tmp_path, pairs):
     scores = pd.read_csv(tmp_path / "pb" / "photo_scores_validation.csv")
     first, second = CelebA.open(data).split("validation")  # --limit 1 would pick the first
     assert set(scores.image) == {second.name}
-    everything = srlib("photo-benchmark", "--data", data, "--out", tmp_path / "pb", "--exclude-subset", "2")
+    again = srlib("photo-benchmark", "--data", data, "--out", tmp_path / "pb")
+    assert again.returncode == 1 and "--force" in error_line(again)  # last run's tables are kept
+    assert set(pd.read_csv(tmp_path / "pb" / "photo_scores_validation.csv").image) == {second.name}
+    everything = srlib("photo-benchmark", "--data", data, "--out", tmp_path / "pb", "--exclude-subset", "2", "--force")
     assert everything.returncode == 1 and "leaves no image" in error_line(everything)
-    taken = srlib("photo-benchmark", "--data", data, "--out", tmp_path / "pb", "--compare-with", f"bicubic={ckpt}")
+    taken = srlib("photo-benchmark", "--data", data, "--out", tmp_path / "pb", "--compare-with", f"bicubic={ckpt}",
+                  "--force")
     assert taken.returncode == 1 and "--compare-with" in error_line(taken) and "baseline" in error_line(taken)
 
 

@@ -66,7 +66,7 @@ def test_small_blocks_and_threads_give_the_same_bits(monkeypatch, path):
     monkeypatch.setattr(shifted, "_GRAD_ROWS", 97)
     assert len(winograd._blocks(2, 37, 30, 8, 4)) == 2 * 19
     threaded = forward_backward(path, w, x, dy)
-    monkeypatch.setattr(parallel, "_pool", None)
+    monkeypatch.setattr(parallel, "_pool", None)  # one thread
     serial = forward_backward(path, w, x, dy)
     for a, b, c in zip(whole, threaded, serial):
         assert rel_error(b, a) < 1e-5  # dW's fp32 sums are taken in another order

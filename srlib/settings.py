@@ -1,0 +1,22 @@
+"""Settings read from the environment (``SRLIB_THREADS``, ``SRLIB_CACHE_MB``), checked when first used:
+a value that is not a whole number in range is one clear error naming the variable, never a traceback
+from wherever it happened to be read."""
+from __future__ import annotations
+
+import os
+
+from .errors import SrlibError
+
+
+def env_int(name: str, default: int, lowest: int, highest: int) -> int:
+    """The integer in ``$name`` (``default`` when unset or empty), refused unless lowest..highest."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = None
+    if value is None or not lowest <= value <= highest:
+        raise SrlibError(f"{name}={text[:40]!r} is not a whole number {lowest}..{highest}; fix it or unset it")
+    return value
