@@ -178,6 +178,51 @@ def _meta(zf: zipfile.ZipFile) -> dict:
     return meta
 
 
+def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | None, rng_state: dict | None) -> None:
+    """Every field a model or a resumed run reads, typed and ranged here, at load: how outputs are mapped
+    (``model``), and for a training checkpoint its recipe (which must name the stored network and
+    optimizer), length, seed, learning rate and random state. Raises ValueError or TypeError."""
+    from .photo import GRIDS
+    from .train import Recipe  # train imports this module
+
+    model = meta.get("model", {})
+    scale = model.get("output_scale", 1.0) if isinstance(model, dict) else None
+    if (not isinstance(model, dict) or not isinstance(model.get("grid", "study"), str)
+            or model.get("grid", "study") not in GRIDS or not isinstance(model.get("residual", False), bool)
+            or not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 1 <= scale <= 255):
+        raise ValueError(f"model metadata {model!r:.80} is not usable (output_scale is 1..255, grid "
+                         f"{' or '.join(GRIDS)}, residual true or false)")
+    recipe = meta.get("recipe")
+    if recipe is None or isinstance(recipe, str) and len(recipe) <= 64:
+        return  # a model without a training run behind it (imported weights)
+    recipe = Recipe.from_dict(recipe)
+    kinds = {"total": int, "seed": int, "per_channel": bool, "shared_optimizer_bug": bool, "base_lr": (int, float)}
+    for key, kind in kinds.items():
+        if key not in meta:
+            raise KeyError(key)
+        if not isinstance(meta[key], kind) or (kind is not bool and isinstance(meta[key], bool)):
+            raise TypeError(f"{key} is {type(meta[key]).__name__}")
+    if not (1 <= meta["total"] <= MAX_ITERATION and iteration <= meta["total"] and 0 <= meta["seed"] < 2 ** 32
+            and np.isfinite(meta["base_lr"]) and 0 < meta["base_lr"] <= 10):
+        raise ValueError(f"total {meta['total']}, iteration {iteration}, seed {meta['seed']} or learning rate "
+                         f"{meta['base_lr']} out of range")
+    if recipe.net != config:
+        raise ValueError("its recipe names another network than the one stored")
+    if meta.get("model_only") is True:
+        return  # the weights alone (``model_only``): no optimizer or random state to check
+    if recipe.optimizer != optimizer:
+        raise ValueError(f"its recipe names optimizer {recipe.optimizer}, the state stored is {optimizer!r:.20}")
+    if rng_state is None:
+        raise ValueError("a training run without its random state")
+    generator = np.random.PCG64()
+    if rng_state.get("bit_generator") != type(generator).__name__:
+        raise ValueError(f"random state of {rng_state.get('bit_generator')!r:.20}, not {type(generator).__name__}")
+    try:
+        generator.state = rng_state
+    except (OverflowError, KeyError) as e:
+        raise ValueError(f"random state out of range ({type(e).__name__})") from None
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read and validate a checkpoint; any problem raises ``SrlibError`` with one line naming the file.
 
@@ -190,6 +235,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise SrlibError(f"checkpoint {path} does not exist; check the path or train a model first")
 
     def bad(why: str) -> SrlibError:
+        why = " ".join(why.split())
         return SrlibError(f"checkpoint {path} is not usable: {why}; re-create it with srlib (train or "
                           f"import-study-weights)")
 
@@ -230,12 +276,14 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                     history[m[1]] = _read_member(zf, name, check)
                 else:
                     raise ValueError(f"unexpected member {name!r}")
+            _check_meta(meta.get("meta", {}), config, iteration, meta.get("optimizer"), meta.get("rng_state"))
     except SrlibError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, KeyError, TypeError, ValueError,
             SyntaxError, RecursionError, MemoryError, RuntimeError, NotImplementedError, zlib.error,
             lzma.LZMAError, struct.error) as e:
         raise bad(str(e) if isinstance(e, (ValueError, TypeError)) and str(e) else
+                  f"field {e} is missing" if isinstance(e, KeyError) else
                   f"not a readable .npz file ({type(e).__name__}: {e})") from None
     stored = [i for i, w in enumerate(weights) if w]
     if stored not in ([0], [0, 1, 2]):

@@ -52,7 +52,8 @@ def _stderr_captured() -> Iterator[list[str]]:
     yielded list holds what was written."""
     text: list[str] = []
     with _stderr_lock, tempfile.TemporaryFile() as captured:
-        sys.stderr.flush()
+        if sys.stderr is not None:  # None when the process started with stderr closed
+            sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(captured.fileno(), 2)
         try:
@@ -71,17 +72,17 @@ MAX_INPUT_PIXELS = 1 << 26
 
 def image_size(f: BinaryIO) -> tuple[int, int] | None:
     """(width, height) from an image file's header (Pillow reads a few bytes, decodes nothing); None
-    when Pillow does not recognise the file. A header claiming more pixels than Pillow's own bomb
-    limit (about 179 million) is reported as that limit plus one."""
+    when Pillow does not recognise the file, (0, 0) when the header claims more pixels than Pillow's own
+    bomb limit (about 179 million), which it then does not tell."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():  # a large header is refused below, not warned about
+        with warnings.catch_warnings():  # a large header is refused by the caller, not warned about
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(f) as img:
                 return img.size
     except Image.DecompressionBombError:
-        return (int(Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1)
+        return (0, 0)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error):
         return None
     finally:
@@ -105,9 +106,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> n
         if size is None:
             raise SrlibError(not_an_image)
         w, h = size
-        if w * h > max_pixels:
-            raise SrlibError(f"{path}: {w}x{h} is more than the {max_pixels:,} pixels srlib reads "
-                             f"(8192x8192); use a crop or a smaller copy of it")
+        if w * h > max_pixels or size == (0, 0):
+            claims = f"{w}x{h} is" if w * h else "its header claims"
+            raise SrlibError(f"{path}: {claims} more than the {max_pixels:,} pixels srlib reads (8192x8192); "
+                             f"use a crop or a smaller copy of it")
         limit = (16 << 20) + 8 * w * h  # 16-bit RGBA stored uncompressed, and room for metadata
         try:
             nbytes = os.fstat(f.fileno()).st_size

@@ -8,6 +8,7 @@ figure (a saved widget is a text stub). Anywhere else, tqdm picks what suits the
 from __future__ import annotations
 
 import os
+import sys
 
 from tqdm import tqdm as text_tqdm
 from tqdm.auto import tqdm as auto_tqdm
@@ -23,7 +24,10 @@ def static_output() -> bool:
 def progress(*args, **kwargs):
     """tqdm, as plain text updated at most every 30 s when ``static_output()`` (a saved notebook keeps
     every update), else tqdm.auto's choice. In a saved notebook a transient bar (``leave=False``) is not
-    shown at all: it would stay as a "0%" line, since a notebook cannot move its cursor back up to erase it."""
+    shown at all: it would stay as a "0%" line, since a notebook cannot move its cursor back up to erase it.
+    A process started with stderr closed shows none."""
+    if sys.stderr is None and "file" not in kwargs:
+        kwargs["disable"] = True
     if static_output():
         if kwargs.get("leave") is False:
             kwargs["disable"] = True

@@ -88,15 +88,8 @@ class SRModel:
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint | str) -> "SRModel":
-        source = str(ckpt) if not isinstance(ckpt, Checkpoint) else "the given checkpoint"
         ckpt = load_checkpoint(ckpt) if not isinstance(ckpt, Checkpoint) else ckpt
-        m = ckpt.meta.get("model", {})
-        scale = m.get("output_scale", 1.0) if isinstance(m, dict) else None
-        if (not isinstance(m, dict) or not isinstance(m.get("grid", "study"), str) or m.get("grid", "study") not in GRIDS
-                or not isinstance(m.get("residual", False), bool)
-                or not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 1 <= scale <= 255):
-            raise SrlibError(f"checkpoint {source}: model metadata {m!r:.80} is not usable (output_scale is "
-                             f"1..255, grid {' or '.join(GRIDS)}); re-create it with srlib")
+        m = ckpt.meta.get("model", {})  # checked by load_checkpoint
         return cls(ckpt.networks(), residual=bool(m.get("residual", False)),
                    output_scale=float(m.get("output_scale", 1.0)), grid=m.get("grid", "study"))
 

@@ -369,40 +369,22 @@ class Trainer:
         if not ckpt.optimizer_state:
             raise SrlibError(f"checkpoint {path} holds no optimizer state: resuming would restart the "
                              f"optimizer mid-run; train anew")
+        # load_checkpoint checked every field: the recipe, its match with the stored network and
+        # optimizer, the run's length, seed and learning rate, and the random state
+        recipe = Recipe.from_dict(m["recipe"])
+        self = cls(recipe, train, total=m["total"], seed=m["seed"], per_channel=m["per_channel"],
+                   shared_optimizer_bug=m["shared_optimizer_bug"], val=val, lr=float(m["base_lr"]))
         try:
-            recipe = Recipe.from_dict(m["recipe"])
-            kinds = {"total": int, "seed": int, "per_channel": bool, "shared_optimizer_bug": bool,
-                     "base_lr": (int, float)}
-            for key, kind in kinds.items():
-                if not isinstance(m[key], kind) or (kind is int and isinstance(m[key], bool)):
-                    raise TypeError(f"{key} is {type(m[key]).__name__}")
-            if not (1 <= m["total"] <= MAX_ITERATION and ckpt.iteration <= m["total"] and 0 <= m["seed"] < 2 ** 32
-                    and math.isfinite(m["base_lr"]) and 0 < m["base_lr"] <= 10):
-                raise ValueError(f"total {m['total']}, iteration {ckpt.iteration}, seed {m['seed']} or learning "
-                                 f"rate {m['base_lr']} out of range")
-            if recipe.net != ckpt.config or recipe.optimizer != ckpt.optimizer:
-                raise ValueError("its recipe names another network or optimizer than the one stored")
-            self = cls(recipe, train, total=m["total"], seed=m["seed"], per_channel=m["per_channel"],
-                       shared_optimizer_bug=m["shared_optimizer_bug"], val=val, lr=float(m["base_lr"]))
             if len(ckpt.weights) != len(self.model.nets):
                 raise ValueError(f"{len(ckpt.weights)} networks stored for a run of {len(self.model.nets)}")
             for net, w in zip(self.model.nets, ckpt.weights):
                 net.load_weights(w)
-        except (KeyError, TypeError, ValueError) as e:
-            raise SrlibError(f"checkpoint {path}: its training metadata is damaged ({type(e).__name__}: "
-                             f"{e}); train anew") from None
-        try:
             for opt, state in zip(self.optimizers, ckpt.optimizer_state):
                 opt.load_state_dict(state)
         except ValueError as e:
-            raise SrlibError(f"checkpoint {path}: optimizer state does not fit ({e}); train anew") from None
-        state = ckpt.rng_state
-        try:
-            if not isinstance(state, dict) or state.get("bit_generator") != type(self.rng.bit_generator).__name__:
-                raise ValueError(f"not a {type(self.rng.bit_generator).__name__} state")
-            self.rng.bit_generator.state = state
-        except (TypeError, ValueError, KeyError, OverflowError) as e:
-            raise SrlibError(f"checkpoint {path}: its random-generator state is damaged ({e}); train anew") from None
+            raise SrlibError(f"checkpoint {path}: its weights or optimizer state do not fit its run ({e}); "
+                             f"train anew") from None
+        self.rng.bit_generator.state = ckpt.rng_state
         self.iteration = ckpt.iteration
         self.history = History.from_arrays(ckpt.history)
         return self
