@@ -1,8 +1,9 @@
 """Command line: ``python -m srlib {upscale,evaluate,photo-benchmark,train,export,import-study-weights,report}
 --help``.
 
-Exit codes: 0 success, 1 a user-facing error (printed as one line), 2 bad usage, 130 interrupted (SIGINT),
-141 the output pipe closed, 143 terminated (SIGTERM; ``train`` checkpoints first).
+Exit codes: 0 success, 1 a user-facing error (printed as one line), 2 bad usage, 75 ``report --budget``
+spent its time (run it again with --resume), 130 interrupted (SIGINT), 141 the output pipe closed, 143
+terminated (SIGTERM; ``train`` checkpoints first).
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ import cv2
 import numpy as np
 
 from .errors import SrlibError
+
+# ``report --budget``: the budget was spent before the report was done (BSD's EX_TEMPFAIL: try again)
+EXIT_BUDGET_SPENT = 75
 
 # Images of the validation split that ``train`` scores during and after training (a fixed, evenly
 # spread subset: the whole split of real CelebA would take 2 GB and minutes per validation).
@@ -292,7 +296,8 @@ def cmd_report(args) -> None:
     if args.study_weights:
         import_study_weights(args.study_weights)
     times = run_report(args.preset, only=args.only, data=args.data, study_weights=args.study_weights,
-                       resume=args.resume, publish=args.publish, scheduler=args.scheduler, workers=args.workers)
+                       resume=args.resume, publish=args.publish, scheduler=args.scheduler, workers=args.workers,
+                       budget_minutes=args.budget)
     where = report_folder(args.preset, args.publish).relative_to(project_root())
     print(f"report ({args.preset}) written to {where}/ in {sum(times.values()):.0f} s")
 
@@ -420,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(tcp://HOST:8786) whose workers have srlib and see the data and runs/ at the same paths")
     s.add_argument("--workers", type=count(0, os.cpu_count() or 1, " (this machine's cores)"), default=0, metavar="N",
                    help="workers of the local cluster, at most one per core (default 0: one per core)")
+    s.add_argument("--budget", type=count(1), metavar="MINUTES",
+                   help="stop when this much time is spent: unfinished runs checkpoint, finished ones are kept in "
+                        "the record store; exit 75; the same command with --resume continues")
     s.add_argument("--publish", action="store_true",
                    help="write the published report in conclusion/ (replacing it) instead of runs/PRESET/report/")
     s.add_argument("--refresh-notebooks", action="store_true",
@@ -444,7 +452,7 @@ def _open_standard_streams() -> None:
 def main(argv: list[str] | None = None) -> int:
     from .data import cache_size_mb
     from .parallel import threads
-    from .train import Interrupted
+    from .train import BudgetSpent, Interrupted
 
     _open_standard_streams()
     args = build_parser().parse_args(argv)
@@ -453,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
         if sys.stdout is not None:
             sys.stdout.flush()
+    except BudgetSpent as e:
+        print(f"srlib: {e}", file=sys.stderr)
+        return EXIT_BUDGET_SPENT
     except SrlibError as e:
         message = " ".join(str(e).splitlines())
         print(f"srlib: error: {message}", file=sys.stderr)

@@ -17,11 +17,11 @@ import pandas as pd
 from .data import Pairs
 from .degrade import to_uint8
 from .evaluate import BASELINES
-from .metrics import paired_difference, psnr_each, psnr_per_image
+from .metrics import paired_difference, psnr_each, psnr_per_image, seed_interval
 from .model import SRModel
 from .optimizers import OPTIMIZERS
 from .sample import in_checkout, project_root, resolve_data_dir
-from .sweep import Data, Result, Task, mean_interval, psnr_matrix, run_tasks
+from .sweep import Data, Result, Task, psnr_matrix, run_tasks
 from .sweep import load_split, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
 from .train import RECIPES, Recipe
 
@@ -83,15 +83,20 @@ def data_source(data: str, eval_split: str = "validation", eval_images: int | No
 # -- comparisons ------------------------------------------------------------------------------------
 def paired_table(scores: dict[str, np.ndarray], comparisons: list[tuple[str, str]]) -> pd.DataFrame:
     """For each (a, b): the mean per-image PSNR difference a - b on the same images (and seeds, when
-    the scores are (seeds, images)), with its 95% bootstrap interval (``metrics.paired_difference``).
-    ``measurable`` is False when the interval contains 0: no measurable difference."""
+    the scores are (seeds, images)), with its 95% interval (``metrics.paired_difference``: Student's t
+    over the seeds' own differences, or a bootstrap over images for a single run), each seed's
+    difference (``per_seed_db``) and which interval it is. ``measurable`` is False when the interval
+    contains 0: no measurable difference, whatever the sign of the mean."""
     rows = []
     for a, b in comparisons:
         # a method without a seed (a baseline) is paired with every seed of the other
         x, y = np.broadcast_arrays(np.atleast_2d(scores[a]), np.atleast_2d(scores[b]))
         mean, low, high = paired_difference(x, y)
+        per_seed = (x - y).mean(axis=1)
         rows.append({"a": a, "b": b, "a_minus_b_db": mean, "ci_low": low, "ci_high": high,
-                     "measurable": bool(low > 0 or high < 0)})
+                     "measurable": bool(low > 0 or high < 0),
+                     "interval": f"t over {len(x)} seeds" if len(x) > 1 else f"bootstrap over {x.shape[1]} images",
+                     "per_seed_db": " ".join(f"{v:+.2f}" for v in per_seed)})
     return pd.DataFrame(rows)
 
 
@@ -119,7 +124,7 @@ def seed_summary(results: dict[str, list[Result]]) -> pd.DataFrame:
     its 95% t-interval across seeds, final training MSE, and how many seeds diverged."""
     rows = []
     for name, runs in results.items():
-        m, low, high = mean_interval([r.mean_psnr for r in runs])
+        m, low, high = seed_interval([r.mean_psnr for r in runs])
         rows.append({"run": name, "psnr_rgb": m, "ci_low": low, "ci_high": high, "seeds": len(runs),
                      "final_train_mse": float(np.mean([r.final_loss for r in runs])),
                      "diverged": sum(r.diverged_at is not None for r in runs)})
@@ -167,7 +172,7 @@ class LRSweep:
         g = self.runs.groupby(["setup", "optimizer", "lr", "iterations"], sort=False)
         rows = []
         for (setup, opt, lr, its), runs in g:
-            m, low, high = mean_interval(runs.val_psnr.to_numpy())
+            m, low, high = seed_interval(runs.val_psnr.to_numpy())
             rows.append({"setup": setup, "optimizer": opt, "lr": lr, "iterations": its,
                          "library_default": bool(runs.library_default.iloc[0]), "val_psnr": m,
                          "ci_low": low, "ci_high": high, "seeds": len(runs), "diverged": int(runs.diverged.sum()),
@@ -221,10 +226,12 @@ class LRSweep:
         return [self.results[n].loss for n in self._runs_of(setup, optimizer, lr).task]
 
 
-def _sweep_task(setup: str, recipe: Recipe, optimizer: str, step: int, seed: int, iterations: int) -> Task:
+def _sweep_task(setup: str, recipe: Recipe, optimizer: str, step: int, seed: int, iterations: int,
+                keep_weights: bool = False) -> Task:
     lr = lr_of(step)
     return Task(f"{setup}-{optimizer}-lr{lr:.3g}-seed{seed}-{iterations}it",
-                recipe.with_(name=f"{setup} {optimizer} lr {lr:.3g}", optimizer=optimizer, lr=lr), iterations, seed)
+                recipe.with_(name=f"{setup} {optimizer} lr {lr:.3g}", optimizer=optimizer, lr=lr), iterations, seed,
+                keep_weights=keep_weights)
 
 
 def lr_sweep(grids: dict[str, list[float]], seeds: list[int], short: int, long: int, folder: str | Path,
@@ -254,7 +261,8 @@ def lr_sweep(grids: dict[str, list[float]], seeds: list[int], short: int, long: 
         for (s, o), ks in chosen.items():
             for k in ks:
                 for seed in seeds:
-                    t = _sweep_task(s, setups[s].with_(images=images), o, k, seed, iterations)
+                    t = _sweep_task(s, setups[s].with_(images=images), o, k, seed, iterations,
+                                    keep_weights=iterations == long and seed == seeds[0])
                     tasks[t.name] = (s, o, k, t)
         return run_tasks([t for *_, t in tasks.values()], folder, data, scheduler, workers,
                          desc=f"learning-rate sweep ({iterations} iterations)")
@@ -299,7 +307,10 @@ def lr_sweep(grids: dict[str, list[float]], seeds: list[int], short: int, long: 
 
 # -- 02: hard training ------------------------------------------------------------------------------
 def hard_training_tasks(recipe: Recipe, iterations: int, seeds: list[int], validate_every: int) -> list[Task]:
-    return [Task(f"adam-seed{s}-{iterations}it", recipe, iterations, s, validate_every=validate_every) for s in seeds]
+    """One long run per seed, each keeping its checkpoint of the midpoint (``Task.snapshot_at``): where
+    the study stopped and resumed its run, and where a run resumed with Adam restarted branches off."""
+    return [Task(f"adam-seed{s}-{iterations}it", recipe, iterations, s, validate_every=validate_every,
+                 snapshot_at=iterations // 2, keep_weights=s == seeds[0]) for s in seeds]
 
 
 # -- 03: colour networks ----------------------------------------------------------------------------
@@ -313,7 +324,8 @@ COLOUR_SETUPS = {
 
 
 def colour_tasks(recipe: Recipe, iterations: int, seeds: list[int]) -> dict[str, list[Task]]:
-    return {label: [Task(f"colour{i}-seed{s}-{iterations}it", recipe, iterations, s, **kw) for s in seeds]
+    return {label: [Task(f"colour{i}-seed{s}-{iterations}it", recipe, iterations, s, keep_weights=s == seeds[0], **kw)
+                     for s in seeds]
             for i, (label, kw) in enumerate(COLOUR_SETUPS.items())}
 
 
@@ -345,13 +357,13 @@ def ablation_recipes(iterations: int) -> list[tuple[str, Recipe]]:
 
 def ablation_tasks(lengths: list[int], seeds: list[int]) -> dict[tuple[int, str], list[Task]]:
     """(length, step label) -> one task per seed, for every step of the ladder at every length."""
-    return {(n, label): [Task(f"ablation{i}-seed{s}-{n}it", recipe, n, s) for s in seeds]
+    return {(n, label): [Task(f"ablation{i}-seed{s}-{n}it", recipe, n, s, keep_weights=s == seeds[0]) for s in seeds]
             for n in lengths for i, (label, recipe) in enumerate(ablation_recipes(n))}
 
 
 def ablation_table(results: dict[tuple[int, str], list[Result]]) -> pd.DataFrame:
     """Per length and step: mean validation PSNR with its 95% interval across seeds, and the gain over
-    the step before, paired on seeds and images, with its 95% bootstrap interval."""
+    the step before, paired on seeds and images, with its 95% interval (``paired_table``)."""
     rows = []
     for n in dict.fromkeys(n for n, _ in results):
         labels = [label for m, label in results if m == n]

@@ -78,12 +78,18 @@ def study_psnr(float_mse: np.ndarray) -> float:
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of the per-image differences a - b and its 95% bootstrap interval: (mean, low, high).
+    """Mean of the paired differences a - b and its 95% interval: (mean, low, high).
 
-    a, b: (images,) for one run each, or (seeds, images) for runs repeated over seeds, paired by seed
-    (same initialisation and batches) and by image. The bootstrap resamples images and, with several
-    seeds, seeds too (both with replacement, ``n_boot`` times, seeded), so the interval covers both
-    the choice of images and the luck of the seed. A NaN anywhere (a diverged run) gives NaN."""
+    a, b: (images,) for one run each (or (1, images)), or (seeds, images) for runs repeated over seeds,
+    paired by seed (same initialisation and batches) and by image.
+    - Several seeds: each seed's mean difference over the images is one value, and the interval is
+      Student's t over those values (``seed_interval``). The luck of the seed is what varies most
+      between runs, and a bootstrap over 2 or 3 seeds cannot leave the range of their values (it
+      covered the truth ~61% of the time with 2 seeds and ~76% with 3 in a simulation;
+      ``tests/test_report.py`` checks this interval's coverage).
+    - One run: a bootstrap over images (``n_boot`` resamples, seeded): the interval covers the choice
+      of images only, not the luck of a training run.
+    A NaN anywhere (a diverged run) gives NaN."""
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     if d.ndim == 1:
         d = d[None]
@@ -92,13 +98,24 @@ def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: in
                          f"got {np.shape(a)} and {np.shape(b)}")
     if not np.all(np.isfinite(d)):
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    s, n = d.shape
-    rows = rng.integers(0, s, size=(n_boot, s)) if s > 1 else np.zeros((n_boot, 1), int)
-    cols = rng.integers(0, n, size=(n_boot, n))
-    means = d[rows[:, :, None], cols[:, None, :]].mean(axis=(1, 2))
-    low, high = np.percentile(means, [2.5, 97.5])
+    if len(d) > 1:
+        return seed_interval(d.mean(axis=1))
+    cols = np.random.default_rng(seed).integers(0, d.shape[1], size=(n_boot, d.shape[1]))
+    low, high = np.percentile(d[0][cols].mean(axis=1), [2.5, 97.5])
     return float(d.mean()), float(low), float(high)
+
+
+def seed_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean of one value per seed and its 95% Student's t interval (NaN with fewer than 2 values or a
+    NaN among them)."""
+    v = np.asarray(values, np.float64)
+    m = float(np.mean(v)) if len(v) else float("nan")
+    if len(v) < 2 or not np.all(np.isfinite(v)):
+        return m, float("nan"), float("nan")
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v)))
+    return m, m - half, m + half
 
 
 def psnr_each(outputs: np.ndarray, hr: np.ndarray) -> np.ndarray:

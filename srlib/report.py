@@ -140,12 +140,46 @@ def report_folder(preset: str, publish: bool) -> Path:
     return project_root() / ("conclusion" if publish else Path("runs") / preset / "report")
 
 
+def records_folder(preset: str, publish: bool, notebook: str) -> Path:
+    """The record store (``records.py``) of one notebook's runs in one preset."""
+    return report_folder(preset, publish) / "records" / preset / NOTEBOOKS[notebook]
+
+
 def run_report(preset: str = "quick", only: list[str] | None = None, data: str | None = None,
                study_weights: str | None = None, resume: bool = False, publish: bool = False,
-               scheduler: str = "local", workers: int = 0) -> dict[str, float]:
+               scheduler: str = "local", workers: int = 0, budget_minutes: float | None = None) -> dict[str, float]:
     """Execute the selected notebooks; returns the wall time (s) of each. Results go to
-    ``report_folder(preset, publish)``: ``conclusion/`` is rewritten only with ``publish``."""
+    ``report_folder(preset, publish)``: ``conclusion/`` is rewritten only with ``publish``.
+
+    Every run a notebook finishes is also kept in its record store (``records_folder``), whatever
+    becomes of the notebook, and with ``resume`` the store is laid back first: finished runs are not
+    run again, unfinished ones continue from their last checkpoint. With ``budget_minutes`` the runs
+    checkpoint and stop when the time is spent; ``BudgetSpent`` then says how far the report got."""
+    from .settings import DEADLINE
+    from .train import BudgetSpent
+
+    saved = os.environ.get(DEADLINE)
+    if budget_minutes is not None:
+        os.environ[DEADLINE] = repr(time.time() + 60 * budget_minutes)  # the kernels and workers inherit it
+    try:
+        return _run_notebooks(preset, only, data, study_weights, resume, publish, scheduler, workers)
+    except BudgetSpent as e:
+        raise BudgetSpent(f"{e}; the finished runs are kept in {report_folder(preset, publish)}/records/: run the "
+                          f"same command with --resume to continue") from None
+    finally:
+        if saved is None:
+            os.environ.pop(DEADLINE, None)
+        else:
+            os.environ[DEADLINE] = saved
+
+
+def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_weights: str | None, resume: bool,
+                   publish: bool, scheduler: str, workers: int) -> dict[str, float]:
     import papermill as pm
+
+    from . import records
+    from .settings import budget_deadline
+    from .train import BudgetSpent
 
     if preset not in PRESETS:
         raise SrlibError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -156,6 +190,9 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
             raise SrlibError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
     times = {}
     for name in selected:
+        deadline = budget_deadline()
+        if deadline is not None and time.time() >= deadline:
+            raise BudgetSpent(f"time budget spent before notebooks/{name}.ipynb")
         exp = NOTEBOOKS[name]
         final = report_folder(preset, publish) / exp
         staging = final.with_name(f".{exp}.partial-{os.getpid()}")
@@ -166,15 +203,25 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
         notebooks = root / "notebooks"
         params.update(DATA=_relative(data, notebooks) if data else "auto", OUT_DIR=_relative(staging, notebooks),
                       RESUME=resume, SCHEDULER=scheduler, WORKERS=workers, CHECKPOINT_DIR=_relative(root / "runs" / preset / exp, notebooks))
+        run_folder, store = root / "runs" / preset / exp, records_folder(preset, publish, name)
+        if resume:
+            records.restore(store, run_folder)
         if study_weights and name in ("02_hard_training", "04_beyond_the_study"):
             params["STUDY_WEIGHTS"] = _relative(study_weights, notebooks)
         executed = staging / f"{name}.ipynb"
         print(f"[{preset}] running notebooks/{name}.ipynb -> {final.relative_to(root)}/", flush=True)
         start = time.perf_counter()
         try:
-            execute_notebook(notebooks / f"{name}.ipynb", executed, params)
+            try:
+                execute_notebook(notebooks / f"{name}.ipynb", executed, params)
+            finally:
+                kept = records.store(run_folder, store)
+                print(f"[{preset}] {kept} new run record(s) in {store.relative_to(root)}/", flush=True)
             _publishable(executed, staging, final, notebooks)
         except pm.PapermillExecutionError as e:
+            if e.ename == "BudgetSpent":
+                shutil.rmtree(staging, ignore_errors=True)
+                raise BudgetSpent(f"notebooks/{name}.ipynb: {e.evalue}") from None
             failed = root / "runs" / preset / "failed"
             failed.mkdir(parents=True, exist_ok=True)
             shutil.copy(executed, failed / executed.name)

@@ -1,4 +1,5 @@
-"""Settings read from the environment (``SRLIB_THREADS``, ``SRLIB_CACHE_MB``), checked when first used:
+"""Settings read from the environment (``SRLIB_THREADS``, ``SRLIB_CACHE_MB``; ``SRLIB_DEADLINE``, which
+``report --budget`` sets for its notebooks and their workers), checked when first used:
 a value that is not a whole number in range is one clear error naming the variable, never a traceback
 from wherever it happened to be read."""
 from __future__ import annotations
@@ -20,3 +21,18 @@ def env_int(name: str, default: int, lowest: int, highest: int) -> int:
     if value is None or not lowest <= value <= highest:
         raise SrlibError(f"{name}={text[:40]!r} is not a whole number {lowest}..{highest}; fix it or unset it")
     return value
+
+
+#: the end of the time budget of a report run, as seconds since the epoch (set by ``report --budget``)
+DEADLINE = "SRLIB_DEADLINE"
+
+
+def budget_deadline() -> float | None:
+    """When training runs must checkpoint and stop (``time.time()`` seconds), or None for no budget."""
+    text = os.environ.get(DEADLINE, "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise SrlibError(f"{DEADLINE}={text[:40]!r} is not a time in seconds; unset it") from None

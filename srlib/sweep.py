@@ -20,13 +20,13 @@ Where the tasks run (``scheduler``):
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import os
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,10 +37,13 @@ from .degrade import to_uint8
 from .display import progress
 from .errors import SrlibError
 from .files import atomic_write
+from . import __version__
 from .metrics import psnr_each
 from .model import SRModel
+from .parallel import threads
 from .sample import resolve_data_dir
-from .train import Recipe, Trainer, TrainingDiverged
+from .settings import budget_deadline
+from .train import BudgetSpent, Recipe, Trainer, TrainingDiverged
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,21 @@ class Task:
     per_channel: bool = False
     shared_optimizer_bug: bool = False
     validate_every: int = 0
+    snapshot_at: int = 0  # keep the checkpoint of this iteration (0: none), see ``Trainer.run``
+    # Where the results go, not what they are: the report's record store keeps this run's weights (the
+    # runs whose images a figure shows); not part of ``to_dict`` or ``digest``.
+    keep_weights: bool = field(default=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The task as plain JSON values: what its record stores, and what its hash is taken of."""
+        d = {**asdict(self), "recipe": self.recipe.to_dict()}
+        d.pop("keep_weights")
+        return d
+
+    def digest(self) -> str:
+        """A short hash of the task's definition: two records of one name with different digests come
+        from different tasks."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,12 @@ class Data:
     eval_split: str = "validation"
     eval_images: int | None = None
     val_images: int | None = None  # for the validation curve of tasks with ``validate_every``
+
+
+def final_loss(loss) -> float:
+    """Mean training loss over the last 10% of iterations: a run's "final" MSE."""
+    loss = np.asarray(loss, np.float64)
+    return float(np.mean(loss[-max(1, len(loss) // 10):])) if len(loss) else float("nan")
 
 
 @dataclass
@@ -87,8 +111,7 @@ class Result:
 
     @property
     def final_loss(self) -> float:
-        """Mean training loss over the last 10% of iterations: the run's "final" MSE."""
-        return float(np.mean(self.loss[-max(1, len(self.loss) // 10):])) if len(self.loss) else float("nan")
+        return final_loss(self.loss)
 
     def model(self) -> SRModel:
         if self.checkpoint is None:
@@ -117,23 +140,52 @@ def _images(data: Data) -> tuple[ImageSet, Pairs, Pairs | None]:
     return stream_split(data), load_split(data), val
 
 
+@lru_cache(maxsize=4)
+def eval_names(data: Data) -> tuple[str, ...]:
+    """The file names of ``data``'s evaluation images, in order (listed, not read)."""
+    celeba = CelebA.open(resolve_data_dir(data.root))
+    return tuple(p.name for p in evaluation_subset(celeba.split(data.eval_split), data.eval_images))
+
+
+def finished(task: Task, folder: str | Path, data: Data) -> bool:
+    """True when ``folder`` holds the record of this very task (its definition's digest) scored on
+    ``data``'s evaluation images. A record of an older definition under the same name is not."""
+    path = Path(folder) / f"{task.name}.json"
+    if not path.is_file():
+        return False
+    try:
+        r = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (r.get("task_digest", task.digest()) == task.digest()  # records before digests: taken as they are
+            and tuple(r.get("eval_images", eval_names(data))) == eval_names(data))
+
+
 def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -> str:
     """Train ``task`` (resuming from its checkpoint if one is there), score it and write
-    ``<folder>/<name>.json``; returns the name. Finished tasks are not run again."""
+    ``<folder>/<name>.json``; returns the name. Finished tasks are not run again; the record and
+    checkpoint of another task of the same name are replaced. With a time budget (``budget_deadline``)
+    the run checkpoints and raises ``BudgetSpent`` when it is spent."""
     folder_ = Path(folder)
     done, ck = folder_ / f"{task.name}.json", folder_ / f"{task.name}.npz"
-    if done.is_file():
+    if finished(task, folder_, data):
         return task.name
+    deadline = budget_deadline()
+    if deadline is not None and time.time() >= deadline:
+        raise BudgetSpent(f"run {task.name} not started: the time budget is spent")
+    stale = done.is_file()
     train, ev, val = _images(data)
     start = time.perf_counter()
-    if ck.is_file():
+    if ck.is_file() and not stale:
         trainer = Trainer.resume(ck, train, val)
     else:
+        done.unlink(missing_ok=True)
         trainer = Trainer(task.recipe, train, total=task.iterations, seed=task.seed, per_channel=task.per_channel,
                           shared_optimizer_bug=task.shared_optimizer_bug, val=val)
     diverged_at = None
     try:
-        trainer.run(checkpoint=ck, validate_every=task.validate_every, progress=show_progress)
+        trainer.run(checkpoint=ck, validate_every=task.validate_every, progress=show_progress,
+                    snapshots=(task.snapshot_at,) if task.snapshot_at else (), deadline=deadline)
         scores = _scores(trainer.model, ev, trainer.iteration)
     except TrainingDiverged:
         diverged_at = trainer.iteration
@@ -141,7 +193,10 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
         ck.unlink(missing_ok=True)
     h = trainer.history
     record = {"psnr": scores.tolist(), "loss": h.loss, "diverged_at": diverged_at,
-              "wall_s": time.perf_counter() - start, "val_iteration": h.val_iteration, "val_psnr": h.val_psnr}
+              "wall_s": time.perf_counter() - start, "val_iteration": h.val_iteration, "val_psnr": h.val_psnr,
+              "task": task.to_dict(), "task_digest": task.digest(), "eval_images": [p.name for p in ev.paths],
+              "keep_weights": task.keep_weights,
+              "srlib": __version__, "numpy": np.__version__, "threads": threads(), "finished": time.time()}
     payload = json.dumps(record).encode()
     atomic_write(done, lambda f: f.write(payload), what="run result")
     return task.name
@@ -208,20 +263,28 @@ def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str 
         raise ValueError("run_tasks: task names must be unique")
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    todo = [t for t in tasks if not (folder / f"{t.name}.json").is_file()]
+    todo = [t for t in tasks if not finished(t, folder, data)]
+    stopped: list[str] = []
     if todo:
         with progress(total=len(tasks), initial=len(tasks) - len(todo), desc=desc) as bar:
             # one task alone runs faster here, on all cores, than on one single-threaded worker
             if scheduler == "serial" or (scheduler == "local" and min(len(todo), workers or default_workers()) == 1):
                 for t in todo:
-                    run_task(t, str(folder), data)
-                    bar.update(1)
+                    try:
+                        run_task(t, str(folder), data)
+                        bar.update(1)
+                    except BudgetSpent:
+                        stopped.append(t.name)
             else:
-                _run_on_dask(todo, folder, data, scheduler, workers, bar)
+                stopped = _run_on_dask(todo, folder, data, scheduler, workers, bar)
+    if stopped:
+        raise BudgetSpent(f"time budget spent: {len(tasks) - len(stopped)} of {len(tasks)} runs of {desc!r} "
+                          f"finished, the others checkpointed; run again with --resume to continue")
     return {t.name: load_result(t, folder) for t in tasks}
 
 
-def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, workers: int | None, bar) -> None:
+def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, workers: int | None, bar) -> list[str]:
+    """Run ``todo`` on Dask; returns the names of the runs the time budget stopped."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     if scheduler == "local":
@@ -242,9 +305,14 @@ def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, wor
         order = sorted(todo, key=lambda t: -t.iterations)
         futures = client.map(run_task, order, folder=str(folder), data=data, key=[f"srlib-{t.name}" for t in order],
                              pure=False)
+        stopped = []
         for future in as_completed(futures):
-            future.result()
-            bar.update(1)
+            try:
+                future.result()
+                bar.update(1)
+            except BudgetSpent:  # the others reach the same deadline: let them checkpoint too
+                stopped.append(future.key.removeprefix("srlib-"))
+        return stopped
     finally:
         client.close()
         if cluster is not None:
@@ -255,14 +323,3 @@ def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, wor
 def psnr_matrix(results: list[Result]) -> np.ndarray:
     """Per-image PSNR of several runs (e.g. one per seed) as (runs, images)."""
     return np.stack([r.psnr for r in results])
-
-
-def mean_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of a few values (e.g. one per seed); NaN values make it NaN."""
-    v = np.asarray(values, np.float64)
-    m = float(np.mean(v))
-    if len(v) < 2 or not np.all(np.isfinite(v)):
-        return m, float("nan"), float("nan")
-    from scipy.stats import t
-    half = float(t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / math.sqrt(len(v)))
-    return m, m - half, m + half

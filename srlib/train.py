@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 import signal
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -194,6 +195,10 @@ class TrainingDiverged(SrlibError):
     """The loss became NaN or infinite: the learning rate is too high for this optimizer."""
 
 
+class BudgetSpent(SrlibError):
+    """Training stopped at the end of its time budget (``report --budget``), after a checkpoint."""
+
+
 @dataclass
 class History:
     """Per-iteration training loss (0..255 MSE) and periodic validation PSNR (RGB, dB)."""
@@ -241,6 +246,12 @@ def make_optimizers(recipe: Recipe, nets: list[SRNet], shared_optimizer_bug: boo
         shared = SharedAdam(nets, **hp)
         return [shared.bound(i) for i in range(len(nets))]
     return [make_optimizer(recipe.optimizer, n.params(), **hp) for n in nets]
+
+
+def snapshot_path(checkpoint: str | Path, iteration: int) -> Path:
+    """Where ``Trainer.run`` keeps the snapshot of ``checkpoint`` at ``iteration``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.at{iteration}{checkpoint.suffix}")
 
 
 class Trainer:
@@ -318,11 +329,14 @@ class Trainer:
 
     # -- loop, checkpoints, resume ---------------------------------------------------------------
     def run(self, until: int | None = None, checkpoint: str | Path | None = None, checkpoint_every: int = 500,
-            validate_every: int = 0, progress: bool = True, stop: Callable[[], int | None] | None = None) -> History:
+            validate_every: int = 0, progress: bool = True, stop: Callable[[], int | None] | None = None,
+            snapshots: tuple[int, ...] = (), deadline: float | None = None) -> History:
         """Train up to iteration ``until`` (default: ``total``), checkpointing every ``checkpoint_every``
         iterations and at the end, validating every ``validate_every`` (0: never). ``stop`` (from
         ``stop_requests``) is asked after each iteration; when it names a signal, the run checkpoints
-        and raises ``Interrupted``."""
+        and raises ``Interrupted``. At each iteration in ``snapshots`` a copy of the checkpoint is kept
+        beside it as ``NAME.atN.npz`` (``snapshot_path``), e.g. to branch another run from there. Past
+        ``deadline`` (``time.time()`` seconds) the run checkpoints and raises ``BudgetSpent``."""
         until = self.total if until is None else min(until, self.total)
         bar = progress_bar(total=until, initial=self.iteration, desc=f"training ({self.recipe.name})",
                          disable=not progress, smoothing=0.1)
@@ -338,6 +352,12 @@ class Trainer:
                 signum = stop() if stop is not None else None
                 if checkpoint and (self.iteration % checkpoint_every == 0 or self.iteration == until or signum):
                     self.save(checkpoint)
+                if checkpoint and self.iteration in snapshots:
+                    self.save(snapshot_path(checkpoint, self.iteration))
+                if deadline is not None and self.iteration < until and time.time() >= deadline:
+                    if checkpoint:
+                        self.save(checkpoint)
+                    raise BudgetSpent(f"stopped at iteration {self.iteration} of {until}: the time budget is spent")
                 if signum:
                     saved = f"; saved to {checkpoint}, continue with --resume" if checkpoint else ""
                     raise Interrupted(f"stopped by {signal.Signals(signum).name} at iteration "

@@ -1,0 +1,117 @@
+"""The record store and time budgets: a report built over several sittings gives the same bits as one
+built in one go, never runs a finished task again, and never mistakes another task's record for its own."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from srlib import experiments as ex
+from srlib import records, report
+from srlib.settings import DEADLINE
+from srlib.sweep import Task, eval_names, finished, run_tasks
+from srlib.train import RECIPES, BudgetSpent
+
+
+def small_data(celeba):
+    return ex.data_source(str(celeba), "validation", 2)
+
+
+def tasks() -> list[Task]:
+    recipe = RECIPES["improved"].with_(images=2, warmup=1)
+    return [Task("kept", recipe, 4, seed=0, keep_weights=True, snapshot_at=2), Task("other", recipe, 3, seed=1)]
+
+
+def test_a_record_is_reproduced_bit_for_bit(celeba, tmp_path):
+    data = small_data(celeba)
+    run_tasks(tasks(), tmp_path / "a", data, scheduler="serial")
+    run_tasks(tasks(), tmp_path / "b", data, scheduler="serial")
+    for name in ("kept", "other"):
+        a, b = (json.loads((tmp_path / f / f"{name}.json").read_text()) for f in "ab")
+        for key in ("psnr", "loss", "val_psnr", "task", "task_digest", "eval_images", "keep_weights"):
+            assert a[key] == b[key], key
+    assert a["task"]["iterations"] == 3 and a["eval_images"] == list(eval_names(data))
+
+
+def test_another_tasks_record_under_the_same_name_is_not_taken(celeba, tmp_path):
+    data = small_data(celeba)
+    t = tasks()[1]
+    run_tasks([t], tmp_path, data, scheduler="serial")
+    assert finished(t, tmp_path, data)
+    longer = Task(t.name, t.recipe, 5, seed=1)
+    assert longer.digest() != t.digest() and not finished(longer, tmp_path, data)
+    assert Task(t.name, t.recipe, 3, seed=1, keep_weights=True).digest() == t.digest()  # storage, not the task
+    assert not finished(t, tmp_path, ex.data_source(str(celeba), "validation", 1))  # other evaluation images
+    assert len(run_tasks([longer], tmp_path, data, scheduler="serial")[t.name].loss) == 5
+
+
+def test_a_budget_stops_runs_and_the_store_carries_them_to_another_sitting(celeba, tmp_path, monkeypatch):
+    data = small_data(celeba)
+    whole = run_tasks(tasks(), tmp_path / "whole", data, scheduler="serial")
+    # sitting 1: "kept" finishes, then the budget ends before "other" starts
+    monkeypatch.setenv(DEADLINE, repr(time.time() + 3600))
+    run_tasks(tasks()[:1], tmp_path / "sitting1", data, scheduler="serial")
+    monkeypatch.setenv(DEADLINE, repr(time.time() - 1))
+    with pytest.raises(BudgetSpent, match="1 of 2 runs"):
+        run_tasks(tasks(), tmp_path / "sitting1", data, scheduler="serial")
+    store = tmp_path / "store"
+    assert records.store(tmp_path / "sitting1", store) == 1
+    assert {p.name for p in store.iterdir()} == {"kept.json", "kept.npz", "kept.at2.npz"}
+    assert "optim/0/t.npy" not in np.load(store / "kept.npz").files  # the model alone
+    # sitting 2, on a fresh folder (another machine): the finished run is taken as done
+    monkeypatch.delenv(DEADLINE)
+    assert records.restore(store, tmp_path / "sitting2") == 1
+    before = (tmp_path / "sitting2" / "kept.json").stat().st_mtime_ns
+    again = run_tasks(tasks(), tmp_path / "sitting2", data, scheduler="serial")
+    assert (tmp_path / "sitting2" / "kept.json").stat().st_mtime_ns == before
+    for name in whole:
+        assert np.array_equal(again[name].loss, whole[name].loss) and np.array_equal(again[name].psnr, whole[name].psnr)
+    assert np.array_equal(again["kept"].model().nets[0].weights()["conv1.weight"],
+                          whole["kept"].model().nets[0].weights()["conv1.weight"])
+    assert list(records.table(store).name) == ["kept"]
+
+
+def test_an_unfinished_run_is_stored_and_resumed_bit_for_bit(celeba, tmp_path, monkeypatch):
+    data = small_data(celeba)
+    t = Task("long", RECIPES["study"].with_(images=2), 6, seed=2)
+    whole = run_tasks([t], tmp_path / "whole", data, scheduler="serial")["long"]
+    from srlib.sweep import _images
+    from srlib.train import Trainer
+
+    partial = Trainer(t.recipe, _images(data)[0], total=6, seed=2)
+    with pytest.raises(BudgetSpent):
+        partial.run(checkpoint=tmp_path / "sitting1" / "long.npz", progress=False, deadline=0.0)
+    assert partial.iteration == 1
+    records.store(tmp_path / "sitting1", tmp_path / "store")
+    assert (tmp_path / "store" / "partial" / "long.npz").is_file()
+    records.restore(tmp_path / "store", tmp_path / "sitting2")
+    resumed = run_tasks([t], tmp_path / "sitting2", data, scheduler="serial")["long"]
+    assert np.array_equal(resumed.loss, whole.loss) and np.array_equal(resumed.psnr, whole.psnr)
+    records.store(tmp_path / "sitting2", tmp_path / "store")
+    assert not (tmp_path / "store" / "partial").exists()  # finished: its partial checkpoint is gone
+
+
+def test_report_budget_keeps_records_and_leaves_the_report_unchanged(celeba, tmp_path, monkeypatch):
+    """The runner stores the records of a notebook stopped by its budget and says so (exit 75)."""
+    import papermill as pm
+
+    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    data = small_data(celeba)
+
+    def notebook(source, target, parameters):  # the budget ends after the notebook's first run
+        folder = tmp_path / "notebooks" / parameters["CHECKPOINT_DIR"]
+        monkeypatch.setenv(DEADLINE, repr(time.time() - 1))
+        try:
+            run_tasks(tasks(), folder, data, scheduler="serial")
+        except BudgetSpent as e:
+            raise pm.PapermillExecutionError(3, 3, "", "BudgetSpent", str(e), []) from None
+
+    monkeypatch.setattr(report, "execute_notebook", notebook)
+    run_tasks(tasks()[:1], tmp_path / "runs" / "quick" / "hard_train", data, scheduler="serial")
+    with pytest.raises(BudgetSpent, match="--resume"):
+        report.run_report("quick", only=["02_hard_training"], data=str(celeba), budget_minutes=60)
+    store = report.records_folder("quick", False, "02_hard_training")
+    assert (store / "kept.json").is_file() and not (tmp_path / "runs" / "quick" / "report" / "hard_train").exists()
