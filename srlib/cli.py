@@ -277,7 +277,7 @@ def cmd_import(args) -> None:
 
 def cmd_report(args) -> None:
     from .data import CelebA
-    from .legacy import import_study_weights
+    from .experiments import study_models
     from .report import refresh_stored_outputs, report_folder, run_report
     from .sample import project_root, resolve_data_dir
     from .sweep import check_scheduler
@@ -294,7 +294,7 @@ def cmd_report(args) -> None:
     check_scheduler(args.scheduler, reach=True)
     CelebA.open(resolve_data_dir(args.data))
     if args.study_weights:
-        import_study_weights(args.study_weights)
+        study_models(args.study_weights)
     times = run_report(args.preset, only=args.only, data=args.data, study_weights=args.study_weights,
                        resume=args.resume, publish=args.publish, scheduler=args.scheduler, workers=args.workers,
                        budget_minutes=args.budget)
@@ -412,11 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")
     s.add_argument("--preset", default="quick", choices=list(PRESETS),
                    help="quick: embedded sample, minutes; medium: a few thousand real CelebA images, about 1.5 "
-                        "hours on 2 cores (the published report); full: the study's iteration counts")
+                        "hours on 2 cores; full: the study's iteration counts on all of CelebA; study: the study's "
+                        "iteration counts on a development set, 15-20 hours of 2 cores (use --budget and --resume)")
     s.add_argument("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (repeatable)")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
-    s.add_argument("--study-weights", metavar="DIR", help="the study's weights folder (e.g. .../weights/many_adam) "
-                   "to score the 2022 model in notebooks 02 and 04")
+    s.add_argument("--study-weights", metavar="DIR", help="the study's weights/ folder (its train/, many_adam/ and "
+                   "color_weight/ models are scored in notebooks 02, 03 and 04), or one network's folder")
     s.add_argument("--resume", action="store_true", help="keep finished training runs in runs/ and continue "
                    "unfinished ones from their checkpoints")
     s.add_argument("--scheduler", default="local", metavar="WHERE",

@@ -8,7 +8,7 @@ This module computes numbers only: the notebooks say in words what the numbers s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from .optimizers import OPTIMIZERS
 from .sample import in_checkout, project_root, resolve_data_dir
 from .sweep import Data, Result, Task, psnr_matrix, run_tasks
 from .sweep import load_split, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
-from .train import RECIPES, Recipe
+from .train import RECIPES, Recipe, snapshot_path
 
 
 def notebook_path(path: str | Path) -> Path:
@@ -61,6 +61,13 @@ def data_label(data: Data) -> str:
         return str(root.relative_to(project_root().resolve()))
     except ValueError:
         return root.name
+
+
+def difference_text(paired: pd.DataFrame, a: str, b: str) -> str:
+    """The row (a, b) of a ``paired_table`` in words: "+0.42 dB [0.31, 0.53]", marked when its
+    interval holds 0."""
+    r = paired.set_index(["a", "b"]).loc[(a, b)]
+    return fmt_db(r.a_minus_b_db, r.ci_low, r.ci_high, True) + ("" if r.measurable else " (no measurable difference)")
 
 
 def fmt_db(mean: float, low: float, high: float, signed: bool = False) -> str:
@@ -305,12 +312,37 @@ def lr_sweep(grids: dict[str, list[float]], seeds: list[int], short: int, long: 
     return LRSweep(runs, results, list(seeds))
 
 
+# -- the study's published models -------------------------------------------------------------------
+#: The study's published weight folders (under its ``weights/``) and how the report names their models.
+STUDY_WEIGHT_FOLDERS = {"train": "2022 model (43,114 iterations)", "many_adam": "2022 model, trained on",
+                        "color_weight": "2022 colour networks"}
+
+
+def study_models(path: str | Path) -> dict[str, SRModel]:
+    """The study's published models: ``path`` is its ``weights/`` folder (each of ``STUDY_WEIGHT_FOLDERS``
+    found there is imported) or one network's folder of W1..W4.pickle ("2022 model")."""
+    from .legacy import import_study_weights
+
+    path = notebook_path(path)
+    found = {label: path / sub for sub, label in STUDY_WEIGHT_FOLDERS.items() if (path / sub).is_dir()}
+    return {label: SRModel.from_checkpoint(import_study_weights(folder))
+            for label, folder in (found or {"2022 model": path}).items()}
+
+
 # -- 02: hard training ------------------------------------------------------------------------------
 def hard_training_tasks(recipe: Recipe, iterations: int, seeds: list[int], validate_every: int) -> list[Task]:
     """One long run per seed, each keeping its checkpoint of the midpoint (``Task.snapshot_at``): where
     the study stopped and resumed its run, and where a run resumed with Adam restarted branches off."""
     return [Task(f"adam-seed{s}-{iterations}it", recipe, iterations, s, validate_every=validate_every,
                  snapshot_at=iterations // 2, keep_weights=s == seeds[0]) for s in seeds]
+
+
+def adam_restart_task(base: Task) -> Task:
+    """``base`` continued from its midpoint snapshot with Adam's moments and step count forgotten, as the
+    study's resume did: the two runs share everything up to the midpoint, so their difference is what
+    that mistake cost."""
+    return replace(base, name=f"{base.name}-adam-restarted-at{base.snapshot_at}", snapshot_at=0, keep_weights=True,
+                   restart_optimizer_from=snapshot_path(f"{base.name}.npz", base.snapshot_at).name)
 
 
 # -- 03: colour networks ----------------------------------------------------------------------------
@@ -323,9 +355,15 @@ COLOUR_SETUPS = {
 }
 
 
-def colour_tasks(recipe: Recipe, iterations: int, seeds: list[int]) -> dict[str, list[Task]]:
-    return {label: [Task(f"colour{i}-seed{s}-{iterations}it", recipe, iterations, s, keep_weights=s == seeds[0], **kw)
-                     for s in seeds]
+#: Optimizer steps each network takes per iteration in each set-up: the shared network one per colour
+#: channel; each per-channel network one on its own channel (the study's shared Adam also counted three
+#: per iteration in its bias correction, but each network's weights moved once).
+COLOUR_STEPS = {"shared network": 3, "three networks": 1, "three networks, shared Adam (study bug)": 1}
+
+
+def colour_tasks(recipe: Recipe, iterations: int, seeds: list[int], validate_every: int = 0) -> dict[str, list[Task]]:
+    return {label: [Task(f"colour{i}-seed{s}-{iterations}it", recipe, iterations, s, keep_weights=s == seeds[0],
+                         validate_every=validate_every, **kw) for s in seeds]
             for i, (label, kw) in enumerate(COLOUR_SETUPS.items())}
 
 

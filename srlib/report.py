@@ -38,7 +38,11 @@ _GRID_QUICK = {"sgd": [1e-3, 1e-2], "momentum": [1e-3, 1e-2], "nesterov": [1e-3,
 #: - "medium": a few thousand real CelebA images (e.g. a development subset), about 1.5 hours on 2 cores:
 #:   the preset of the published report in conclusion/;
 #: - "full": the study's iteration counts (1000 / 43,114 / 25,000) and more seeds, for the whole of
-#:   CelebA on a bigger machine or a Dask cluster (``--scheduler``).
+#:   CelebA on a bigger machine or a Dask cluster (``--scheduler``);
+#: - "study": the study's iteration counts on a development set with train and validation splits (such as
+#:   celeba-mini: every validation image scores the runs), with the seeds the comparisons need (5 where
+#:   runs are short, 3 where they are long). Some 15-20 hours of 2 cores: run it in slices with
+#:   ``--resume --budget MINUTES`` (the record store keeps every finished run).
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
         "01_optimizer_comparison": {"SHORT": 4, "LONG": 8, "LEARNING_RATES": _GRID_QUICK, "SEEDS": [0, 1, 2],
@@ -64,6 +68,15 @@ PRESETS: dict[str, dict[str, dict]] = {
                              "SEEDS": [0, 1, 2]},
         "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 1000, "SEEDS": [0, 1, 2]},
         "04_beyond_the_study": {"LENGTHS": [1000, 12000], "VAL_IMAGES": 1000, "SEEDS": [0, 1, 2]},
+    },
+    "study": {
+        "01_optimizer_comparison": {"SHORT": 100, "LONG": 1000, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2, 3, 4],
+                                    "KEEP": 2, "WIDEN": 3, "VAL_IMAGES": 300},
+        "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "VAL_IMAGES": 300, "TEST_IMAGES": 780,
+                             "EVAL_SPLIT": "validation", "SEEDS": [0, 1, 2]},
+        "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 780, "EVAL_SPLIT": "validation",
+                                     "SEEDS": [0, 1, 2]},
+        "04_beyond_the_study": {"LENGTHS": [3000], "VAL_IMAGES": 780, "SEEDS": [0, 1, 2, 3, 4]},
     },
 }
 
@@ -206,7 +219,7 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
         run_folder, store = root / "runs" / preset / exp, records_folder(preset, publish, name)
         if resume:
             records.restore(store, run_folder)
-        if study_weights and name in ("02_hard_training", "04_beyond_the_study"):
+        if study_weights and name in ("02_hard_training", "03_three_colour_networks", "04_beyond_the_study"):
             params["STUDY_WEIGHTS"] = _relative(study_weights, notebooks)
         executed = staging / f"{name}.ipynb"
         print(f"[{preset}] running notebooks/{name}.ipynb -> {final.relative_to(root)}/", flush=True)

@@ -58,14 +58,21 @@ class Task:
     shared_optimizer_bug: bool = False
     validate_every: int = 0
     snapshot_at: int = 0  # keep the checkpoint of this iteration (0: none), see ``Trainer.run``
+    # Continue another run's snapshot (a file name in the same folder) with the optimizer restarted, as
+    # the study's resume did (its mistake 4): the run trains from there to ``iterations``.
+    restart_optimizer_from: str = ""
     # Where the results go, not what they are: the report's record store keeps this run's weights (the
     # runs whose images a figure shows); not part of ``to_dict`` or ``digest``.
     keep_weights: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict:
-        """The task as plain JSON values: what its record stores, and what its hash is taken of."""
+        """The task as plain JSON values: what its record stores, and what its hash is taken of. Fields
+        added after the first records were written appear only when they are not at their default, so
+        adding one leaves every earlier task's digest as it was."""
         d = {**asdict(self), "recipe": self.recipe.to_dict()}
         d.pop("keep_weights")
+        if not self.restart_optimizer_from:
+            d.pop("restart_optimizer_from")
         return d
 
     def digest(self) -> str:
@@ -178,6 +185,14 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
     start = time.perf_counter()
     if ck.is_file() and not stale:
         trainer = Trainer.resume(ck, train, val)
+    elif task.restart_optimizer_from:
+        done.unlink(missing_ok=True)
+        source = folder_ / task.restart_optimizer_from
+        if not source.is_file():
+            raise SrlibError(f"run {task.name} continues {source}, which is not there yet: run the task that "
+                             f"writes that snapshot first")
+        trainer = Trainer.resume(source, train, val)
+        trainer.restart_optimizers()
     else:
         done.unlink(missing_ok=True)
         trainer = Trainer(task.recipe, train, total=task.iterations, seed=task.seed, per_channel=task.per_channel,

@@ -366,6 +366,12 @@ class Trainer:
             bar.close()
         return self.history
 
+    def restart_optimizers(self) -> None:
+        """Forget the optimizers' state (Adam's moments and step count), keeping the weights: what the
+        study's resume did, reproduced to measure what it cost."""
+        hp = {**dict(self.recipe.optimizer_args), "lr": self.base_lr}
+        self.optimizers = make_optimizers(self.recipe, self.model.nets, self.shared_optimizer_bug, hp)
+
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(
             config=self.recipe.net, weights=[n.weights() for n in self.model.nets], iteration=self.iteration,

@@ -115,3 +115,20 @@ def test_report_budget_keeps_records_and_leaves_the_report_unchanged(celeba, tmp
         report.run_report("quick", only=["02_hard_training"], data=str(celeba), budget_minutes=60)
     store = report.records_folder("quick", False, "02_hard_training")
     assert (store / "kept.json").is_file() and not (tmp_path / "runs" / "quick" / "report" / "hard_train").exists()
+
+
+def test_adam_restarted_midway_branches_from_the_snapshot(celeba, tmp_path):
+    """The study's resume (Adam forgotten) reproduced: the branch shares the base run's first half bit
+    for bit, then differs; before the snapshot exists it is one clear error."""
+    from srlib.errors import SrlibError
+
+    data = ex.data_source(str(celeba), "validation", 2, 2)
+    base = ex.hard_training_tasks(RECIPES["study"].with_(images=2), 6, [0], 2)[0]
+    branch = ex.adam_restart_task(base)
+    with pytest.raises(SrlibError, match="not there yet"):
+        run_tasks([branch], tmp_path, data, scheduler="serial")
+    a = run_tasks([base], tmp_path, data, scheduler="serial")[base.name]
+    b = run_tasks([branch], tmp_path, data, scheduler="serial")[branch.name]
+    assert np.array_equal(a.loss[:3], b.loss[:3]) and not np.array_equal(a.loss[3:], b.loss[3:])
+    assert a.val_iteration == b.val_iteration == [2, 4, 6] and a.val_psnr[0] == b.val_psnr[0]
+    assert branch.digest() != base.digest() and branch.keep_weights and b.checkpoint is not None
