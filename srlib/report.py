@@ -49,7 +49,7 @@ PRESETS: dict[str, dict[str, dict]] = {
                                     "KEEP": 1, "WIDEN": 1, "VAL_IMAGES": 9},
         "02_hard_training": {"ITERATIONS": 200, "VALIDATE_EVERY": 25, "VAL_IMAGES": 9, "TEST_IMAGES": 11},
         "03_three_colour_networks": {"ITERATIONS": 40, "TEST_IMAGES": 11, "SEEDS": [0, 1]},
-        "04_beyond_the_study": {"LENGTHS": [10, 30], "VAL_IMAGES": 9, "SEEDS": [0, 1]},
+        "04_beyond_the_study": {"LENGTH": 30, "SEEDS": [0, 1], "LADDER_LENGTHS": [10, 30], "VAL_IMAGES": 9},
     },
     "medium": {
         "01_optimizer_comparison": {"SHORT": 40, "LONG": 100, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, dict]] = {
                              "EVAL_SPLIT": "validation"},
         "03_three_colour_networks": {"ITERATIONS": 800, "TEST_IMAGES": 300, "EVAL_SPLIT": "validation",
                                      "SEEDS": [0, 1]},
-        "04_beyond_the_study": {"LENGTHS": [150, 600], "VAL_IMAGES": 300, "SEEDS": [0, 1]},
+        "04_beyond_the_study": {"LENGTH": 600, "SEEDS": [0, 1], "LADDER_LENGTHS": [150, 600], "VAL_IMAGES": 300},
     },
     "full": {
         "01_optimizer_comparison": {"SHORT": 200, "LONG": 1000, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
@@ -67,7 +67,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "VAL_IMAGES": 300, "TEST_IMAGES": 1000,
                              "SEEDS": [0, 1, 2]},
         "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 1000, "SEEDS": [0, 1, 2]},
-        "04_beyond_the_study": {"LENGTHS": [1000, 12000], "VAL_IMAGES": 1000, "SEEDS": [0, 1, 2]},
+        "04_beyond_the_study": {"LENGTH": 3000, "SEEDS": [0, 1, 2, 3, 4], "CONTESTED_LENGTH": 12000,
+                                "LADDER_LENGTHS": [1000], "VAL_IMAGES": 1000},
     },
     "study": {
         "01_optimizer_comparison": {"SHORT": 100, "LONG": 1000, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2, 3, 4],
@@ -76,7 +77,8 @@ PRESETS: dict[str, dict[str, dict]] = {
                              "EVAL_SPLIT": "validation", "SEEDS": [0, 1, 2]},
         "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 780, "EVAL_SPLIT": "validation",
                                      "SEEDS": [0, 1, 2]},
-        "04_beyond_the_study": {"LENGTHS": [3000], "VAL_IMAGES": 780, "SEEDS": [0, 1, 2, 3, 4]},
+        "04_beyond_the_study": {"LENGTH": 3000, "SEEDS": [0, 1, 2, 3, 4], "CONTESTED_LENGTH": 12000,
+                                "CONTESTED_SEEDS": [0, 1, 2], "LADDER_LENGTHS": [150, 600], "VAL_IMAGES": 780},
     },
 }
 

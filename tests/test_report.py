@@ -127,6 +127,24 @@ def test_ablation_table_has_intervals_and_paired_gains(celeba, tmp_path):
     assert (table.seeds == 2).all() and (table.ci_low <= table.psnr_rgb).all()
 
 
+def test_leave_one_out_undoes_exactly_one_change_and_pairs_it_with_the_full_recipe(celeba, tmp_path):
+    recipes = dict(ex.leave_one_out_recipes(5000))
+    assert recipes["improved recipe"] == RECIPES["improved"].with_(name="improved recipe")
+    study, full = RECIPES["study"], recipes["improved recipe"]
+    for label, change in ex.RECIPE_CHANGES:
+        without = recipes[f"without {label}"]
+        for key in change:  # that change back at the study's value, every other as in the full recipe
+            owner = (lambda r: r.net) if key in without.net.__dataclass_fields__ else (lambda r: r)
+            assert getattr(owner(without), key) == getattr(owner(study), key) != getattr(owner(full), key)
+        assert without.with_(**change, name="improved recipe") == full
+    runs = ex.run_grouped(ex.leave_one_out_tasks([2], [0, 1], only=["flips", "biases"]), tmp_path, small_data(celeba),
+                          scheduler="serial")
+    table = ex.leave_one_out_table(runs)
+    assert list(table.change) == ["biases", "flips"] and (table.seeds == 2).all()
+    diff = ex.psnr_matrix(runs[(2, "improved recipe")]) - ex.psnr_matrix(runs[(2, "without flips")])
+    assert table.worth_db[1] == pytest.approx(diff.mean()) and table.interval[1] == "t over 2 seeds"
+
+
 def test_notebook_paths_resolve_against_the_notebooks_folder(tmp_path):
     assert ex.notebook_path("../runs/x") == project_root() / "notebooks" / "../runs/x"
     assert ex.notebook_path(tmp_path) == tmp_path
