@@ -7,6 +7,7 @@ This module computes numbers only: the notebooks say in words what the numbers s
 """
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from dataclasses import dataclass, replace
@@ -140,15 +141,22 @@ def seed_summary(results: dict[str, list[Result]]) -> pd.DataFrame:
 
 
 # -- 01: learning-rate sweeps -----------------------------------------------------------------------
-#: The two set-ups in which the optimizers are compared: the study's (0..255 targets, uniform +-0.01
-#: initialisation, final ReLU, no biases) and the same network with 0..1 targets and He initialisation.
+#: The set-ups in which the optimizers are compared: the study's (0..255 targets, uniform +-0.01
+#: initialisation, final ReLU, no biases), each of the two changes that might rescue plain SGD alone,
+#: and both together.
 SETUPS: dict[str, Recipe] = {
     "study": RECIPES["study"],
-    "improved": RECIPES["study"].with_(name="improved", init="he", output_scale=255.0),
+    "0..1 targets": RECIPES["study"].with_(name="0..1 targets", output_scale=255.0),
+    "He init": RECIPES["study"].with_(name="He init", init="he"),
+    "0..1 targets + He init": RECIPES["study"].with_(name="0..1 targets + He init", init="he", output_scale=255.0),
 }
+#: The set-ups that only tell which change rescues the optimizers that failed in the study.
+RESCUE_SETUPS, RESCUED = ("0..1 targets", "He init"), ("sgd", "momentum", "nesterov")
 
-#: The learning rate each library uses by default (the study ran every optimizer at these).
-DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.01, "adam": 0.001}
+#: The learning rate each library uses by default: the optimizers' own defaults.
+DEFAULT_LR = {name: inspect.signature(cls).parameters["lr"].default for name, cls in OPTIMIZERS.items()}
+#: The rate the study ran every optimizer at, run to the final length as a row of its own.
+STUDY_LR = 0.01
 
 #: Learning rates are 10^(k/2): half-decade steps, k an integer ("step"), so grids never drift.
 LR_LIMITS = (-16, 0)  # 1e-8 .. 1
@@ -156,6 +164,20 @@ LR_LIMITS = (-16, 0)  # 1e-8 .. 1
 
 #: below this validation PSNR an output is essentially black: the run never learned
 BLANK_PSNR_DB = 10.0
+
+
+def outcome(first_loss: float, max_loss: float, final_loss: float, val_psnr: float, diverged: bool) -> str:
+    """What a run did, in words: "diverged" (its loss stopped being finite), "blew up, then dead" (its
+    loss rose a hundredfold and its output ended black), "blew up, recovered", "never moved" (its final
+    loss within 0.1% of its first), "loss fell, output black" (still under ``BLANK_PSNR_DB``) or
+    "learned"."""
+    if diverged:
+        return "diverged"
+    if max_loss > 100 * first_loss:
+        return "blew up, then dead" if val_psnr < BLANK_PSNR_DB else "blew up, recovered"
+    if abs(final_loss - first_loss) <= 1e-3 * first_loss:
+        return "never moved"
+    return "loss fell, output black" if val_psnr < BLANK_PSNR_DB else "learned"
 
 
 def lr_of(step: int) -> float:
@@ -170,31 +192,45 @@ def step_of(lr: float) -> int:
 class LRSweep:
     """The runs of a successive-halving learning-rate sweep and the tables built from them."""
 
-    runs: pd.DataFrame                  # one row per run: setup, optimizer, lr, seed, iterations, ...
+    runs: pd.DataFrame                  # one row per run: setup, optimizer, lr, seed, iterations, outcome, ...
     results: dict[str, Result]          # by task name
-    seeds: list[int]
+    seeds: list[int]                    # the finalists' seeds
+
+    @property
+    def final_length(self) -> int:
+        return int(self.runs.iterations.max())
 
     def summary(self) -> pd.DataFrame:
         """Per setup, optimizer, learning rate and run length: mean validation PSNR over seeds with its
-        95% t-interval (NaN when a seed diverged) and the number of seeds that diverged."""
+        95% t-interval (NaN when a seed diverged), how many seeds diverged, and what the runs did
+        (``outcome``: the most common, with its count)."""
         g = self.runs.groupby(["setup", "optimizer", "lr", "iterations"], sort=False)
         rows = []
         for (setup, opt, lr, its), runs in g:
             m, low, high = seed_interval(runs.val_psnr.to_numpy())
+            common = runs.outcome.value_counts()
             rows.append({"setup": setup, "optimizer": opt, "lr": lr, "iterations": its,
-                         "library_default": bool(runs.library_default.iloc[0]), "val_psnr": m,
-                         "ci_low": low, "ci_high": high, "seeds": len(runs), "diverged": int(runs.diverged.sum()),
+                         "library_default": bool(runs.library_default.iloc[0]), "study_lr": bool(runs.study_lr.iloc[0]),
+                         "val_psnr": m, "ci_low": low, "ci_high": high, "seeds": len(runs),
+                         "diverged": int(runs.diverged.sum()),
+                         "outcome": f"{common.index[0]} ({common.iloc[0]} of {len(runs)})",
+                         "first_loss": runs.first_loss.mean(), "max_loss": runs.max_loss.max(),
                          "final_loss": runs.final_loss.mean()})
         return pd.DataFrame(rows)
 
     def best(self) -> pd.DataFrame:
         """Per setup and optimizer, the learning rate with the best mean validation PSNR among the
-        full-length runs (a rate at which any seed diverged is never best)."""
+        final-length runs (a rate at which any seed diverged is never best)."""
         s = self.summary()
-        full = s[s.iterations == s.iterations.max()].copy()
+        full = s[s.iterations == self.final_length].copy()
         full["rank"] = full.val_psnr.where(full.diverged == 0, -np.inf)
         idx = full.groupby(["setup", "optimizer"], sort=False)["rank"].idxmax()
         return full.loc[idx].drop(columns="rank").set_index(["setup", "optimizer"])
+
+    def at_study_lr(self) -> pd.DataFrame:
+        """Per setup and optimizer, the final-length runs at the study's learning rate (``STUDY_LR``)."""
+        s = self.summary()
+        return s[(s.iterations == self.final_length) & s.study_lr].set_index(["setup", "optimizer"])
 
     def _runs_of(self, setup: str, optimizer: str, lr: float, iterations: int | None = None) -> pd.DataFrame:
         """The runs (one per seed, in seed order) of ``optimizer`` at ``lr`` in ``setup``, of length
@@ -208,13 +244,15 @@ class LRSweep:
         return psnr_matrix([self.results[n] for n in self._runs_of(setup, optimizer, b.lr, b.iterations).task])
 
     def against(self, reference: str = "adam") -> pd.DataFrame:
-        """Per setup, each optimizer at its best rate minus ``reference`` at its best rate: paired
-        on seeds (same initialisation and batches) and images."""
+        """Per setup that ran ``reference``, each optimizer at its best rate minus ``reference`` at its
+        best rate: paired on seeds (same initialisation and batches) and images."""
         tables = []
         for setup in self.runs.setup.unique():
-            opts = [o for o in self.runs[self.runs.setup == setup].optimizer.unique() if o != reference]
-            scores = {o: self.best_scores(setup, o) for o in [*opts, reference]}
-            t = paired_table(scores, [(o, reference) for o in opts])
+            opts = list(self.runs[self.runs.setup == setup].optimizer.unique())
+            if reference not in opts:
+                continue
+            scores = {o: self.best_scores(setup, o) for o in opts}
+            t = paired_table(scores, [(o, reference) for o in opts if o != reference])
             t.insert(0, "setup", setup)
             tables.append(t)
         return pd.concat(tables, ignore_index=True)
@@ -233,63 +271,122 @@ class LRSweep:
         """Training-loss curves (one per seed) of the longest runs of ``optimizer`` at ``lr``."""
         return [self.results[n].loss for n in self._runs_of(setup, optimizer, lr).task]
 
+    def rescue(self) -> pd.DataFrame:
+        """For the optimizers that failed in the study (``RESCUED``): whether each set-up lets them learn
+        at their best rate, and which change does it (both alone, one alone, only together, neither)."""
+        best, rows = self.best(), []
+        for opt in [o for o in RESCUED if ("study", o) in best.index]:
+            learns = {s: bool(best.loc[(s, opt)].val_psnr >= BLANK_PSNR_DB) if (s, opt) in best.index else None
+                      for s in SETUPS}
+            alone = [s for s in RESCUE_SETUPS if learns.get(s)]
+            verdict = ("learns in the study's own set-up at another rate" if learns["study"] else
+                       f"rescued by {' and by '.join(alone)} alone" if alone else
+                       "rescued only by both changes together" if learns.get("0..1 targets + He init") else
+                       "learns in no set-up tried")
+            rows.append({"optimizer": opt, **{f"learns: {s}": v for s, v in learns.items()}, "verdict": verdict})
+        return pd.DataFrame(rows).set_index("optimizer") if rows else pd.DataFrame()
+
+
+def _state(r) -> str:
+    """A summary row in words: what its runs did and, when they learned, their PSNR."""
+    if r.val_psnr >= BLANK_PSNR_DB and not r.diverged:
+        return f"{r.outcome}, {fmt_db(r.val_psnr, r.ci_low, r.ci_high)}"
+    return r.outcome
+
+
+def sweep_findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int) -> str:
+    """What a learning-rate sweep found, as Markdown bullets written from its numbers: per set-up each
+    optimizer at its best rate against Adam; per optimizer the study failed with, what it did at the
+    study's rate and which set-up rescues it (``LRSweep.rescue``)."""
+    best, at_study, rescue = sweep.best(), sweep.at_study_lr(), sweep.rescue()
+    rungs = sorted(sweep.runs.iterations.unique())
+    lines = [f"Rates ran {', '.join(f'{n:,}' for n in rungs)} iterations rung by rung; the finalists and the study's rate "
+             f"{len(sweep.seeds)} seeds at {rungs[-1]:,}, scored on {images} validation images; intervals are 95%.", ""]
+    for setup in [s for s in SETUPS if s in best.index.get_level_values(0)]:
+        v = vs_adam[vs_adam.setup == setup].set_index("a")
+        lines.append(f"- **{setup} set-up**, each optimizer at its best rate: " + "; ".join(
+            f"{o} (lr {r.lr:.3g}) {_state(r)}" + (
+                f", {fmt_db(v.loc[o].a_minus_b_db, v.loc[o].ci_low, v.loc[o].ci_high, True)} against Adam"
+                + ("" if v.loc[o].measurable else " (no measurable difference)") if o in v.index else "")
+            for o, r in best.loc[setup].iterrows()) + ".")
+    for opt, r in rescue.iterrows():
+        at = at_study.loc[("study", opt)] if ("study", opt) in at_study.index else None
+        where = "; ".join(f"{s} lr {best.loc[(s, opt)].lr:.3g}: {_state(best.loc[(s, opt)])}"
+                          for s in SETUPS if (s, opt) in best.index)
+        lines.append(f"- **{opt}**" + (f" at the study's lr {STUDY_LR:g} in the study set-up: {_state(at)}." if at is not None
+                                      else ".") + f" Best rate per set-up: {where}. So: {r.verdict}.")
+    return "\n".join(lines)
+
 
 def _sweep_task(setup: str, recipe: Recipe, optimizer: str, step: int, seed: int, iterations: int,
                 keep_weights: bool = False) -> Task:
     lr = lr_of(step)
-    return Task(f"{setup}-{optimizer}-lr{lr:.3g}-seed{seed}-{iterations}it",
+    return Task(f"{_slug(setup)}-{optimizer}-lr{lr:.3g}-seed{seed}-{iterations}it",
                 recipe.with_(name=f"{setup} {optimizer} lr {lr:.3g}", optimizer=optimizer, lr=lr), iterations, seed,
                 keep_weights=keep_weights)
 
 
-def lr_sweep(grids: dict[str, list[float]], seeds: list[int], short: int, long: int, folder: str | Path,
-             data: Data, setups: dict[str, Recipe] | None = None, images: int = 10, keep: int = 2,
-             widen: int = 3, scheduler: str = "local", workers: int | None = None) -> LRSweep:
+def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list[int], keep: list[int],
+             final_seeds: list[int], folder: str | Path, data: Data, setups: dict[str, Recipe] | None = None,
+             images: int = 10, widen: int = 3, scheduler: str = "local", workers: int | None = None) -> LRSweep:
     """Successive halving over half-decade learning-rate grids, in every set-up.
 
-    1. Every rate of each optimizer's grid (half-decade steps spanning ``grids``' rates and the
-       library default) runs ``short`` iterations for every seed.
+    1. Every rate of each optimizer's grid (half-decade steps spanning ``grids``' rates, the library
+       default and the study's rate) runs ``rungs[0]`` iterations for every seed of ``search_seeds``.
     2. While an optimizer's best rate (highest mean PSNR over seeds) sits at an end of its grid, the
        grid grows by one step beyond that end, at most ``widen`` times and within ``LR_LIMITS``
        (a run that diverged counts as worst). When no rate learned anything, it grows at both ends.
-    3. The ``keep`` best rates of each optimizer run ``long`` iterations for every seed.
+    3. At each later rung the ``keep[i]`` best rates of the rung before run ``rungs[i + 1]`` iterations;
+       the last rung runs ``final_seeds``, and the study's rate (``STUDY_LR``) runs it too, as a row of
+       its own. Rates that tie (e.g. none moved at all) are ranked larger first: a rate too small to
+       move in a short run is the one most likely to move in a longer one.
+    The set-ups of ``RESCUE_SETUPS`` run only the optimizers of ``RESCUED``.
     """
     setups = SETUPS if setups is None else setups
+    if len(keep) != len(rungs) - 1 or not rungs:
+        raise ValueError(f"lr_sweep: {len(rungs)} rungs need {len(rungs) - 1} keep counts, got {keep}")
     for name in grids:
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r} in LEARNING_RATES; choose from {', '.join(OPTIMIZERS)}")
+
     def grid(lrs: list[float]) -> set[int]:
         ks = [step_of(lr) for lr in lrs]
         return set(range(min(ks), max(ks) + 1))  # no gaps wider than half a decade
 
-    steps = {(s, o): grid([*lrs, DEFAULT_LR[o]]) for s in setups for o, lrs in grids.items()}
+    pairs = [(s, o) for s in setups for o in grids if s not in RESCUE_SETUPS or o in RESCUED]
+    steps = {(s, o): grid([*grids[o], DEFAULT_LR[o], STUDY_LR]) for s, o in pairs}
     tasks: dict[str, tuple[str, str, int, Task]] = {}
+    final = len(rungs) - 1
 
-    def run(iterations: int, chosen: dict) -> dict[str, Result]:
+    def run(rung: int, chosen: dict) -> dict[str, Result]:
+        seeds = final_seeds if rung == final else search_seeds
         for (s, o), ks in chosen.items():
             for k in ks:
                 for seed in seeds:
-                    t = _sweep_task(s, setups[s].with_(images=images), o, k, seed, iterations,
-                                    keep_weights=iterations == long and seed == seeds[0])
+                    t = _sweep_task(s, setups[s].with_(images=images), o, k, seed, rungs[rung],
+                                    keep_weights=rung == final and seed == final_seeds[0])
                     tasks[t.name] = (s, o, k, t)
         return run_tasks([t for *_, t in tasks.values()], folder, data, scheduler, workers,
-                         desc=f"learning-rate sweep ({iterations} iterations)")
+                         desc=f"learning-rate sweep ({rungs[rung]} iterations)")
 
     def means(results: dict[str, Result], iterations: int) -> dict[tuple[str, str], dict[int, float]]:
-        out: dict[tuple[str, str], dict[int, float]] = {}
+        out: dict[tuple[str, str], dict[int, list[float]]] = {}
         for name, (s, o, k, t) in tasks.items():
             if t.iterations == iterations:
                 v = results[name].mean_psnr
                 out.setdefault((s, o), {}).setdefault(k, []).append(-np.inf if math.isnan(v) else v)
         return {key: {k: float(np.mean(v)) for k, v in ks.items()} for key, ks in out.items()}
 
+    def ranked(m: dict[int, float]) -> list[int]:
+        return sorted(m, key=lambda k: (m[k], k), reverse=True)
+
     for round_ in range(widen + 1):
-        results = run(short, steps)
+        results = run(0, steps)
         if round_ == widen:
             break
         grown = False
-        for key, m in means(results, short).items():
-            best = max(m, key=m.get)
+        for key, m in means(results, rungs[0]).items():
+            best = ranked(m)[0]
             ends = [min(m) - 1, max(m) + 1] if m[best] < BLANK_PSNR_DB else \
                 [best - 1] * (best == min(m)) + [best + 1] * (best == max(m))
             for k in ends:
@@ -298,19 +395,25 @@ def lr_sweep(grids: dict[str, list[float]], seeds: list[int], short: int, long: 
                     grown = True
         if not grown:
             break
-    m = means(results, short)
-    top = {key: sorted(ks, key=ks.get, reverse=True)[:keep] for key, ks in m.items()}
-    results = run(long, top)
+    for rung in range(1, len(rungs)):
+        m = means(results, rungs[rung - 1])
+        chosen = {key: ranked(ks)[:keep[rung - 1]] for key, ks in m.items()}
+        if rung == final:
+            chosen = {key: sorted({*ks, step_of(STUDY_LR)}) for key, ks in chosen.items()}
+        results = run(rung, chosen)
     rows = []
     for name, (s, o, k, t) in tasks.items():
         r = results[name]
-        rows.append({"setup": s, "optimizer": o, "lr": lr_of(k), "seed": t.seed, "iterations": t.iterations,
-                     "val_psnr": r.mean_psnr, "final_loss": r.final_loss, "first_loss": r.loss[0],
-                     "max_loss": float(np.max(r.loss)), "diverged": r.diverged_at is not None,
-                     "diverged_at": r.diverged_at, "library_default": lr_of(k) == lr_of(step_of(DEFAULT_LR[o])),
-                     "task": name})
-    runs = pd.DataFrame(rows).sort_values(["setup", "optimizer", "iterations", "lr", "seed"], ignore_index=True)
-    return LRSweep(runs, results, list(seeds))
+        row = {"setup": s, "optimizer": o, "lr": lr_of(k), "seed": t.seed, "iterations": t.iterations,
+               "val_psnr": r.mean_psnr, "first_loss": float(r.loss[0]), "max_loss": float(np.max(r.loss)),
+               "final_loss": r.final_loss, "diverged": r.diverged_at is not None, "diverged_at": r.diverged_at,
+               "library_default": k == step_of(DEFAULT_LR[o]), "study_lr": k == step_of(STUDY_LR), "task": name}
+        row["outcome"] = outcome(row["first_loss"], row["max_loss"], row["final_loss"], row["val_psnr"], row["diverged"])
+        rows.append(row)
+    order = {name: i for i, name in enumerate(setups)}  # set-ups in their own order, the rest sorted
+    runs = pd.DataFrame(rows).sort_values(["setup", "optimizer", "iterations", "lr", "seed"], ignore_index=True,
+                                          key=lambda c: c.map(order) if c.name == "setup" else c)
+    return LRSweep(runs, results, list(final_seeds))
 
 
 # -- the study's published models -------------------------------------------------------------------

@@ -81,31 +81,49 @@ def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, pa
 
 
 def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float | None = None) -> Figure:
-    """Validation PSNR against learning rate, one panel per set-up and one colour per optimizer: the
-    short runs of every rate as a line with its 95% band across seeds, the full-length runs of the
-    best rates as points with error bars. ``summary``: ``LRSweep.summary()``."""
+    """Validation PSNR against learning rate, one panel per set-up (two per row) and one colour per
+    optimizer: the first rung's runs of every rate as a line (means over seeds; the band is 95%, clipped
+    to the plot), the final-length runs as diamonds with error bars. How the first rung's runs failed is
+    marked: an open circle where they never moved, a cross where they blew up or diverged (drawn at the
+    black-output line, their PSNR meaning nothing). ``summary``: ``LRSweep.summary()``."""
     setups = list(dict.fromkeys(summary.setup))
-    fig, axes = plt.subplots(1, len(setups), figsize=(6.5 * len(setups), 4.5), squeeze=False, sharey=True)
+    cols = min(2, len(setups))
+    rows = -(-len(setups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False, sharey=True)
     short, long = summary.iterations.min(), summary.iterations.max()
-    for ax, setup in zip(axes[0], setups):
+    finite = summary[["val_psnr", "ci_high"]].to_numpy(float)
+    finite = finite[np.isfinite(finite)]
+    low_y = min(0.0, float(finite.min())) if finite.size else 0.0
+    high_y = max([*finite, blank or 0.0, 1.0]) + 1.0
+    for ax, setup in zip(axes.flat, setups):
         s = summary[summary.setup == setup]
         for i, opt in enumerate(dict.fromkeys(s.optimizer)):
             colour = f"C{i}"
             a = s[(s.optimizer == opt) & (s.iterations == short)].sort_values("lr")
             ax.plot(a.lr, a.val_psnr, color=colour, marker="o", ms=3, label=opt)
-            ax.fill_between(a.lr, a.ci_low, a.ci_high, color=colour, alpha=0.15, lw=0)
+            ax.fill_between(a.lr, a.ci_low.clip(lower=low_y), a.ci_high, color=colour, alpha=0.15, lw=0)
+            still = a[a.outcome.str.startswith("never moved")]
+            ax.plot(still.lr, still.val_psnr, ls="none", marker="o", ms=9, mfc="none", color=colour)
+            failed = a[a.outcome.str.startswith(("blew up, then dead", "diverged"))]
+            ax.plot(failed.lr, np.full(len(failed), blank if blank is not None else low_y), ls="none", marker="x",
+                    ms=8, mew=2, color=colour)
             b = s[(s.optimizer == opt) & (s.iterations == long)]
             if long != short and len(b):
-                ax.errorbar(b.lr, b.val_psnr, yerr=[b.val_psnr - b.ci_low, b.ci_high - b.val_psnr], color=colour,
-                            marker="D", ms=6, ls="none", capsize=3)
+                ax.errorbar(b.lr, b.val_psnr, yerr=[(b.val_psnr - b.ci_low).clip(lower=0), b.ci_high - b.val_psnr],
+                            color=colour, marker="D", ms=6, ls="none", capsize=3)
         if blank is not None:
             ax.axhline(blank, color="k", lw=0.8, ls=":", label=f"black output (< {blank:g} dB)")
+        ax.plot([], [], ls="none", marker="o", ms=9, mfc="none", color="grey", label="never moved")
+        ax.plot([], [], ls="none", marker="x", ms=8, mew=2, color="grey", label="blew up or diverged")
         ax.set_xscale("log")
+        ax.set_ylim(low_y, high_y)
         ax.set_xlabel("learning rate")
-        ax.set_title(f"{setup} set-up")
+        ax.set_ylabel("validation PSNR, RGB (dB)")
+        ax.set_title(f"{setup} set-up (line: {short:,} iterations, diamonds: {long:,})", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0, 0].set_ylabel(f"validation PSNR, RGB (dB)\nline: {short} iterations, diamond: {long}")
-    axes[0, -1].legend(fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(setups):]:
+        ax.set_visible(False)
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)

@@ -45,15 +45,15 @@ _GRID_QUICK = {"sgd": [1e-3, 1e-2], "momentum": [1e-3, 1e-2], "nesterov": [1e-3,
 #:   ``--resume --budget MINUTES`` (the record store keeps every finished run).
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
-        "01_optimizer_comparison": {"SHORT": 4, "LONG": 8, "LEARNING_RATES": _GRID_QUICK, "SEEDS": [0, 1, 2],
-                                    "KEEP": 1, "WIDEN": 1, "VAL_IMAGES": 9},
+        "01_optimizer_comparison": {"RUNGS": [4, 8], "KEEP": [1], "LEARNING_RATES": _GRID_QUICK, "SEARCH_SEEDS": [0, 1],
+                                    "FINAL_SEEDS": [0, 1, 2], "WIDEN": 1, "VAL_IMAGES": 9},
         "02_hard_training": {"ITERATIONS": 200, "VALIDATE_EVERY": 25, "VAL_IMAGES": 9, "TEST_IMAGES": 11},
         "03_three_colour_networks": {"ITERATIONS": 40, "TEST_IMAGES": 11, "SEEDS": [0, 1]},
         "04_beyond_the_study": {"LENGTH": 30, "SEEDS": [0, 1], "LADDER_LENGTHS": [10, 30], "VAL_IMAGES": 9},
     },
     "medium": {
-        "01_optimizer_comparison": {"SHORT": 40, "LONG": 100, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
-                                    "KEEP": 2, "WIDEN": 2, "VAL_IMAGES": 100},
+        "01_optimizer_comparison": {"RUNGS": [40, 100], "KEEP": [2], "LEARNING_RATES": _GRID_START,
+                                    "SEARCH_SEEDS": [0, 1, 2], "FINAL_SEEDS": [0, 1, 2], "WIDEN": 2, "VAL_IMAGES": 100},
         # a development subset may lack a test partition (../shared/celeba-mini has train + validation)
         "02_hard_training": {"ITERATIONS": 4000, "VALIDATE_EVERY": 250, "VAL_IMAGES": 100, "TEST_IMAGES": 300,
                              "EVAL_SPLIT": "validation"},
@@ -62,8 +62,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "04_beyond_the_study": {"LENGTH": 600, "SEEDS": [0, 1], "LADDER_LENGTHS": [150, 600], "VAL_IMAGES": 300},
     },
     "full": {
-        "01_optimizer_comparison": {"SHORT": 200, "LONG": 1000, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2],
-                                    "KEEP": 2, "WIDEN": 3, "VAL_IMAGES": 300},
+        "01_optimizer_comparison": {"RUNGS": [50, 200, 1000], "KEEP": [4, 1], "LEARNING_RATES": _GRID_START,
+                                    "SEARCH_SEEDS": [0, 1], "FINAL_SEEDS": [0, 1, 2, 3, 4], "WIDEN": 3, "VAL_IMAGES": 300},
         "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "VAL_IMAGES": 300, "TEST_IMAGES": 1000,
                              "SEEDS": [0, 1, 2]},
         "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 1000, "SEEDS": [0, 1, 2]},
@@ -71,8 +71,8 @@ PRESETS: dict[str, dict[str, dict]] = {
                                 "LADDER_LENGTHS": [1000], "VAL_IMAGES": 1000},
     },
     "study": {
-        "01_optimizer_comparison": {"SHORT": 100, "LONG": 1000, "LEARNING_RATES": _GRID_START, "SEEDS": [0, 1, 2, 3, 4],
-                                    "KEEP": 2, "WIDEN": 3, "VAL_IMAGES": 300},
+        "01_optimizer_comparison": {"RUNGS": [40, 200, 1000], "KEEP": [4, 1], "LEARNING_RATES": _GRID_START,
+                                    "SEARCH_SEEDS": [0, 1], "FINAL_SEEDS": [0, 1, 2, 3, 4], "WIDEN": 3, "VAL_IMAGES": 300},
         "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "VAL_IMAGES": 300, "TEST_IMAGES": 780,
                              "EVAL_SPLIT": "validation", "SEEDS": [0, 1, 2]},
         "03_three_colour_networks": {"ITERATIONS": 25000, "TEST_IMAGES": 780, "EVAL_SPLIT": "validation",

@@ -34,32 +34,48 @@ def small_data(celeba):
     return ex.data_source(str(celeba), "validation", 2)
 
 
-def test_lr_sweep_grows_grids_and_keeps_the_best_for_long_runs(celeba, tmp_path):
-    sweep = ex.lr_sweep({"sgd": [1e-3], "adam": [1e-3]}, seeds=[0, 1], short=1, long=2, folder=tmp_path / "runs",
-                        data=small_data(celeba), images=2, keep=1, widen=1, scheduler="serial")
+def test_lr_sweep_halves_over_rungs_and_runs_the_studys_rate_to_the_end(celeba, tmp_path):
+    args = dict(grids={"sgd": [1e-3], "adam": [1e-3]}, search_seeds=[0, 1], rungs=[1, 2, 3], keep=[2, 1],
+                final_seeds=[0, 1, 2], folder=tmp_path / "runs", data=small_data(celeba), images=2, widen=1,
+                scheduler="serial")
+    sweep = ex.lr_sweep(**args)
     runs = sweep.runs
-    assert {"setup", "optimizer", "lr", "seed", "val_psnr"} <= set(runs.columns)
-    assert set(runs.setup) == {"study", "improved"} and set(runs.seed) == {0, 1}
+    assert {"setup", "optimizer", "lr", "seed", "val_psnr", "outcome"} <= set(runs.columns)
+    assert list(dict.fromkeys(runs.setup)) == list(ex.SETUPS)  # in the set-ups' own order
+    assert set(runs[runs.setup.isin(ex.RESCUE_SETUPS)].optimizer) == {"sgd"}  # rescue set-ups: SGD and kin only
     for (setup, opt), g in runs[runs.iterations == 1].groupby(["setup", "optimizer"]):
         steps = sorted(ex.step_of(lr) for lr in g.lr.unique())
-        assert ex.step_of(ex.DEFAULT_LR[opt]) in steps and ex.step_of(1e-3) in steps
+        assert {ex.step_of(ex.DEFAULT_LR[opt]), ex.step_of(1e-3), ex.step_of(ex.STUDY_LR)} <= set(steps)
         assert steps == list(range(steps[0], steps[-1] + 1))  # half-decade steps, no gaps
-        assert len(steps) > 1 + (opt == "sgd")  # widened once past the start
-    long = runs[runs.iterations == 2]
-    assert len(long) == 2 * 2 * 2  # 2 set-ups x 2 optimizers x the best rate x 2 seeds
+        assert set(g.seed) == {0, 1}
+    pairs = runs[["setup", "optimizer"]].drop_duplicates()
+    assert len(runs[runs.iterations == 2]) == len(pairs) * 2 * 2  # 2 rates x 2 search seeds
+    final = runs[runs.iterations == 3]
+    assert set(final.seed) == {0, 1, 2}
+    for _, g in final.groupby(["setup", "optimizer"]):
+        assert ex.STUDY_LR in set(g.lr) and g.lr.nunique() in (1, 2)  # the best rate, and the study's
+    assert (sweep.at_study_lr().lr == ex.STUDY_LR).all() and len(sweep.at_study_lr()) == len(pairs)
     best = sweep.best()
-    assert set(best.index) == {(s, o) for s in ("study", "improved") for o in ("sgd", "adam")}
-    assert (best.iterations == 2).all()
+    assert (best.iterations == 3).all() and len(best) == len(pairs)
     vs = sweep.against("adam")
-    assert list(vs.a) == ["sgd", "sgd"] and {"ci_low", "ci_high", "measurable"} <= set(vs.columns)
-    assert sweep.best_scores("study", "adam").shape == (2, 2)  # seeds x images
+    assert set(vs.setup) == {"study", "0..1 targets + He init"} and (vs.a == "sgd").all()
+    assert sweep.best_scores("study", "adam").shape == (3, 2)  # final seeds x images
+    assert list(sweep.rescue().index) == ["sgd"] and "verdict" in sweep.rescue()
+    assert "**sgd**" in ex.sweep_findings(sweep, vs, 2)
     files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
-    again = ex.lr_sweep({"sgd": [1e-3], "adam": [1e-3]}, seeds=[0, 1], short=1, long=2, folder=tmp_path / "runs",
-                        data=small_data(celeba), images=2, keep=1, widen=1, scheduler="serial")
+    again = ex.lr_sweep(**args)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()} == files  # nothing re-run
     pd.testing.assert_frame_equal(again.runs, runs)
     with pytest.raises(ValueError, match="unknown optimizer"):
-        ex.lr_sweep({"lbfgs": [1.0]}, [0], 1, 1, tmp_path / "x", small_data(celeba), scheduler="serial")
+        ex.lr_sweep({"lbfgs": [1.0]}, [0], [1], [], [0], tmp_path / "x", small_data(celeba), scheduler="serial")
+
+
+@pytest.mark.parametrize("losses,psnr,diverged,expected", [
+    ((2e4, 2e4, 2e4), 5.0, False, "never moved"), ((2e4, 2e16, 2e4), 5.0, False, "blew up, then dead"),
+    ((2e4, 2e16, 100), 25.0, False, "blew up, recovered"), ((2e4, 2e4, 1e4), 5.0, False, "loss fell, output black"),
+    ((2e4, 2e4, 300), 26.0, False, "learned"), ((2e4, 2e4, 2e4), float("nan"), True, "diverged")])
+def test_run_outcomes_tell_never_moved_from_blew_up(losses, psnr, diverged, expected):
+    assert ex.outcome(*losses, psnr, diverged) == expected
 
 
 def test_tasks_give_the_same_bits_on_a_two_worker_dask_cluster(celeba, tmp_path):
