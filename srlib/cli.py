@@ -278,7 +278,7 @@ def cmd_import(args) -> None:
 def cmd_report(args) -> None:
     from .data import CelebA
     from .experiments import study_models
-    from .report import refresh_stored_outputs, report_folder, run_report
+    from .report import dry_run, refresh_stored_outputs, report_folder, run_report
     from .sample import project_root, resolve_data_dir
     from .sweep import check_scheduler
 
@@ -289,6 +289,16 @@ def cmd_report(args) -> None:
                          "in a checkout)") from None
     if args.refresh_notebooks:
         refresh_stored_outputs(args.only)
+        return
+    if args.dry_run:
+        import pandas as pd
+
+        table = dry_run(args.preset, args.only)
+        with pd.option_context("display.width", 200, "display.float_format", "{:.2f}".format):
+            print(f"[{args.preset}] what is left to train (one iteration of the study's recipe takes "
+                  f"{table.attrs['step_seconds']:.3f} s here; estimates are +-30%):")
+            print(table.to_string())
+        print(f"total: {table.hours_left.sum():.1f} hours on this machine")
         return
     # Inputs are checked now, not hours later when a notebook first reads them.
     check_scheduler(args.scheduler, reach=True)
@@ -429,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=count(1), metavar="MINUTES",
                    help="stop when this much time is spent: unfinished runs checkpoint, finished ones are kept in "
                         "the record store; exit 75; the same command with --resume continues")
+    s.add_argument("--dry-run", action="store_true",
+                   help="run nothing: print per notebook the runs and iterations the preset asks for, those done, "
+                        "and the hours left on this machine (from a measured training step)")
     s.add_argument("--publish", action="store_true",
                    help="write the published report in conclusion/ (replacing it) instead of runs/PRESET/report/")
     s.add_argument("--refresh-notebooks", action="store_true",

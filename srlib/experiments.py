@@ -326,6 +326,17 @@ def _sweep_task(setup: str, recipe: Recipe, optimizer: str, step: int, seed: int
                 keep_weights=keep_weights)
 
 
+def initial_grids(grids: dict[str, list[float]], setups: dict[str, Recipe]) -> dict[tuple[str, str], set[int]]:
+    """(set-up, optimizer) -> the steps of its first grid: half-decade steps from the smallest to the
+    largest of its rates in ``grids``, its library default and the study's rate, no gaps."""
+    def grid(lrs: list[float]) -> set[int]:
+        ks = [step_of(lr) for lr in lrs]
+        return set(range(min(ks), max(ks) + 1))
+
+    return {(s, o): grid([*grids[o], DEFAULT_LR[o], STUDY_LR])
+            for s in setups for o in grids if s not in RESCUE_SETUPS or o in RESCUED}
+
+
 def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list[int], keep: list[int],
              final_seeds: list[int], folder: str | Path, data: Data, setups: dict[str, Recipe] | None = None,
              images: int = 10, widen: int = 3, scheduler: str = "local", workers: int | None = None) -> LRSweep:
@@ -349,12 +360,7 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r} in LEARNING_RATES; choose from {', '.join(OPTIMIZERS)}")
 
-    def grid(lrs: list[float]) -> set[int]:
-        ks = [step_of(lr) for lr in lrs]
-        return set(range(min(ks), max(ks) + 1))  # no gaps wider than half a decade
-
-    pairs = [(s, o) for s in setups for o in grids if s not in RESCUE_SETUPS or o in RESCUED]
-    steps = {(s, o): grid([*grids[o], DEFAULT_LR[o], STUDY_LR]) for s, o in pairs}
+    steps = initial_grids(grids, setups)
     tasks: dict[str, tuple[str, str, int, Task]] = {}
     final = len(rungs) - 1
 
@@ -565,6 +571,40 @@ def leave_one_out_table(results: dict[tuple[int, str], list[Result]]) -> pd.Data
         t.insert(2, "seeds", len(scores["improved recipe"]))
         tables.append(t.drop(columns=["a", "b"]).rename(columns={"a_minus_b_db": "worth_db"}))
     return pd.concat(tables, ignore_index=True)
+
+
+# -- planning: what a notebook's parameters ask to run -------------------------------------------------
+def planned_tasks(notebook: str, p: dict) -> list[Task]:
+    """The training runs notebook ``notebook`` asks for with parameters ``p`` (a report preset's): exact
+    for 02, 03 and 04; for 01 the runs of its first grids and of every rung after (a grid that widens
+    adds a few short runs). For ``report --dry-run``: what is left, and what it will cost."""
+    if notebook == "01_optimizer_comparison":
+        recipe = {s: r.with_(images=p.get("IMAGES", 10)) for s, r in SETUPS.items()}
+        grids, rungs, keep = initial_grids(p["LEARNING_RATES"], SETUPS), p["RUNGS"], p["KEEP"]
+        tasks = []
+        for (s, o), ks in grids.items():
+            chosen = sorted(ks)
+            for rung, n in enumerate(rungs):
+                if rung:
+                    chosen = chosen[-keep[rung - 1]:] + ([step_of(STUDY_LR)] if rung == len(rungs) - 1 else [])
+                seeds = p["FINAL_SEEDS"] if rung == len(rungs) - 1 else p["SEARCH_SEEDS"]
+                tasks += [_sweep_task(s, recipe[s], o, k, seed, n) for k in dict.fromkeys(chosen) for seed in seeds]
+        return tasks
+    if notebook == "02_hard_training":
+        base = hard_training_tasks(RECIPES["study"].with_(images=p.get("IMAGES", 10), lr=p.get("LR", 1e-3)),
+                                   p["ITERATIONS"], p["SEEDS"], p["VALIDATE_EVERY"])
+        return base + [adam_restart_task(base[0])]
+    if notebook == "03_three_colour_networks":
+        groups = colour_tasks(RECIPES["study"].with_(images=p.get("IMAGES", 10), lr=p.get("LR", 1e-3)),
+                              p["ITERATIONS"], p["SEEDS"], p.get("VALIDATE_EVERY", 0))
+        return [t for g in groups.values() for t in g]
+    if notebook == "04_beyond_the_study":
+        groups = leave_one_out_tasks([p["LENGTH"]], p["SEEDS"])
+        if p.get("CONTESTED_LENGTH"):
+            groups.update(leave_one_out_tasks([p["CONTESTED_LENGTH"]], p.get("CONTESTED_SEEDS", [0, 1, 2]), CONTESTED))
+        groups.update(ablation_tasks(p["LADDER_LENGTHS"], p.get("LADDER_SEEDS", [0, 1])))
+        return [t for g in groups.values() for t in g]
+    raise ValueError(f"no plan for notebook {notebook!r}")
 
 
 def run_grouped(tasks: dict, folder: str | Path, data: Data, scheduler: str = "local", workers: int | None = None,

@@ -256,6 +256,79 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
     return times
 
 
+def step_seconds(iterations: int = 8) -> float:
+    """Seconds one training iteration of the study's recipe takes here, as srlib is set to run (its
+    threads), measured on generated images after two warm-up iterations."""
+    import numpy as np
+
+    from .data import Pairs
+    from .degrade import degrade
+    from .train import RECIPES, Trainer
+
+    rng = np.random.default_rng(0)
+    images = [degrade(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)) for _ in range(10)]
+    pairs = Pairs([Path(f"{i}.png") for i in range(10)], np.stack([a for a, _ in images]), np.stack([b for _, b in images]))
+    trainer = Trainer(RECIPES["study"], pairs, total=iterations + 2)
+    trainer.run(until=2, progress=False)
+    start = time.perf_counter()
+    trainer.run(progress=False)
+    return (time.perf_counter() - start) / iterations
+
+
+def notebook_defaults(name: str) -> dict:
+    """The values of a notebook's parameters cell (what a preset does not set stays at these)."""
+    import ast
+
+    import papermill as pm
+
+    found = pm.inspect_notebook(project_root() / "notebooks" / f"{name}.ipynb")
+    return {key: ast.literal_eval(p["default"]) for key, p in found.items()}
+
+
+def dry_run(preset: str, only: list[str] | None = None):
+    """What ``run_report`` would still train, per notebook, without running anything: its runs and
+    iterations, those already done (records in the run folder or the record stores; unfinished runs
+    count from their last checkpoint) and an estimate of the time left from this machine's measured
+    step time, as a pandas DataFrame. Notebook 01's later rungs depend on the earlier ones' results: its
+    plan is an estimate."""
+    import pandas as pd
+
+    from .checkpoint import load_checkpoint
+    from .experiments import planned_tasks
+    from .sweep import recorded
+
+    if preset not in PRESETS:
+        raise SrlibError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    step = step_seconds()
+    rows = []
+    for name in only or list(NOTEBOOKS):
+        if name not in NOTEBOOKS:
+            raise SrlibError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
+        folders = [project_root() / "runs" / preset / NOTEBOOKS[name],
+                   records_folder(preset, True, name), records_folder(preset, False, name)]
+        params = {**notebook_defaults(name), **PRESETS[preset][name]}
+        tasks, done_runs, done_its, total = planned_tasks(name, params), 0, 0, 0
+        for t in tasks:
+            length = t.iterations // 2 if t.restart_optimizer_from else t.iterations
+            total += length
+            if any(recorded(t, f) for f in folders):
+                done_runs, done_its = done_runs + 1, done_its + length
+                continue
+            for ck in [f / f"{t.name}.npz" for f in folders] + [f / "partial" / f"{t.name}.npz" for f in folders]:
+                try:
+                    reached = load_checkpoint(ck).iteration if ck.is_file() else 0
+                except SrlibError:
+                    reached = 0
+                if reached:
+                    done_its += reached - (t.iterations - length)
+                    break
+        rows.append({"notebook": name, "runs": len(tasks), "iterations": total, "runs_done": done_runs,
+                     "iterations_done": done_its, "hours_left": (total - done_its) * step / 3600})
+    table = pd.DataFrame(rows).set_index("notebook")
+    table.attrs["step_seconds"] = step
+    return table
+
+
 def refresh_stored_outputs(only: list[str] | None = None) -> None:
     """Re-execute the notebooks in place with their own (small) default parameters: the outputs they
     store are what ``pytest --nbval-lax`` compares. Widget state is dropped (it holds random model ids

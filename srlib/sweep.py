@@ -154,18 +154,23 @@ def eval_names(data: Data) -> tuple[str, ...]:
     return tuple(p.name for p in evaluation_subset(celeba.split(data.eval_split), data.eval_images))
 
 
-def finished(task: Task, folder: str | Path, data: Data) -> bool:
-    """True when ``folder`` holds the record of this very task (its definition's digest) scored on
-    ``data``'s evaluation images. A record of an older definition under the same name is not."""
+def recorded(task: Task, folder: str | Path) -> dict | None:
+    """The record ``folder`` holds of this very task (its definition's digest), else None: a record of
+    an older definition under the same name is not this task's."""
     path = Path(folder) / f"{task.name}.json"
     if not path.is_file():
-        return False
+        return None
     try:
         r = json.loads(path.read_text())
     except (OSError, ValueError):
-        return False
-    return (r.get("task_digest", task.digest()) == task.digest()  # records before digests: taken as they are
-            and tuple(r.get("eval_images", eval_names(data))) == eval_names(data))
+        return None
+    return r if r.get("task_digest", task.digest()) == task.digest() else None  # records before digests: taken
+
+
+def finished(task: Task, folder: str | Path, data: Data) -> bool:
+    """True when ``folder`` holds the record of this very task scored on ``data``'s evaluation images."""
+    r = recorded(task, folder)
+    return r is not None and tuple(r.get("eval_images", eval_names(data))) == eval_names(data)
 
 
 def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -> str:

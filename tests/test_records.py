@@ -132,3 +132,25 @@ def test_adam_restarted_midway_branches_from_the_snapshot(celeba, tmp_path):
     assert np.array_equal(a.loss[:3], b.loss[:3]) and not np.array_equal(a.loss[3:], b.loss[3:])
     assert a.val_iteration == b.val_iteration == [2, 4, 6] and a.val_psnr[0] == b.val_psnr[0]
     assert branch.digest() != base.digest() and branch.keep_weights and b.checkpoint is not None
+
+
+def test_dry_run_counts_what_is_left_from_records_and_checkpoints(celeba, tmp_path, monkeypatch):
+    """report --dry-run: the preset's runs, minus finished records, minus the iterations an unfinished
+    run's checkpoint has reached, priced at a measured step time."""
+    params = {**report.notebook_defaults("02_hard_training"), **report.PRESETS["quick"]["02_hard_training"],
+              "ITERATIONS": 4, "VALIDATE_EVERY": 2}
+    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(report, "notebook_defaults", lambda name: params)
+    monkeypatch.setattr(report, "step_seconds", lambda: 0.5)
+    planned = ex.planned_tasks("02_hard_training", params)
+    assert [t.name for t in planned[:1]] == [f"adam-seed0-{params['ITERATIONS']}it"] and planned[-1].restart_optimizer_from
+    before = report.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
+    total = params["ITERATIONS"] * len(params["SEEDS"]) + params["ITERATIONS"] // 2
+    assert before.iterations == total and before.iterations_done == 0
+    assert before.hours_left == pytest.approx(total * 0.5 / 3600)
+    folder = tmp_path / "runs" / "quick" / "hard_train"
+    data = ex.data_source(str(celeba), "test", 2, 2)
+    small = planned[0]
+    run_tasks([small], folder, data, scheduler="serial")  # finished: its record
+    after = report.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
+    assert after.runs_done == 1 and after.iterations_done == params["ITERATIONS"]
