@@ -141,6 +141,7 @@ def test_dry_run_counts_what_is_left_from_records_and_checkpoints(celeba, tmp_pa
               "ITERATIONS": 4, "VALIDATE_EVERY": 2}
     monkeypatch.setattr(report, "project_root", lambda: tmp_path)
     monkeypatch.setattr(report, "notebook_defaults", lambda name: params)
+    monkeypatch.setitem(report.PRESETS["quick"], "02_hard_training", params)
     monkeypatch.setattr(report, "step_seconds", lambda: 0.5)
     planned = ex.planned_tasks("02_hard_training", params)
     assert [t.name for t in planned[:1]] == [f"adam-seed0-{params['ITERATIONS']}it"] and planned[-1].restart_optimizer_from
