@@ -304,6 +304,7 @@ def cmd_report(args) -> None:
     check_scheduler(args.scheduler, reach=True)
     CelebA.open(resolve_data_dir(args.data))
     if args.study_weights:
+        args.study_weights = str(Path(args.study_weights).resolve())  # given from here, not from notebooks/
         study_models(args.study_weights)
     times = run_report(args.preset, only=args.only, data=args.data, study_weights=args.study_weights,
                        resume=args.resume, publish=args.publish, scheduler=args.scheduler, workers=args.workers,
