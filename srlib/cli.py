@@ -78,13 +78,14 @@ def write_csv(path: Path, table, **options) -> None:
     atomic_write(path, lambda f: f.write(data), "table")
 
 
-def comparison(lr: np.ndarray, result: np.ndarray, grid: str) -> np.ndarray:
-    """Side by side, labelled: the input (each pixel drawn 4x4), bicubic on the same grid, srlib."""
+def comparison(lr: np.ndarray, result: np.ndarray, grid: str, model_name: str) -> np.ndarray:
+    """Side by side, labelled: the input (each pixel drawn 4x4), bicubic on the same grid, and
+    ``result`` (of the model ``model_name``). The caller's arrays are left as they are."""
     from .degrade import to_uint8, upscale_nearest
     from .photo import BICUBIC_FOR_GRID
 
-    panels = [upscale_nearest(lr), to_uint8(BICUBIC_FOR_GRID[grid](lr)), result]
-    labels = ["input", "bicubic", "srlib"]
+    panels = [upscale_nearest(lr), to_uint8(BICUBIC_FOR_GRID[grid](lr)), result.copy()]
+    labels = ["input", f"bicubic ({grid} grid)", f"srlib, {model_name}"]
     for panel, label in zip(panels, labels):
         cv2.putText(panel, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
         cv2.putText(panel, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
@@ -158,8 +159,9 @@ def cmd_upscale(args) -> None:
         write_png(target, hr)
         print_path(target)
         if compare:
+            name = f"{'photo' if model.grid == 'centre' else 'study'} model" if args.weights is None else Path(args.weights).stem
             write_png(compare[0], comparison(img, hr if hr.ndim == 3 else cv2.cvtColor(hr, cv2.COLOR_GRAY2BGR),
-                                             model.grid))
+                                             model.grid, name))
             print_path(compare[0])
 
 

@@ -209,3 +209,11 @@ def test_upscale_grid_ensemble_and_compare(tmp_path, model_ckpt):
     assert compare.shape == (80, 3 * 96 + 16, 3)
     r = srlib("upscale", p, "-o", tmp_path / "o", "--weights", model_ckpt, "--compare")
     assert r.returncode == 1 and "--force" in error_line(r)
+
+
+def test_comparison_names_the_model_and_grid_and_leaves_its_inputs_alone():
+    lr = smooth_image(np.random.default_rng(0), 20, 24)
+    result = np.zeros((80, 96, 3), np.uint8)
+    panel = cli.comparison(lr, result, "centre", "photo model")
+    assert not result.any() and panel.shape == (80, 3 * 96 + 16, 3)
+    assert panel[:, -96:].any()  # the label is drawn on a copy
