@@ -23,7 +23,7 @@ from .metrics import paired_difference, psnr_each, psnr_per_image, seed_interval
 from .model import SRModel
 from .optimizers import OPTIMIZERS
 from .sample import in_checkout, project_root, resolve_data_dir
-from .sweep import Data, Result, Task, psnr_matrix, run_tasks
+from .sweep import Data, Result, Task, clear, psnr_matrix, run_tasks
 from .sweep import load_split, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
 from .train import RECIPES, Recipe, snapshot_path
 
@@ -41,17 +41,6 @@ def output_folder(path: str | Path) -> Path:
     """A notebook's ``OUT_DIR`` (see ``notebook_path``), created if needed."""
     folder = notebook_path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def task_folder(path: str | Path, resume: bool) -> Path:
-    """A notebook's ``CHECKPOINT_DIR``, where its runs keep their results and checkpoints. With
-    ``resume`` finished runs are reused and unfinished ones continue; without, earlier runs there are
-    removed first, so the notebook trains afresh."""
-    folder = output_folder(path)
-    if not resume:
-        for f in [*folder.glob("*.json"), *folder.glob("*.npz")]:
-            f.unlink()
     return folder
 
 
@@ -339,7 +328,8 @@ def initial_grids(grids: dict[str, list[float]], setups: dict[str, Recipe]) -> d
 
 def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list[int], keep: list[int],
              final_seeds: list[int], folder: str | Path, data: Data, setups: dict[str, Recipe] | None = None,
-             images: int = 10, widen: int = 3, scheduler: str = "local", workers: int | None = None) -> LRSweep:
+             images: int = 10, widen: int = 3, scheduler: str = "local", workers: int | None = None,
+             fresh: bool = False) -> LRSweep:
     """Successive halving over half-decade learning-rate grids, in every set-up.
 
     1. Every rate of each optimizer's grid (half-decade steps spanning ``grids``' rates, the library
@@ -351,7 +341,8 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
        the last rung runs ``final_seeds``, and the study's rate (``STUDY_LR``) runs it too, as a row of
        its own. Rates that tie (e.g. none moved at all) are ranked larger first: a rate too small to
        move in a short run is the one most likely to move in a longer one.
-    The set-ups of ``RESCUE_SETUPS`` run only the optimizers of ``RESCUED``.
+    The set-ups of ``RESCUE_SETUPS`` run only the optimizers of ``RESCUED``. ``fresh``: each run is
+    trained anew, its earlier results removed (``sweep.clear``), instead of taken as done.
     """
     setups = SETUPS if setups is None else setups
     if len(keep) != len(rungs) - 1 or not rungs:
@@ -362,6 +353,7 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
 
     steps = initial_grids(grids, setups)
     tasks: dict[str, tuple[str, str, int, Task]] = {}
+    cleared: set[str] = set()
     final = len(rungs) - 1
 
     def run(rung: int, chosen: dict) -> dict[str, Result]:
@@ -372,6 +364,9 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
                     t = _sweep_task(s, setups[s].with_(images=images), o, k, seed, rungs[rung],
                                     keep_weights=rung == final and seed == final_seeds[0])
                     tasks[t.name] = (s, o, k, t)
+        if fresh:  # once per run: the rungs after the first list the earlier runs again
+            clear([t for name, (*_, t) in tasks.items() if name not in cleared], folder)
+            cleared.update(tasks)
         return run_tasks([t for *_, t in tasks.values()], folder, data, scheduler, workers,
                          desc=f"learning-rate sweep ({rungs[rung]} iterations)")
 
@@ -608,9 +603,10 @@ def planned_tasks(notebook: str, p: dict) -> list[Task]:
 
 
 def run_grouped(tasks: dict, folder: str | Path, data: Data, scheduler: str = "local", workers: int | None = None,
-                desc: str = "runs") -> dict:
+                desc: str = "runs", fresh: bool = False) -> dict:
     """Run the tasks of several groups (e.g. one group per set-up, a task per seed) together, on
-    ``scheduler``; returns the results in the same grouping."""
+    ``scheduler`` (``fresh``: train them anew, see ``sweep.run_tasks``); returns the results in the same
+    grouping."""
     flat = [t for group in tasks.values() for t in group]
-    results = run_tasks(flat, folder, data, scheduler, workers, desc=desc)
+    results = run_tasks(flat, folder, data, scheduler, workers, desc=desc, fresh=fresh)
     return {key: [results[t.name] for t in group] for key, group in tasks.items()}

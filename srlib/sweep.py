@@ -20,6 +20,7 @@ Where the tasks run (``scheduler``):
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -273,16 +274,27 @@ def check_scheduler(scheduler: str, reach: bool = False) -> str:
     return scheduler
 
 
+def clear(tasks: list[Task], folder: str | Path) -> None:
+    """Remove the results, checkpoints and snapshots ``tasks`` left in ``folder``, and nothing else."""
+    for t in tasks:
+        for f in [Path(folder) / f"{t.name}.json", Path(folder) / f"{t.name}.npz",
+                  *Path(folder).glob(f"{glob.escape(t.name)}.at*.npz")]:
+            f.unlink(missing_ok=True)
+
+
 def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str = "local",
-              workers: int | None = None, desc: str = "runs") -> dict[str, Result]:
+              workers: int | None = None, desc: str = "runs", fresh: bool = False) -> dict[str, Result]:
     """Run every unfinished task of ``tasks`` (see the module docstring for ``scheduler``) and return
-    all their results by name, in the order of ``tasks``."""
+    all their results by name, in the order of ``tasks``. ``fresh``: train every task anew, removing
+    what it left in ``folder`` before (``clear``; other files there are never touched)."""
     check_scheduler(scheduler)
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ValueError("run_tasks: task names must be unique")
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        clear(tasks, folder)
     todo = [t for t in tasks if not finished(t, folder, data)]
     stopped: list[str] = []
     if todo:

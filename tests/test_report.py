@@ -164,12 +164,20 @@ def test_leave_one_out_undoes_exactly_one_change_and_pairs_it_with_the_full_reci
 def test_notebook_paths_resolve_against_the_notebooks_folder(tmp_path):
     assert ex.notebook_path("../runs/x") == project_root() / "notebooks" / "../runs/x"
     assert ex.notebook_path(tmp_path) == tmp_path
-    folder = ex.task_folder(tmp_path / "runs", resume=False)
-    (folder / "a.json").write_text("{}")
-    (folder / "keep.txt").write_text("user file")
-    assert ex.task_folder(tmp_path / "runs", resume=True) == folder and (folder / "a.json").exists()
-    ex.task_folder(tmp_path / "runs", resume=False)
-    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    assert ex.output_folder(tmp_path / "runs").is_dir()
+
+
+def test_training_afresh_removes_only_the_tasks_own_files(celeba, tmp_path):
+    """``fresh`` (a notebook run without RESUME) retrains its tasks; a user's files, and other runs'
+    results in the same folder, stay."""
+    task = Task("mine", RECIPES["study"].with_(images=2), 2, seed=0, snapshot_at=1)
+    first = run_tasks([task], tmp_path, small_data(celeba), scheduler="serial")["mine"]
+    for name in ("user.json", "user.npz", "other-run.json", "mine-else.npz"):
+        (tmp_path / name).write_text("kept")
+    before = (tmp_path / "mine.json").stat().st_mtime_ns
+    again = run_tasks([task], tmp_path, small_data(celeba), scheduler="serial", fresh=True)["mine"]
+    assert (tmp_path / "mine.json").stat().st_mtime_ns != before and np.array_equal(again.loss, first.loss)
+    assert all((tmp_path / n).read_text() == "kept" for n in ("user.json", "user.npz", "other-run.json", "mine-else.npz"))
 
 
 def train_one(pairs):
