@@ -129,7 +129,7 @@ def inference_worker(method: str, rounds: int, threads: int) -> None:
         torch.set_num_threads(threads)
         net = model.nets[0]
         layers = [(torch.tensor(c.weight.value), torch.tensor(c.bias.value), i < len(net.config.channels) - 1
-                   or net.config.final_relu) for i, c in enumerate(l for l in net.layers if hasattr(l, "weight"))]
+                   or net.config.final_relu) for i, c in enumerate(layer for layer in net.layers if hasattr(layer, "weight"))]
 
         def run():
             with torch.inference_mode():

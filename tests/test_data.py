@@ -51,7 +51,10 @@ def test_aligned_bicubic_interpolates_through_the_lr_samples():
 
 def test_aligned_bicubic_beats_plain_resize_on_real_photo_pairs():
     lr, hr = degrade(smooth_image(np.random.default_rng(5)))
-    mse = lambda up: np.mean((to_uint8(up).astype(float) - hr) ** 2)
+
+    def mse(up):
+        return np.mean((to_uint8(up).astype(float) - hr) ** 2)
+
     assert mse(upscale_bicubic(lr)) < 0.6 * mse(upscale_bicubic_centred(lr))
 
 
