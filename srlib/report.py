@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .errors import SrlibError
 from .display import STATIC_OUTPUT
@@ -228,7 +231,8 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
         start = time.perf_counter()
         try:
             try:
-                execute_notebook(notebooks / f"{name}.ipynb", executed, params)
+                with reporting_progress(preset, name):
+                    execute_notebook(notebooks / f"{name}.ipynb", executed, params)
             finally:
                 kept = records.store(run_folder, store)
                 print(f"[{preset}] {kept} new run record(s) in {store.relative_to(root)}/", flush=True)
@@ -285,48 +289,86 @@ def notebook_defaults(name: str) -> dict:
     return {key: ast.literal_eval(p["default"]) for key, p in found.items()}
 
 
-def dry_run(preset: str, only: list[str] | None = None):
-    """What ``run_report`` would still train, per notebook, without running anything: its runs and
-    iterations, those already done (records in the run folder or the record stores; unfinished runs
-    count from their last checkpoint) and an estimate of the time left from this machine's measured
-    step time, as a pandas DataFrame. Notebook 01's later rungs depend on the earlier ones' results: its
-    plan is an estimate."""
-    import pandas as pd
-
+def progress_of(preset: str, name: str) -> dict[str, int]:
+    """How far notebook ``name`` of ``preset`` has trained: the runs and iterations its parameters ask
+    for (``experiments.planned_tasks``), and those done: runs with a record in the run folder or a record
+    store, iterations of unfinished runs from their last checkpoint (a run branching from another's
+    snapshot counts from there)."""
     from .checkpoint import load_checkpoint
     from .experiments import planned_tasks
     from .sweep import recorded
 
+    folders = [project_root() / "runs" / preset / NOTEBOOKS[name], records_folder(preset, True, name),
+               records_folder(preset, False, name)]
+    tasks = planned_tasks(name, {**notebook_defaults(name), **PRESETS[preset][name]})
+    done_runs = done_its = total = 0
+    for t in tasks:
+        start = t.iterations // 2 if t.restart_optimizer_from else 0
+        total += t.iterations - start
+        if any(recorded(t, f) for f in folders):
+            done_runs, done_its = done_runs + 1, done_its + t.iterations - start
+            continue
+        for ck in [f / f"{t.name}.npz" for f in folders] + [f / "partial" / f"{t.name}.npz" for f in folders]:
+            try:
+                reached = load_checkpoint(ck).iteration if ck.is_file() else 0
+            except SrlibError:  # being replaced this instant, or damaged: counted at the next look
+                reached = 0
+            if reached:
+                done_its += reached - start
+                break
+    return {"runs": len(tasks), "iterations": total, "runs_done": done_runs, "iterations_done": done_its}
+
+
+def dry_run(preset: str, only: list[str] | None = None):
+    """What ``run_report`` would still train, per notebook, without running anything (``progress_of``),
+    and an estimate of the time left from this machine's measured step time, as a pandas DataFrame.
+    Notebook 01's later rungs depend on the earlier ones' results: its plan is an estimate."""
+    import pandas as pd
+
     if preset not in PRESETS:
         raise SrlibError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    for name in only or []:
+        if name not in NOTEBOOKS:
+            raise SrlibError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
     step = step_seconds()
     rows = []
     for name in only or list(NOTEBOOKS):
-        if name not in NOTEBOOKS:
-            raise SrlibError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
-        folders = [project_root() / "runs" / preset / NOTEBOOKS[name],
-                   records_folder(preset, True, name), records_folder(preset, False, name)]
-        params = {**notebook_defaults(name), **PRESETS[preset][name]}
-        tasks, done_runs, done_its, total = planned_tasks(name, params), 0, 0, 0
-        for t in tasks:
-            length = t.iterations // 2 if t.restart_optimizer_from else t.iterations
-            total += length
-            if any(recorded(t, f) for f in folders):
-                done_runs, done_its = done_runs + 1, done_its + length
-                continue
-            for ck in [f / f"{t.name}.npz" for f in folders] + [f / "partial" / f"{t.name}.npz" for f in folders]:
-                try:
-                    reached = load_checkpoint(ck).iteration if ck.is_file() else 0
-                except SrlibError:
-                    reached = 0
-                if reached:
-                    done_its += reached - (t.iterations - length)
-                    break
-        rows.append({"notebook": name, "runs": len(tasks), "iterations": total, "runs_done": done_runs,
-                     "iterations_done": done_its, "hours_left": (total - done_its) * step / 3600})
+        p = progress_of(preset, name)
+        rows.append({"notebook": name, **p, "hours_left": (p["iterations"] - p["iterations_done"]) * step / 3600})
     table = pd.DataFrame(rows).set_index("notebook")
     table.attrs["step_seconds"] = step
     return table
+
+
+@contextmanager
+def reporting_progress(preset: str, name: str, every_s: float = 60.0) -> Iterator[None]:
+    """While inside, a line on stdout every ``every_s`` seconds: the notebook's runs and iterations done
+    of those it asks for, the rate since the notebook started (checkpoints come every 500 iterations, so
+    shorter spans are lumpy) and the time left at that rate. The notebook itself runs in a kernel whose
+    output goes into the executed notebook, not to the terminal."""
+    stop = threading.Event()
+
+    def report() -> None:
+        first = None
+        while not stop.wait(every_s):
+            try:
+                p = progress_of(preset, name)
+            except Exception:  # a progress line is never worth stopping a report for
+                continue
+            now, done = time.monotonic(), p["iterations_done"]
+            first = first or (now, done)
+            rate = (done - first[1]) / (now - first[0]) if now > first[0] else 0.0
+            left = f"about {(p['iterations'] - done) / rate / 3600:.1f} h left at this rate" if rate > 0 else "rate not known yet"
+            print(f"[{preset}] {name}: {p['runs_done']}/{p['runs']} runs done, {done:,}/{p['iterations']:,} iterations "
+                  f"({100 * done / max(1, p['iterations']):.0f}%), {rate:.1f} it/s, {left}", flush=True)
+
+    thread = threading.Thread(target=report, name="srlib-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def refresh_stored_outputs(only: list[str] | None = None) -> None:

@@ -155,3 +155,14 @@ def test_dry_run_counts_what_is_left_from_records_and_checkpoints(celeba, tmp_pa
     run_tasks([small], folder, data, scheduler="serial")  # finished: its record
     after = report.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
     assert after.runs_done == 1 and after.iterations_done == params["ITERATIONS"]
+
+
+def test_report_prints_progress_while_a_notebook_runs(monkeypatch, capsys):
+    done = iter(range(0, 10_000, 1000))
+    monkeypatch.setattr(report, "progress_of", lambda preset, name: {"runs": 4, "iterations": 10_000, "runs_done": 1,
+                                                                     "iterations_done": next(done)})
+    with report.reporting_progress("study", "02_hard_training", every_s=0.05):
+        time.sleep(0.4)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= 3 and lines[0].startswith("[study] 02_hard_training: 1/4 runs done, 0/10,000 iterations")
+    assert "h left at this rate" in lines[-1]
