@@ -104,6 +104,7 @@ def test_evaluate_missing_data(tmp_path):
     assert r.returncode == 1 and "nowhere" in error_line(r)
 
 
+@pytest.mark.slow
 def test_train_refuses_to_overwrite_and_kill_resume_matches(tmp_path):
     """A real SIGKILL in the middle of a CLI training run; --resume finishes it with the same weights
     as an uninterrupted run."""

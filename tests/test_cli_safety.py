@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -148,6 +150,7 @@ def test_broken_pipe_is_quiet(tmp_path, model_ckpt):
     assert "Traceback" not in r.stderr and "Broken pipe" not in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_exits_143(tmp_path):
     """SIGTERM mid-run saves the last whole iteration and exits 143; --resume then finishes the run with
     the weights of an uninterrupted one."""
@@ -159,10 +162,15 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path):
     out = tmp_path / "run.npz"
     proc = subprocess.Popen([sys.executable, "-m", "srlib", *map(str, args), "--out", str(out)],
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    time.sleep(4)  # imports, data loading, some iterations; checkpoints come only every 1000
+                            stderr=subprocess.PIPE)
+    # Wait (polling its progress bar, not a fixed sleep) until a few iterations are done: checkpoints
+    # come only every 1000, so the one SIGTERM writes is the only one.
+    seen, deadline = b"", time.monotonic() + 120
+    while not re.search(rb" ([3-9]|[1-5]\d)/60 ", seen) and time.monotonic() < deadline:
+        if select.select([proc.stderr], [], [], 1.0)[0]:
+            seen += os.read(proc.stderr.fileno(), 4096)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    err = (seen + proc.communicate(timeout=60)[1]).decode(errors="replace")
     assert proc.returncode == 143, err
     assert "SIGTERM" in err and "--resume" in err and "Traceback" not in err
     stopped_at = load_checkpoint(out).iteration

@@ -29,6 +29,7 @@ LAYERS = [(1, 64, 5), (64, 32, 3), (32, 32, 3), (32, 16, 3)]
 
 @pytest.mark.parametrize("path,c_in,c_out,k", [("shifted", *layer) for layer in LAYERS]
                          + [("winograd", *layer) for layer in LAYERS if layer[2] == 3])
+@pytest.mark.slow
 def test_fast_paths_match_float64_reference_on_the_benchmark_layers(path, c_in, c_out, k):
     """fp32 fast path vs float64 im2col on the benchmark problem (30 x 44x44): forward, dW and dx."""
     rng = np.random.default_rng(c_in + c_out)
@@ -83,6 +84,7 @@ def test_auto_path_choice_and_bad_paths():
         Conv2d("c", np.zeros((2, 2, 3, 3)), path="fft")
 
 
+@pytest.mark.slow
 def test_200_training_iterations_agree_between_paths():
     """The same small training run with every 3x3 layer on each path: losses agree to ~1e-3."""
     rng = np.random.default_rng(0)

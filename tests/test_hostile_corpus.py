@@ -456,6 +456,7 @@ def test_images_bombs_devices_and_names(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_valid_extremes_are_accepted(tmp_path):
     """A 1 x 262,145 strip upscales to a PNG 1,048,580 pixels wide (past libpng's default limit, which
     OpenCV's encoder kept); closed stdout or stderr do not stop an upscale."""

@@ -34,6 +34,7 @@ def small_data(celeba):
     return ex.data_source(str(celeba), "validation", 2)
 
 
+@pytest.mark.slow
 def test_lr_sweep_halves_over_rungs_and_runs_the_studys_rate_to_the_end(celeba, tmp_path):
     args = dict(grids={"sgd": [1e-3], "adam": [1e-3]}, search_seeds=[0, 1], rungs=[1, 2, 3], keep=[2, 1],
                 final_seeds=[0, 1, 2], folder=tmp_path / "runs", data=small_data(celeba), images=2, widen=1,
@@ -78,6 +79,7 @@ def test_run_outcomes_tell_never_moved_from_blew_up(losses, psnr, diverged, expe
     assert ex.outcome(*losses, psnr, diverged) == expected
 
 
+@pytest.mark.slow
 def test_tasks_give_the_same_bits_on_a_two_worker_dask_cluster(celeba, tmp_path):
     from dask.distributed import LocalCluster
 
@@ -133,6 +135,7 @@ def test_seed_level_intervals_cover_the_true_difference(seeds):
     assert 0.91 <= covered / trials <= 0.99
 
 
+@pytest.mark.slow
 def test_ablation_table_has_intervals_and_paired_gains(celeba, tmp_path):
     runs = ex.run_grouped(ex.ablation_tasks([1, 2], [0, 1]), tmp_path, small_data(celeba), scheduler="serial")
     table = ex.ablation_table(runs)
