@@ -131,10 +131,12 @@ def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float
 
 def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None,
                   levels: dict[str, float] | None = None, group: str = "iterations", label: str = "step",
-                  value: str = "psnr_rgb", low: str = "ci_low", high: str = "ci_high") -> Figure:
+                  value: str = "psnr_rgb", low: str = "ci_low", high: str = "ci_high",
+                  points: str | None = None) -> Figure:
     """Grouped bars with 95% error bars: one bar colour per value of column ``group``, one x position
     per value of ``label``; heights from ``value``, error bars from ``low`` .. ``high``. ``levels`` draws
-    reference lines (e.g. the bicubic's PSNR)."""
+    reference lines (e.g. the bicubic's PSNR); ``points``: a column of space-separated values (each
+    seed's, as ``experiments.paired_table`` writes them) drawn as dots on their bar."""
     groups = list(dict.fromkeys(table[group]))
     labels = list(dict.fromkeys(table[label]))
     width = 0.8 / len(groups)
@@ -145,6 +147,11 @@ def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None
         err = np.array([t[value] - t[low], t[high] - t[value]])
         ax.bar(x, t[value], width, yerr=np.nan_to_num(err), capsize=3, label=f"{g:,} {group}" if isinstance(g, (int, np.integer))
                else str(g), color=f"C{i}")
+        if points is not None:
+            for xi, text in zip(x, t[points]):
+                seeds = [float(v) for v in str(text).split()] if isinstance(text, str) else []
+                ax.plot([xi] * len(seeds), seeds, ls="none", marker="o", ms=4, color="k", alpha=0.6,
+                        label="each seed" if i == 0 and xi == x[0] else None)
     _reference_lines(ax, levels)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
