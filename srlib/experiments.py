@@ -103,7 +103,7 @@ def baseline_scores(pairs: Pairs, methods: dict) -> dict[str, np.ndarray]:
     return {k: psnr_per_image(m, pairs) for k, m in methods.items()}
 
 
-def per_image_psnr(outputs: dict[str, np.ndarray], hr: np.ndarray) -> dict[str, np.ndarray]:
+def outputs_psnr(outputs: dict[str, np.ndarray], hr: np.ndarray) -> dict[str, np.ndarray]:
     """Per-image PSNR of each method's uint8 outputs (``sample_outputs``) against ``hr``."""
     return {k: psnr_each(v, hr) for k, v in outputs.items()}
 

@@ -39,7 +39,7 @@ MAX_OUTPUT_PIXELS = 1 << 30
 def tile_grid(h: int, w: int, halo: int):
     """Tiles covering an h x w LR image, each with ``halo`` LR pixels around it. Yields (window, inner,
     tile), each a (rows, cols) pair of LR slices: ``window`` is what to compute (the tile and its halo),
-    ``inner`` the tile within the window's result, ``tile`` where that lands in the image. ``hr`` maps
+    ``inner`` the tile within the window's result, ``tile`` where that lands in the image. ``hr_slice`` maps
     an LR slice to HR pixels."""
     for r in range(0, h, TILE):
         for c in range(0, w, TILE):
@@ -50,7 +50,7 @@ def tile_grid(h: int, w: int, halo: int):
                    (slice(r, r1), slice(c, c1)))
 
 
-def hr(s: slice) -> slice:
+def hr_slice(s: slice) -> slice:
     """The HR pixels of the LR slice s."""
     return slice(s.start * SCALE, s.stop * SCALE)
 
@@ -192,7 +192,7 @@ class SRModel:
         for s in range(0, n, batch):
             for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, self.halo):
                 y = self._window(lr[s:s + batch, rows, cols], ensemble, jpeg_quality)
-                out[s:s + batch, hr(tr), hr(tc)] = y[:, hr(ir), hr(ic)]
+                out[s:s + batch, hr_slice(tr), hr_slice(tc)] = y[:, hr_slice(ir), hr_slice(ic)]
         return out
 
     def upscale(self, image: np.ndarray, progress=None, ensemble: bool = False,
@@ -209,7 +209,7 @@ class SRModel:
         out = np.empty((h * SCALE, w * SCALE, c), np.uint8)
         for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, self.halo):
             y = self._window(image[None, rows, cols], ensemble, jpeg_quality)
-            out[hr(tr), hr(tc)] = to_uint8(y[0, hr(ir), hr(ic)])
+            out[hr_slice(tr), hr_slice(tc)] = to_uint8(y[0, hr_slice(ir), hr_slice(ic)])
             if progress is not None:
                 progress((tr.stop - tr.start) * (tc.stop - tc.start))
         return out
