@@ -136,7 +136,7 @@ def cmd_upscale(args) -> None:
     from .data import read_image
     from .files import check_writable_folder
     from .model import check_output_size
-    from .photo import jpeg_quality
+    from .photo import estimate_jpeg_quality, jpeg_quality
 
     model = load_model(args.weights, "study" if args.grid == "study" else "photo")
     if args.grid and model.grid != args.grid:
@@ -149,7 +149,9 @@ def cmd_upscale(args) -> None:
         img = read_image(path)
         h, w = img.shape[:2]
         check_output_size(h, w, str(path))
-        quality = jpeg_quality(path) if args.jpeg_quality == "auto" else args.jpeg_quality
+        quality = args.jpeg_quality
+        if quality == "auto":  # the file's own table, else what its pixels show (a JPEG saved again as PNG)
+            quality = jpeg_quality(path) or estimate_jpeg_quality(img)
         grey = bool(np.all(img[..., 0] == img[..., 1]) and np.all(img[..., 1] == img[..., 2]))
         with progress(total=h * w, unit="px", unit_scale=True, desc=path.name, leave=False,
                   disable=h * w < 1_000_000) as bar:
@@ -208,7 +210,8 @@ def cmd_photo_benchmark(args) -> None:
     methods = {**PHOTO_BASELINES, "study model": model_method(study_model), "photo model": model_method(photo_model),
                "photo model, 8-fold ensemble": model_method(photo_model, ensemble=True)}
     if photo_model.nets[0].config.jpeg_aware:
-        methods["photo model, not told the JPEG quality"] = model_method(photo_model, told_jpeg=False)
+        methods["photo model, not told the JPEG quality"] = model_method(photo_model, jpeg="withheld")
+        methods["photo model, JPEG quality read from the pixels"] = model_method(photo_model, jpeg="estimated")
     methods = {name: model_method(m) if isinstance(m, SRModel) else m
                for name, m in add_named_models(methods, args.compare_with, "--compare-with").items()}
     data = resolve_data_dir(args.data)
@@ -365,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write NAME_x4_compare.png: the input, bicubic and srlib side by side")
     s.add_argument("--jpeg-quality", type=jpeg_quality_option, default="auto", metavar="auto|none|Q",
                    help="the quality the input was saved at as JPEG, which the photo model is told: auto (the "
-                   "default) reads it from a JPEG file; none: never compressed; Q: 1..100 (say, for a PNG "
-                   "made from a JPEG)")
+                   "default) reads it from a JPEG file's header, or from the pixels of any other file (a JPEG "
+                   "saved again as PNG still shows JPEG's 8x8 quantisation); none: never compressed; Q: 1..100")
     s.add_argument("--force", action="store_true", help="replace output files that already exist")
     s.set_defaults(func=cmd_upscale)
 

@@ -9,11 +9,12 @@ import pandas as pd
 
 from . import photo
 from .data import ImageSet, Pairs
-from .degrade import HR_SIZE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
+from .degrade import HR_SIZE, SCALE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
 from .display import progress
 from .errors import SrlibError
 from .metrics import SSIM_WINDOW, image_metrics, paired_difference, psnr_each, study_psnr
 from .model import SRModel
+from .photo import estimate_jpeg_quality
 
 #: method: uint8 LR (N, h, w, 3) -> float HR estimate (N, 4h, 4w, 3) on 0..255
 Method = Callable[[np.ndarray], np.ndarray]
@@ -41,10 +42,24 @@ def _blind(method: Method) -> PhotoMethod:
     return lambda lr, jpeg_quality: method(lr)
 
 
-def model_method(model: SRModel, ensemble: bool = False, told_jpeg: bool = True) -> PhotoMethod:
-    """A model as a photo method; ``told_jpeg`` False withholds the JPEG quality from it."""
-    return lambda lr, jpeg_quality: model.predict(lr, ensemble=ensemble,
-                                                  jpeg_quality=jpeg_quality if told_jpeg else None)
+def model_method(model: SRModel, ensemble: bool = False, jpeg: str = "told") -> PhotoMethod:
+    """A model as a photo method. ``jpeg``: how it learns the inputs' JPEG quality: "told" (as a JPEG
+    file states it), "withheld" (never), or "estimated" from each image's pixels
+    (``photo.estimate_jpeg_quality``, as ``upscale`` does for a file that does not say)."""
+    if jpeg not in ("told", "withheld", "estimated"):
+        raise ValueError(f"model_method: jpeg must be told, withheld or estimated, got {jpeg!r}")
+    if jpeg != "estimated":
+        return lambda lr, jpeg_quality: model.predict(lr, ensemble=ensemble,
+                                                      jpeg_quality=jpeg_quality if jpeg == "told" else None)
+
+    def estimated(lr: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
+        qualities = [estimate_jpeg_quality(image) for image in lr]
+        out = np.empty((len(lr), lr.shape[1] * SCALE, lr.shape[2] * SCALE, 3), np.float32)
+        for q in dict.fromkeys(qualities):  # one batch per quality read
+            idx = [i for i, e in enumerate(qualities) if e == q]
+            out[idx] = model.predict(lr[idx], ensemble=ensemble, jpeg_quality=q)
+        return out
+    return estimated
 
 
 #: Interpolation for LR images on the centre grid (photo.py): OpenCV's bicubic and Lanczos as they are.

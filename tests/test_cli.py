@@ -188,17 +188,20 @@ def test_upscale_tells_a_jpeg_aware_model_the_file_s_jpeg_quality(tmp_path):
                for k, v in net.weights().items()}
     ckpt = save_checkpoint(tmp_path / "m.npz", Checkpoint(config=config, weights=[weights], meta={
         "model": {"residual": True, "output_scale": 255.0, "grid": "centre"}}))
-    img = smooth_image(np.random.default_rng(2), 24, 20)
+    img = smooth_image(np.random.default_rng(2), 48, 40)
     cv2.imwrite(str(tmp_path / "a.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 75])
     cv2.imwrite(str(tmp_path / "b.png"), cv2.imread(str(tmp_path / "a.jpg")))  # the same pixels, not a JPEG file
-    runs = {"auto": ("a.jpg", "auto"), "told": ("b.png", "75"), "png": ("b.png", "auto"), "none": ("a.jpg", "none")}
+    cv2.imwrite(str(tmp_path / "c.png"), img)  # never compressed
+    runs = {"auto": ("a.jpg", "auto"), "told": ("b.png", "75"), "png": ("b.png", "auto"), "none": ("a.jpg", "none"),
+            "plain": ("c.png", "auto"), "plain-none": ("c.png", "none")}
     out = {}
     for name, (src, q) in runs.items():
         r = srlib("upscale", tmp_path / src, "-o", tmp_path / name, "--weights", ckpt, "--jpeg-quality", q)
         assert r.returncode == 0, r.stderr
         out[name] = cv2.imread(str(tmp_path / name / f"{Path(src).stem}_x4.png"))
     np.testing.assert_array_equal(out["auto"], out["told"])
-    np.testing.assert_array_equal(out["png"], out["none"])
+    np.testing.assert_array_equal(out["png"], out["told"])  # the quality read from the PNG's pixels
+    np.testing.assert_array_equal(out["plain"], out["plain-none"])
     assert np.abs(out["auto"].astype(int) - out["none"]).max() > 0
     bad = srlib("upscale", tmp_path / "a.jpg", "-o", tmp_path / "x", "--jpeg-quality", "0")
     assert bad.returncode == 2 and "1..100" in bad.stderr

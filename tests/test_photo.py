@@ -127,3 +127,17 @@ def test_sampling_grid_figure(tmp_path):
     fig = plots.sampling_grids(tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 10_000
     assert all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+
+
+@pytest.mark.parametrize("quality", [30, 50, 60, 75, 85, 95])
+def test_jpeg_quality_is_read_from_the_pixels(quality):
+    """A JPEG decoded and kept as pixels still shows its 8x8 quantisation: the quality is found (to the
+    quality next to it, whose table can be the same to the rounding); never-compressed, resized and
+    shifted images show none."""
+    img = smooth_image(np.random.default_rng(quality), 64, 72)
+    assert abs(photo.estimate_jpeg_quality(photo.jpeg(img, quality)) - quality) <= 1
+    assert photo.estimate_jpeg_quality(img) is None
+    resized = cv2.resize(photo.jpeg(img, quality), (61, 53), interpolation=cv2.INTER_AREA)
+    assert photo.estimate_jpeg_quality(resized) is None
+    assert photo.estimate_jpeg_quality(photo.jpeg(img, quality)[3:, 5:]) is None
+    assert photo.estimate_jpeg_quality(img[:7, :7]) is None  # smaller than one block
