@@ -186,23 +186,10 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
     deadline = budget_deadline()
     if deadline is not None and time.time() >= deadline:
         raise BudgetSpent(f"run {task.name} not started: the time budget is spent")
-    stale = done.is_file()
+    done.unlink(missing_ok=True)  # another definition's record, or one scored on other images
     train, ev, val = _images(data)
     start = time.perf_counter()
-    if ck.is_file() and not stale:
-        trainer = Trainer.resume(ck, train, val)
-    elif task.restart_optimizer_from:
-        done.unlink(missing_ok=True)
-        source = folder_ / task.restart_optimizer_from
-        if not source.is_file():
-            raise SrlibError(f"run {task.name} continues {source}, which is not there yet: run the task that "
-                             f"writes that snapshot first")
-        trainer = Trainer.resume(source, train, val)
-        trainer.restart_optimizers()
-    else:
-        done.unlink(missing_ok=True)
-        trainer = Trainer(task.recipe, train, total=task.iterations, seed=task.seed, per_channel=task.per_channel,
-                          shared_optimizer_bug=task.shared_optimizer_bug, val=val)
+    trainer = _trainer(task, folder_, train, val)
     diverged_at = None
     try:
         trainer.run(checkpoint=ck, validate_every=task.validate_every, progress=show_progress,
@@ -221,6 +208,28 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
     payload = json.dumps(record).encode()
     atomic_write(done, lambda f: f.write(payload), what="run result")
     return task.name
+
+
+def _trainer(task: Task, folder: Path, train: ImageSet, val: Pairs | None) -> Trainer:
+    """The trainer of ``task``: resumed from its checkpoint in ``folder`` when that is this task's (same
+    recipe, length, seed and set-up; a finished run's is only scored again), continued from the snapshot
+    it branches from, or new."""
+    ck = folder / f"{task.name}.npz"
+    if ck.is_file():
+        trainer = Trainer.resume(ck, train, val)
+        if (trainer.recipe, trainer.total, trainer.seed, trainer.per_channel, trainer.shared_optimizer_bug) == (
+                task.recipe, task.iterations, task.seed, task.per_channel, task.shared_optimizer_bug):
+            return trainer
+    if task.restart_optimizer_from:
+        source = folder / task.restart_optimizer_from
+        if not source.is_file():
+            raise SrlibError(f"run {task.name} continues {source}, which is not there yet: run the task that "
+                             f"writes that snapshot first")
+        trainer = Trainer.resume(source, train, val)
+        trainer.restart_optimizers()
+        return trainer
+    return Trainer(task.recipe, train, total=task.iterations, seed=task.seed, per_channel=task.per_channel,
+                   shared_optimizer_bug=task.shared_optimizer_bug, val=val)
 
 
 def _scores(model: SRModel, pairs: Pairs, iteration: int) -> np.ndarray:

@@ -166,3 +166,16 @@ def test_report_prints_progress_while_a_notebook_runs(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 3 and lines[0].startswith("[study] 02_hard_training: 1/4 runs done, 0/10,000 iterations")
     assert "h left at this rate" in lines[-1]
+
+
+def test_a_checkpoint_of_another_definition_is_not_resumed(celeba, tmp_path):
+    data = small_data(celeba)
+    old = Task("run", RECIPES["study"].with_(images=2), 4, seed=0)
+    run_tasks([old], tmp_path, data, scheduler="serial")
+    (tmp_path / "run.json").unlink()  # as if killed before its record: only its checkpoint is left
+    new = Task("run", RECIPES["study"].with_(images=2, lr=2e-3), 4, seed=0)
+    fresh = run_tasks([new], tmp_path / "fresh", data, scheduler="serial")["run"]
+    again = run_tasks([new], tmp_path, data, scheduler="serial")["run"]
+    assert np.array_equal(again.loss, fresh.loss)  # trained anew, not continued from the other's weights
+    rescored = run_tasks([new], tmp_path, ex.data_source(str(celeba), "validation", 1), scheduler="serial")["run"]
+    assert np.array_equal(rescored.loss, fresh.loss) and len(rescored.psnr) == 1  # other images: scored again
