@@ -116,7 +116,7 @@ def run(torch, name: str, train_hr: np.ndarray, val_hr: np.ndarray, iterations: 
         for deg, degrade in photo.BENCHMARK.items():
             lr = np.stack([degrade(h) for h in val_hr])
             x, base = to_net(torch, lr, channels)
-            strength = torch.full((len(x),), photo.jpeg_strength(photo.BENCHMARK_JPEG_QUALITY.get(deg)))
+            strength = torch.full((len(x),), photo.jpeg_strength(degrade.jpeg_quality))
             out = np.clip(np.rint(from_net(net(x, strength), len(lr)) + base), 0, 255)
             bicubic = np.clip(np.rint(base), 0, 255)
             gains[deg] = float(np.mean(psnr_each(out, val_hr) - psnr_each(bicubic, val_hr)))

@@ -112,10 +112,10 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, PhotoMethod], reference: str = "bicubic",
-                    degradations: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None
+                    degradations: dict[str, photo.Degradation] | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each method on each photo degradation (``photo.BENCHMARK``) of the same HR images; a method is
-    given the JPEG quality of the degradations saved as JPEG (``photo.BENCHMARK_JPEG_QUALITY``).
+    given the JPEG quality of the degradations saved as JPEG (``Degradation.jpeg_quality``).
 
     Returns (per-image scores: degradation, image, method, psnr_rgb; summary: one row per degradation
     and method with its mean PSNR and the paired difference to ``reference`` on the same images, with
@@ -123,9 +123,9 @@ def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, PhotoMethod], re
     degradations = photo.BENCHMARK if degradations is None else degradations
     rows = []
     for batch in pairs.batches(desc="photo benchmark"):
-        for deg, fn in degradations.items():
-            lr = np.stack([fn(h) for h in batch.hr])
-            quality = photo.BENCHMARK_JPEG_QUALITY.get(deg)
+        for deg, degradation in degradations.items():
+            lr = np.stack([degradation(h) for h in batch.hr])
+            quality = degradation.jpeg_quality
             for name, method in methods.items():
                 rows += [{"degradation": deg, "image": p.name, "method": name, "psnr_rgb": v}
                          for p, v in zip(batch.paths, psnr_each(to_uint8(method(lr, quality)), batch.hr))]

@@ -16,6 +16,7 @@ centre grid.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Callable
 
 import cv2
@@ -172,14 +173,27 @@ def random_degradation(hr: np.ndarray, rng: np.random.Generator, jpeg_probabilit
     return lr, quality
 
 
-#: The fixed degradations photo-benchmark scores (name -> HR -> LR, all on the centre grid); the last is
-#: held out of training. ``BENCHMARK_JPEG_QUALITY``: the quality of those saved as JPEG, which a JPEG
-#: file states (``upscale`` reads it), so a JPEG-aware model is told it.
-BENCHMARK_JPEG_QUALITY: dict[str, int] = {"area, JPEG q75": 75}
-BENCHMARK: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "area": area,
-    "blur 1.2, centre samples": lambda hr: blur_sample(hr, 1.2),
-    "area, JPEG q75": lambda hr: jpeg(area(hr), BENCHMARK_JPEG_QUALITY["area, JPEG q75"]),
-    "area, noise 2": lambda hr: add_noise(area(hr), 2.0, np.random.default_rng(0)),
-    "bicubic antialiased (held out)": bicubic_antialiased,
+@dataclass(frozen=True)
+class Degradation:
+    """A fixed way photo-benchmark makes an LR photo from an HR one: ``base`` (HR -> LR), then, when
+    ``jpeg_quality`` is set, saved as a JPEG of that quality, which a JPEG file states (``upscale``
+    reads it) and so a JPEG-aware model is told. One home for the quality: the row's name is only a
+    label."""
+
+    base: Callable[[np.ndarray], np.ndarray]
+    jpeg_quality: int | None = None
+
+    def __call__(self, hr: np.ndarray) -> np.ndarray:
+        lr = self.base(hr)
+        return jpeg(lr, self.jpeg_quality) if self.jpeg_quality is not None else lr
+
+
+#: The fixed degradations photo-benchmark scores (name -> degradation, all on the centre grid); the
+#: last is held out of training.
+BENCHMARK: dict[str, Degradation] = {
+    "area": Degradation(area),
+    "blur 1.2, centre samples": Degradation(lambda hr: blur_sample(hr, 1.2)),
+    "area, JPEG q75": Degradation(area, jpeg_quality=75),
+    "area, noise 2": Degradation(lambda hr: add_noise(area(hr), 2.0, np.random.default_rng(0))),
+    "bicubic antialiased (held out)": Degradation(bicubic_antialiased),
 }

@@ -109,7 +109,7 @@ PHOTO_COLUMNS = {"lanczos": "Lanczos", "study model": "study model",
 
 def photo() -> str:
     """``srlib photo-benchmark``: bicubic's PSNR and each method minus bicubic, per degradation."""
-    from srlib.photo import BENCHMARK_JPEG_QUALITY
+    from srlib.photo import BENCHMARK
 
     s = pd.read_csv(ROOT / "docs" / "photo_benchmark" / "photo_summary_validation.csv")
     methods = [m for m in PHOTO_COLUMNS if m in set(s.method)]
@@ -119,7 +119,7 @@ def photo() -> str:
         row = [deg, f"{g.loc['bicubic', 'psnr_rgb']:.2f}"]
         for m in methods:
             cell = _db(g.loc[m, "minus_bicubic"], g.loc[m, "ci_low"], g.loc[m, "ci_high"], signed=True)
-            if m == "photo model, not told the JPEG quality" and deg not in BENCHMARK_JPEG_QUALITY:
+            if m == "photo model, not told the JPEG quality" and BENCHMARK[deg].jpeg_quality is None:
                 cell = "(not a JPEG)"
             row.append(f"**{cell}**" if m == "photo model" else cell)
         rows.append(row)
