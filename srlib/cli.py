@@ -263,10 +263,22 @@ def cmd_train(args) -> None:
 
 def cmd_export(args) -> None:
     from .checkpoint import load_checkpoint, model_only, save_checkpoint
-    from .files import check_new_file
+    from .files import atomic_write, check_new_file
+    from .model import SHIPPED, SRModel
 
     check_new_file(args.out, args.force, "--out")
-    ckpt = load_checkpoint(args.checkpoint)
+    source = args.checkpoint
+    if source in SHIPPED and not Path(source).exists():
+        source = str(SHIPPED[source])
+    if args.onnx:
+        from .onnx_export import to_onnx
+
+        data = to_onnx(SRModel.from_checkpoint(source)).SerializeToString()
+        atomic_write(args.out, lambda f: f.write(data), "ONNX model")
+        print(f"wrote {args.out} (ONNX: input 'image' float32 N x 3 x H x W, B, G, R on 0..255; output 'output' "
+              f"N x 3 x 4H x 4W, unrounded)")
+        return
+    ckpt = load_checkpoint(source)
     save_checkpoint(args.out, model_only(ckpt))
     print(f"wrote {args.out} (weights of {args.checkpoint} at iteration {ckpt.iteration}, no optimizer state)")
 
@@ -419,9 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=cmd_import)
 
-    s = sub.add_parser("export", help="write a checkpoint's model alone (no optimizer state), e.g. to ship it")
-    s.add_argument("checkpoint", metavar="CKPT")
+    s = sub.add_parser("export", help="write a checkpoint's model alone (no optimizer state), or as an ONNX graph")
+    s.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or photo / study for a shipped model")
     s.add_argument("--out", required=True, metavar="MODEL")
+    s.add_argument("--onnx", action="store_true",
+                   help="write an ONNX graph (onnxruntime, OpenCV's dnn) instead of a checkpoint; needs the onnx "
+                        "package: pip install 'srlib[onnx]'")
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=cmd_export)
 
