@@ -57,6 +57,20 @@ def bicubic_antialiased(hr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(small[..., ::-1] if hr.ndim == 3 else small)
 
 
+def bicubic_aliased(hr: np.ndarray) -> np.ndarray:
+    """Plain ``cv2.resize(INTER_CUBIC)`` down by 4: a kernel that does not widen when reducing, so fine
+    detail aliases. What many tools and thumbnailers do, and what OpenCV's super-resolution models were
+    trained on. Kept out of training."""
+    return cv2.resize(hr, _size(hr), interpolation=cv2.INTER_CUBIC)
+
+
+def blur_sample_off_centre(hr: np.ndarray, sigma: float) -> np.ndarray:
+    """As ``blur_sample``, but each block's pixel (2, 2) taken: half an HR pixel right of and below the
+    block centre, as a camera or a resize whose grid is not centred gives. Kept out of training."""
+    blurred = cv2.GaussianBlur(hr, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+    return np.ascontiguousarray(blurred[2::SCALE, 2::SCALE])
+
+
 def add_noise(lr: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise of ``sigma`` grey levels (sensor noise), rounded and clipped."""
     return np.clip(np.rint(lr + rng.normal(0.0, sigma, lr.shape)), 0, 255).astype(np.uint8)
@@ -188,12 +202,14 @@ class Degradation:
         return jpeg(lr, self.jpeg_quality) if self.jpeg_quality is not None else lr
 
 
-#: The fixed degradations photo-benchmark scores (name -> degradation, all on the centre grid); the
-#: last is held out of training.
+#: The fixed degradations photo-benchmark scores (name -> degradation, all on the centre grid); those
+#: marked "held out" are kept out of the photo model's training.
 BENCHMARK: dict[str, Degradation] = {
     "area": Degradation(area),
     "blur 1.2, centre samples": Degradation(lambda hr: blur_sample(hr, 1.2)),
     "area, JPEG q75": Degradation(area, jpeg_quality=75),
     "area, noise 2": Degradation(lambda hr: add_noise(area(hr), 2.0, np.random.default_rng(0))),
     "bicubic antialiased (held out)": Degradation(bicubic_antialiased),
+    "bicubic aliased, cv2.resize (held out)": Degradation(bicubic_aliased),
+    "blur 1.2, samples half a pixel off (held out)": Degradation(lambda hr: blur_sample_off_centre(hr, 1.2)),
 }
