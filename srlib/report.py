@@ -358,7 +358,9 @@ def reporting_progress(preset: str, name: str, every_s: float = 60.0) -> Iterato
             now, done = time.monotonic(), p["iterations_done"]
             first = first or (now, done)
             rate = (done - first[1]) / (now - first[0]) if now > first[0] else 0.0
-            left = f"about {(p['iterations'] - done) / rate / 3600:.1f} h left at this rate" if rate > 0 else "rate not known yet"
+            hours = (p["iterations"] - done) / rate / 3600 if rate > 0 else float("nan")
+            left = ("rate not known yet" if hours != hours else f"about {hours:.1f} h left at this rate" if hours >= 1
+                    else f"about {60 * hours:.0f} min left at this rate")
             print(f"[{preset}] {name}: {p['runs_done']}/{p['runs']} runs done, {done:,}/{p['iterations']:,} iterations "
                   f"({100 * done / max(1, p['iterations']):.0f}%), {rate:.1f} it/s, {left}", flush=True)
 

@@ -165,7 +165,7 @@ def test_report_prints_progress_while_a_notebook_runs(monkeypatch, capsys):
         time.sleep(0.4)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 3 and lines[0].startswith("[study] 02_hard_training: 1/4 runs done, 0/10,000 iterations")
-    assert "h left at this rate" in lines[-1]
+    assert "min left at this rate" in lines[-1]
 
 
 def test_a_checkpoint_of_another_definition_is_not_resumed(celeba, tmp_path):
