@@ -13,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ def worker(engine: str, model_name: str, threads: int, rounds: int) -> None:
     """Time ``rounds`` upscales in this process (the thread setting is fixed per process); print JSON."""
     sys.path.insert(0, str(ROOT))
     from srlib.model import SRModel
+    from train_step import measure  # warm-up, then timed rounds: the benchmarks' one timing loop
     from srlib.photo import jpeg_strength
 
     model = SRModel.shipped(model_name)
@@ -47,12 +47,7 @@ def worker(engine: str, model_name: str, threads: int, rounds: int) -> None:
 
         def run():
             return session.run(["output"], feeds)[0]
-    run()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
+    _, times, _, _ = measure(run, rounds)
     print(json.dumps(times))
 
 
