@@ -56,6 +56,8 @@ _local = threading.local()
 def _workers() -> ThreadPoolExecutor | None:
     """The worker pool (None for one thread), started with the engine's first block."""
     global _pool
+    if _pool is not _UNSET:  # every convolution asks: no lock once the pool is there
+        return _pool  # type: ignore[return-value]
     with _pool_lock:
         if _pool is _UNSET:
             keep_freed_memory()
