@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -279,8 +280,10 @@ def step_seconds(iterations: int = 8) -> float:
     return (time.perf_counter() - start) / iterations
 
 
+@lru_cache(maxsize=None)
 def notebook_defaults(name: str) -> dict:
-    """The values of a notebook's parameters cell (what a preset does not set stays at these)."""
+    """The values of a notebook's parameters cell (what a preset does not set stays at these); read once
+    per process, not at every progress line. Callers copy it (``{**notebook_defaults(name), ...}``)."""
     import ast
 
     import papermill as pm
