@@ -87,6 +87,16 @@ PRESETS: dict[str, dict[str, dict]] = {
 }
 
 
+def selected(preset: str, only: list[str] | None) -> list[str]:
+    """The notebooks a report runs (``only``, else all), after checking the preset and every name."""
+    if preset not in PRESETS:
+        raise SrlibError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    for name in only or []:
+        if name not in NOTEBOOKS:
+            raise SrlibError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
+    return list(only or NOTEBOOKS)
+
+
 def _remove_stale(folder: Path, exp: str) -> None:
     """Staging folders left by a runner that was killed (its pid no longer exists)."""
     for stale in folder.glob(f".{exp}.*-*"):
@@ -200,15 +210,9 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
     from .settings import budget_deadline
     from .train import BudgetSpent
 
-    if preset not in PRESETS:
-        raise SrlibError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     root = project_root()
-    selected = list(NOTEBOOKS) if not only else only
-    for name in selected:
-        if name not in NOTEBOOKS:
-            raise SrlibError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
     times = {}
-    for name in selected:
+    for name in selected(preset, only):
         deadline = budget_deadline()
         if deadline is not None and time.time() >= deadline:
             raise BudgetSpent(f"time budget spent before notebooks/{name}.ipynb")
@@ -328,14 +332,10 @@ def dry_run(preset: str, only: list[str] | None = None):
     Notebook 01's later rungs depend on the earlier ones' results: its plan is an estimate."""
     import pandas as pd
 
-    if preset not in PRESETS:
-        raise SrlibError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    for name in only or []:
-        if name not in NOTEBOOKS:
-            raise SrlibError(f"unknown notebook {name!r}; choose from {', '.join(NOTEBOOKS)}")
+    names = selected(preset, only)
     step = step_seconds()
     rows = []
-    for name in only or list(NOTEBOOKS):
+    for name in names:
         p = progress_of(preset, name)
         rows.append({"notebook": name, **p, "hours_left": (p["iterations"] - p["iterations_done"]) * step / 3600})
     table = pd.DataFrame(rows).set_index("notebook")
