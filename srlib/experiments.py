@@ -54,11 +54,15 @@ def data_label(data: Data) -> str:
         return root.name
 
 
+def difference_words(mean: float, low: float, high: float, measurable: bool) -> str:
+    """A paired difference in words: "+0.42 dB [+0.31, +0.53]", marked when its interval holds 0."""
+    return fmt_db(mean, low, high, True) + ("" if measurable else " (no measurable difference)")
+
+
 def difference_text(paired: pd.DataFrame, a: str, b: str) -> str:
-    """The row (a, b) of a ``paired_table`` in words: "+0.42 dB [0.31, 0.53]", marked when its
-    interval holds 0."""
+    """The row (a, b) of a ``paired_table`` in words (``difference_words``)."""
     r = paired.set_index(["a", "b"]).loc[(a, b)]
-    return fmt_db(r.a_minus_b_db, r.ci_low, r.ci_high, True) + ("" if r.measurable else " (no measurable difference)")
+    return difference_words(r.a_minus_b_db, r.ci_low, r.ci_high, r.measurable)
 
 
 def fmt_db(mean: float, low: float, high: float, signed: bool = False) -> str:
