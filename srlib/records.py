@@ -31,9 +31,8 @@ from .sweep import final_loss
 _SNAPSHOT = re.compile(r".+\.at\d+\.npz")
 
 
-def _copy(src: Path, dst: Path) -> bool:
-    """Copy ``src`` over ``dst`` atomically unless ``dst`` already holds the same bytes."""
-    data = src.read_bytes()
+def _copy(data: bytes, dst: Path) -> bool:
+    """Write ``data`` over ``dst`` atomically unless ``dst`` already holds the same bytes."""
     if dst.is_file() and dst.read_bytes() == data:
         return False
     atomic_write(dst, lambda f: f.write(data), "run record")
@@ -48,17 +47,18 @@ def store(run_folder: str | Path, records: str | Path) -> int:
         return 0
     changed = 0
     for rec in sorted(run_folder.glob("*.json")):
-        changed += _copy(rec, records / rec.name)
+        data = rec.read_bytes()  # read once: copied, and asked whether its weights are kept
+        changed += _copy(data, records / rec.name)
         (records / "partial" / f"{rec.stem}.npz").unlink(missing_ok=True)
         weights, kept = run_folder / f"{rec.stem}.npz", records / f"{rec.stem}.npz"
-        if json.loads(rec.read_text()).get("keep_weights") and weights.is_file() and not kept.is_file():
+        if json.loads(data).get("keep_weights") and weights.is_file() and not kept.is_file():
             save_checkpoint(kept, model_only(load_checkpoint(weights)))
     for ck in sorted(run_folder.glob("*.npz")):
         if _SNAPSHOT.fullmatch(ck.name):
             if not (records / ck.name).is_file():
-                _copy(ck, records / ck.name)
+                _copy(ck.read_bytes(), records / ck.name)
         elif not (run_folder / f"{ck.stem}.json").is_file():
-            _copy(ck, records / "partial" / ck.name)
+            _copy(ck.read_bytes(), records / "partial" / ck.name)
     if (records / "partial").is_dir() and not any((records / "partial").iterdir()):
         (records / "partial").rmdir()
     return changed
