@@ -1,18 +1,22 @@
 """Time one training step (30 single-channel 44x44 images -> 176x176, MSE, backward) three ways:
 
-  srlib       float32, this package
+  srlib       float32, this package, convolution paths tuned to this machine (``srlib tune``)
+  srlib-fixed the same with the fixed path rule srlib used before (SRLIB_CONV_PATHS=fixed)
   study-like  float64 im2col/col2im in NCHW, shaped like the 2022 study's code (deep-learning-from-scratch)
-  pytorch     float32, CPU, 2 threads (only when torch is installed: pip install torch==2.13.0)
+  pytorch     float32, CPU (only when torch is installed: pip install torch==2.13.0)
 
 All three start from the same weights and data; the script checks that their losses and gradients
-agree, then prints ms/step (median of interleaved rounds), GFLOP/s and peak memory. Each method runs in
-its own process so its peak RSS is its own. (The gradient error can read ~1e-5 when one of the ~1M
+agree, then prints ms/step (median of interleaved rounds), GFLOP/s and peak memory with all cores, and
+srlib against PyTorch again with one thread each (what a single-threaded Dask worker of the report
+pays). Each method runs in its own process so its peak RSS is its own. (The gradient error can read ~1e-5 when one of the ~1M
 final-ReLU inputs lies within float32 rounding of 0 and so switches off in one method only.)
 
 Then inference: the shipped model upscales a 512x512 RGB image to 2048x2048 (``SRModel.upscale``:
 tiles, the network on each colour channel, the bicubic base, rounding to uint8) against the same
 network in PyTorch (one piece, the same bicubic base and rounding), with all cores and with one thread
 on each side (SRLIB_THREADS=1, torch.set_num_threads(1)).
+
+The first lines name the CPU and the BLAS kernel: the ratios hold for that machine only.
 
 Run by hand, on a quiet machine:  python benchmarks/train_step.py [--rounds 7]
 """
@@ -31,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from srlib.tuning import machine  # noqa: E402
 
 N, H, W, SCALE = 30, 44, 44, 4
 LAYERS = [(1, 64, 5), (64, 32, 3), (32, 32, 3), (32, 16, 3)]
@@ -145,9 +151,9 @@ def inference_worker(method: str, rounds: int, threads: int) -> None:
                       "checksum": int(out.astype(np.int64).sum())}))
 
 
-def worker(method: str, rounds: int, out: Path) -> None:
+def worker(method: str, rounds: int, out: Path, threads: int) -> None:
     weights, x, t = problem()
-    if method == "srlib":
+    if method.startswith("srlib"):
         from srlib.layers import MSELoss
         from srlib.network import NetConfig, SRNet
 
@@ -165,7 +171,7 @@ def worker(method: str, rounds: int, out: Path) -> None:
     else:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         ws = [torch.tensor(w, dtype=torch.float32, requires_grad=True) for w in weights]
         xt, tt = torch.tensor(x, dtype=torch.float32), torch.tensor(t, dtype=torch.float32)
 
@@ -188,6 +194,25 @@ def run_worker(*args: str, env: dict | None = None) -> dict:
     r = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True,
                        env={**os.environ, **(env or {})})
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def training(methods: list[str], threads: int, rounds: int, passes: int, tmp: str) -> dict:
+    """Interleaved passes of each method's worker at ``threads`` threads: times, losses, peaks, gradients."""
+    results = {m: {"times": []} for m in methods}
+    for _ in range(passes):
+        for m in methods:
+            out = Path(tmp) / f"{m}.npz"
+            paths = "fixed" if m == "srlib-fixed" else "tuned"
+            rec = run_worker("--worker", m, "--rounds", str(2 if m == "study-like" else rounds), "--out", str(out),
+                             "--threads", str(threads), env={"SRLIB_THREADS": str(threads), "SRLIB_CONV_PATHS": paths})
+            results[m]["times"] += rec["times"]
+            results[m].update(loss=rec["loss"], peak_mib=max(rec["peak_mib"], results[m].get("peak_mib", 0)),
+                              step_mib=max(rec["step_mib"], results[m].get("step_mib", 0)))
+            with np.load(out) as z:
+                results[m]["grads"] = [z[k] for k in z.files]
+    for r in results.values():
+        r["ms"] = 1000 * float(np.median(r["times"]))
+    return results
 
 
 def inference(rounds: int, passes: int, have_torch: bool) -> None:
@@ -219,45 +244,42 @@ def main() -> None:
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.rounds, Path(args.out))
+        worker(args.worker, args.rounds, Path(args.out), args.threads)
         return
     if args.infer:
         inference_worker(args.infer, args.rounds, args.threads)
         return
-    methods = ["srlib", "study-like"]
+    print(f"CPU and BLAS: {machine()}")
+    methods = ["srlib", "srlib-fixed", "study-like"]
     try:
         import torch  # noqa: F401
         methods.append("pytorch")
     except ImportError:
         print("torch not installed: skipping the PyTorch comparison (pip install torch==2.13.0)")
-    results = {m: {"times": []} for m in methods}
+    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.passes):
-            for m in methods:
-                rounds = 2 if m == "study-like" else args.rounds
-                out = Path(tmp) / f"{m}.npz"
-                rec = run_worker("--worker", m, "--rounds", str(rounds), "--out", str(out))
-                results[m]["times"] += rec["times"]
-                results[m].update(loss=rec["loss"], peak_mib=max(rec["peak_mib"], results[m].get("peak_mib", 0)),
-                                  step_mib=max(rec["step_mib"], results[m].get("step_mib", 0)))
-                with np.load(out) as z:
-                    results[m]["grads"] = [z[k] for k in z.files]
+        results = training(methods, cores, args.rounds, args.passes, tmp)
+        single = training([m for m in methods if m != "study-like"], 1, args.rounds, args.passes, tmp)
     ref = results["study-like"]
     gflop = flops_per_step() / 1e9
     print(f"one training step: {N} single-channel {H}x{W} images -> {H * SCALE}x{W * SCALE}, "
-          f"{gflop:.2f} GFLOP (forward + backward)")
+          f"{gflop:.2f} GFLOP (forward + backward), {cores} threads")
     print(f"{'method':<11} {'ms/step':>8} {'GFLOP/s':>8} {'peak RSS MiB':>12} {'step MiB':>9} "
           f"{'loss rel.err':>12} {'grad rel.err':>12}")
     for m in methods:
         r = results[m]
-        ms = 1000 * float(np.median(r["times"]))
         loss_err = abs(r["loss"] - ref["loss"]) / ref["loss"]
         grad_err = max(float(np.max(np.abs(g - gr)) / np.max(np.abs(gr))) for g, gr in zip(r["grads"], ref["grads"]))
-        r["ms"] = ms
-        print(f"{m:<11} {ms:8.1f} {gflop / ms * 1000:8.1f} {r['peak_mib']:12.0f} {r['step_mib']:9.0f} "
+        print(f"{m:<11} {r['ms']:8.1f} {gflop / r['ms'] * 1000:8.1f} {r['peak_mib']:12.0f} {r['step_mib']:9.0f} "
               f"{loss_err:12.2e} {grad_err:12.2e}")
-    for m in methods[1:]:
-        print(f"srlib / {m}: {results['srlib']['ms'] / results[m]['ms']:.2f}x the time")
+    print(f"srlib / study-like: {results['srlib']['ms'] / ref['ms']:.2f}x the time")
+    for n, res in ((cores, results), (1, single)):
+        s, f = res["srlib"]["ms"], res["srlib-fixed"]["ms"]
+        line = f"training step, {n} thread{'s' if n > 1 else ''}: srlib {s:.1f} ms (fixed paths {f:.1f} ms: {f / s:.2f}x)"
+        if "pytorch" in res:
+            t = res["pytorch"]["ms"]
+            line += f", pytorch {t:.1f} ms, srlib / pytorch: {s / t:.2f}x the time"
+        print(line)
     inference(max(2, args.rounds // 3), args.passes, "pytorch" in methods)
 
 

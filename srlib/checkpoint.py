@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import SrlibError
 from .files import atomic_write, open_regular
+from .layers import check_paths
 from .network import NetConfig, SRNet
 
 FORMAT = "srlib-checkpoint"
@@ -181,7 +182,8 @@ def _meta(zf: zipfile.ZipFile) -> dict:
 def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | None, rng_state: dict | None) -> None:
     """Every field a model or a resumed run reads, typed and ranged here, at load: how outputs are mapped
     (``model``), and for a training checkpoint its recipe (which must name the stored network and
-    optimizer), length, seed, learning rate and random state. Raises ValueError or TypeError."""
+    optimizer), length, seed, learning rate, convolution paths and random state. Raises ValueError or
+    TypeError."""
     from .photo import GRIDS
     from .train import Recipe  # train imports this module
 
@@ -208,6 +210,11 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
                          f"{meta['base_lr']} out of range")
     if recipe.net != config:
         raise ValueError("its recipe names another network than the one stored")
+    paths = meta.get("conv_paths", [])
+    if not isinstance(paths, list) or len(paths) not in (0, len(config.kernels)):
+        raise ValueError(f"convolution paths {paths!r:.80} are not one per layer")
+    for layer_paths, k in zip(paths, config.kernels):
+        check_paths(layer_paths, k)
     if meta.get("model_only") is True:
         return  # the weights alone (``model_only``): no optimizer or random state to check
     if recipe.optimizer != optimizer:

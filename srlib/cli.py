@@ -283,6 +283,23 @@ def cmd_export(args) -> None:
     print(f"wrote {args.out} (weights of {args.checkpoint} at iteration {ckpt.iteration}, no optimizer state)")
 
 
+def cmd_tune(args) -> None:
+    from .parallel import threads
+    from .train import RECIPES
+    from .tuning import cache_file, machine, tune
+
+    shapes = []
+    for recipe in RECIPES.values():
+        net = recipe.net
+        for c_in, c_out, k in zip((net.image_channels, *net.channels[:-1]), net.channels, net.kernels):
+            if (c_in, c_out, k, net.dtype) not in shapes:
+                shapes.append((c_in, c_out, k, net.dtype))
+    print(f"timing every convolution path of {len(shapes)} layer shapes on {machine()}, {threads()} threads "
+          f"(SRLIB_THREADS to change)", flush=True)
+    print(tune(shapes).to_string(index=False, na_rep="-", float_format="{:.1f}".format))
+    print(f"choices kept in {cache_file()}; training runs record the paths they use")
+
+
 def cmd_import(args) -> None:
     from .files import check_new_file
     from .legacy import import_study_weights
@@ -440,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=cmd_export)
 
+    s = sub.add_parser("tune", help="time each convolution path of the recipes' layers on this machine and keep "
+                                    "the fastest (done by itself on first use; run again after a hardware change)")
+    s.set_defaults(func=cmd_tune)
+
     s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")
     s.add_argument("--preset", default="quick", choices=list(PRESETS),
                    help="quick: embedded sample, minutes; medium: a few thousand real CelebA images, about 1.5 "
@@ -488,11 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     from .data import cache_size_mb
     from .parallel import threads
     from .train import BudgetSpent, Interrupted
+    from .tuning import setting
 
     _open_standard_streams()
     args = build_parser().parse_args(argv)
     try:
-        threads(), cache_size_mb()  # settings from the environment, checked before any work
+        threads(), cache_size_mb(), setting()  # settings from the environment, checked before any work
         args.func(args)
         if sys.stdout is not None:
             sys.stdout.flush()

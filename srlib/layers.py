@@ -6,9 +6,11 @@ right layout. Weights keep the study's (and PyTorch's) layout ``(C_out, C_in, k,
 weights load unchanged. For single-channel images, ``(N, 1, H, W)`` and ``(N, H, W, 1)`` are the same
 bytes, so the network's NCHW interface costs nothing (see ``network.py``).
 
-A convolution can be computed three ways, all tested against each other (``Conv2d.path``): im2col
-here, the readable reference; shifted matrix products on the padded input (``shifted.py``), the
-fastest for most of the network's layers; and Winograd F(2x2, 3x3) (``winograd.py``).
+A convolution can be computed three ways, all tested against each other: im2col here, the readable
+reference; shifted matrix products on the padded input (``shifted.py``); and Winograd F(2x2, 3x3)
+(``winograd.py``). Which is fastest depends on the layer, the operation (forward, weight gradient,
+input gradient), the CPU and the thread count, so each Conv2d takes a path per operation
+(``Conv2d.paths``), measured per machine by ``tuning.py``.
 """
 from __future__ import annotations
 
@@ -28,8 +30,33 @@ _BLOCK_BYTES = 16 << 20
 # of every result are then the same with 1 thread, 2, or a Dask worker's 1.
 _MIN_BLOCKS = 4
 
-# The algorithms a Conv2d can use; all compute the same correlation and its gradients.
-PATHS = ("auto", "im2col", "shifted", "winograd")
+# The algorithms a Conv2d can use; all compute the same correlation and its gradients, rounded
+# differently. "fixed" is a rule that picks among them by layer shape (``fixed_paths``).
+PATHS = ("im2col", "shifted", "winograd")
+# The three operations of a convolution, each of which can take its own path.
+OPS = ("forward", "weight_grad", "input_grad")
+
+
+def fixed_paths(c_in: int, c_out: int) -> dict[str, str]:
+    """The rule srlib used before paths were measured per machine (``tuning.py``), and still uses when
+    told to (``SRLIB_CONV_PATHS=fixed``, the tests): shifted products when the input of a correlation
+    has many channels and the output no more, im2col otherwise (few input channels, where shifted
+    products would have an inner dimension of 1, or fewer input than output channels). Runs saved
+    before srlib recorded its paths were trained with it."""
+    def rule(c_from: int, c_to: int) -> str:
+        return "shifted" if 8 <= c_from and c_to <= c_from else "im2col"
+    forward = rule(c_in, c_out)
+    return {"forward": forward, "weight_grad": forward, "input_grad": rule(c_out, c_in)}
+
+
+def check_paths(paths: object, k: int) -> dict[str, str]:
+    """``paths`` as a dict of OPS -> PATHS for a k x k kernel (Winograd: 3x3 only); raises ValueError."""
+    if (not isinstance(paths, dict) or set(paths) != set(OPS)
+            or not all(isinstance(p, str) and p in PATHS for p in paths.values())):
+        raise ValueError(f"convolution paths must map {', '.join(OPS)} to one of {', '.join(PATHS)}, got {paths!r:.120}")
+    if k != 3 and "winograd" in paths.values():
+        raise ValueError(f"the winograd path is for 3x3 kernels only, not {k}x{k}")
+    return dict(paths)
 
 
 @dataclass
@@ -49,54 +76,79 @@ class Conv2d:
               (the first layer's input is the image: its gradient is never used, and skipping it saves
               the costliest scatter of the step).
     Like PyTorch's Conv2d this is a cross-correlation: y[n,h,w,o] = sum W[o,c,i,j] x[n,h+i-p,w+j-p,c] + b[o].
-    path: "im2col", "shifted", "winograd" (3x3 only), or "auto" (the fastest measured, see ``_path``).
+    path: the algorithm of each operation, ``{"forward": ..., "weight_grad": ..., "input_grad": ...}``
+    with values from PATHS, or one name for all three: "im2col", "shifted", "winograd" (3x3 only),
+    "fixed" (``fixed_paths``) or "tuned" (the fastest on this machine, ``tuning.layer_paths``, looked up
+    when first needed).
     """
 
     def __init__(self, name: str, weight: np.ndarray, bias: np.ndarray | None = None,
-                 needs_input_grad: bool = True, path: str = "auto"):
-        c_out, _, k, k2 = weight.shape
+                 needs_input_grad: bool = True, path: str | dict[str, str] = "fixed"):
+        c_out, c_in, k, k2 = weight.shape
         if k != k2 or k % 2 == 0:
             raise ValueError(f"{name}: kernel must be square and odd, got {k}x{k2}")
-        if path not in PATHS or (path == "winograd" and k != 3):
-            raise ValueError(f"{name}: path must be one of {', '.join(PATHS)} (winograd: 3x3 only), got {path!r}")
         self.name = name
         self.k = k
         self.pad = k // 2
         self.weight = Param(f"{name}.weight", weight, np.zeros_like(weight))
         self.bias = None if bias is None else Param(f"{name}.bias", bias, np.zeros_like(bias))
         self.needs_input_grad = needs_input_grad
-        self.path = path
-        self._saved: np.ndarray | None = None  # forward's input, or its grid on the shifted path
+        self._paths: dict[str, str] | None = None  # None: "tuned", looked up when first needed
+        if path != "tuned":
+            self.paths = fixed_paths(c_in, c_out) if path == "fixed" else (
+                dict.fromkeys(OPS, path) if isinstance(path, str) else path)
+        self._saved: np.ndarray | None = None  # forward's input, or its grid when both it and dW are shifted
+
+    @property
+    def paths(self) -> dict[str, str]:
+        """The path of each operation (OPS -> PATHS)."""
+        if self._paths is None:
+            from .tuning import layer_paths  # tuning times Conv2d layers
+
+            c_out, c_in = self.weight.value.shape[:2]
+            self._paths = layer_paths(c_in, c_out, self.k, self.weight.value.dtype.name)
+        return self._paths
+
+    @paths.setter
+    def paths(self, paths: dict[str, str]) -> None:
+        try:
+            self._paths = check_paths(paths, self.k)
+        except ValueError as e:
+            raise ValueError(f"{self.name}: {e}") from None
 
     def params(self) -> list[Param]:
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
-    def _path(self, c_from: int, c_to: int) -> str:
-        """The algorithm for a correlation from c_from to c_to channels (forward: C_in -> C_out; the input
-        gradient: C_out -> C_in). "auto" takes the one measured fastest on the 2-core machine
-        (``benchmarks/conv_paths.py``): shifted products when the input has many channels and the output
-        no more (the network's 64 -> 32, 32 -> 32 and 32 -> 16 layers, and the input gradient of the
-        32 -> 32 one); im2col when the input has few channels (the first layer: its patch matrix is small,
-        while shifted products would have an inner dimension of 1) or fewer than the output (the input
-        gradients of the 64 -> 32 and 32 -> 16 layers). Winograd is never the fastest in NumPy here, so
-        only on request.
-        """
-        if self.path != "auto":
-            return self.path
-        return "shifted" if 8 <= c_from and c_to <= c_from else "im2col"
-
-    def _correlate_with(self, x: np.ndarray, w: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
-        """x (N, H, W, C) and weights w (C', C, k, k) -> the "same"-padded cross-correlation (N, H, W, C').
-        ``grid``: x already laid out by ``shifted.to_grid``, when the shifted path has it."""
-        c_to, c_from = w.shape[:2]
-        path = self._path(c_from, c_to)
+    def correlate(self, path: str, x: np.ndarray, w: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
+        """x (N, H, W, C) and weights w (C', C, k, k) -> the "same"-padded cross-correlation (N, H, W, C'),
+        computed by ``path``. ``grid``: x already laid out by ``shifted.to_grid``, when there is one."""
         if path == "shifted":
             grid = shifted.to_grid(x, self.pad, self.k) if grid is None else grid
             return shifted.correlate(grid, x.shape[:3], w)
         if path == "winograd":
             return winograd.correlate3x3(x, winograd.weight_transform(w))
         # Weight matrix (k*k*C, C'): rows ordered (i, j, c) to match the columns ``_im2col`` builds.
-        return self._correlate(self._pad(x), w.transpose(2, 3, 1, 0).reshape(-1, c_to))
+        return self._correlate(self._pad(x), w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
+
+    def weight_grad(self, path: str, x: np.ndarray, dy: np.ndarray, grid: np.ndarray | None = None,
+                    dy_grid: np.ndarray | None = None) -> np.ndarray:
+        """dL/dW (C_out, C_in, k, k) from forward's input x (N, H, W, C_in) and dy (N, H, W, C_out), computed
+        by ``path``. ``grid``, ``dy_grid``: x and dy laid out by ``shifted.to_grid``, when there are."""
+        k, c_out = self.k, dy.shape[3]
+        if path == "shifted":
+            grid = shifted.to_grid(x, self.pad, k) if grid is None else grid
+            dy_grid = shifted.to_grid(dy, self.pad, k) if dy_grid is None else dy_grid
+            return shifted.weight_grad(grid, dy_grid, dy.shape[:3], k)
+        if path == "winograd":
+            return winograd.weight_grad3x3(x, dy)
+        xp = self._pad(x)
+
+        def block(s: int, e: int) -> np.ndarray:
+            # Rebuilding the patches block by block (in cache) is cheaper than keeping them from forward.
+            return self._im2col(xp[s:e]).T @ dy[s:e].reshape(-1, c_out)
+
+        dwm = np.sum(map_blocks(block, self._blocks(*x.shape, x.itemsize)), axis=0)
+        return dwm.reshape(k, k, x.shape[3], c_out).transpose(3, 2, 0, 1)
 
     def _blocks(self, n: int, h: int, w: int, c_in: int, itemsize: int) -> list[tuple[int, int]]:
         per_image = h * w * self.k * self.k * c_in * itemsize
@@ -136,43 +188,33 @@ class Conv2d:
         if x.ndim != 4 or x.shape[3] != self.weight.value.shape[1]:
             raise ValueError(f"{self.name}: expected (N, H, W, {self.weight.value.shape[1]}) input, "
                              f"got {x.shape}")
-        c_out, c_in = self.weight.value.shape[:2]
-        # The shifted path keeps its padded grid of x for the weight gradient; the others keep x.
-        grid = shifted.to_grid(x, self.pad, self.k) if self._path(c_in, c_out) == "shifted" else None
-        self._saved = x if grid is None else grid
-        y = self._correlate_with(x, self.weight.value, grid)
+        path = self.paths["forward"]
+        grid = shifted.to_grid(x, self.pad, self.k) if path == "shifted" else None
+        # Keep what the weight gradient reads: the grid when its path is shifted too, else x.
+        self._saved = grid if grid is not None and self.paths["weight_grad"] == "shifted" else x
+        y = self.correlate(path, x, self.weight.value, grid)
         if self.bias is not None:
             y += self.bias.value
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         saved, self._saved = self._saved, None
-        n, h, w, c_out = dy.shape
-        c_in, k = self.weight.value.shape[1], self.k
-        path = self._path(c_in, c_out)
-        dy_grid = None
-        if path == "shifted":
-            dy_grid = shifted.to_grid(dy, self.pad, k)
-            self.weight.grad[...] = shifted.weight_grad(saved, dy_grid, (n, h, w), k)
-        elif path == "winograd":
-            self.weight.grad[...] = winograd.weight_grad3x3(saved, dy)
+        dw_path, dx_path = self.paths["weight_grad"], self.paths["input_grad"]
+        needs_dx = self.needs_input_grad
+        shifted_dy = dw_path == "shifted" or (needs_dx and dx_path == "shifted")
+        dy_grid = shifted.to_grid(dy, self.pad, self.k) if shifted_dy else None
+        if saved.ndim == 2:  # forward's grid
+            self.weight.grad[...] = self.weight_grad(dw_path, None, dy, saved, dy_grid)
         else:
-            xp = self._pad(saved)
-
-            def block(s: int, e: int) -> np.ndarray:
-                # Rebuilding the patches block by block (in cache) is cheaper than keeping them from forward.
-                return self._im2col(xp[s:e]).T @ dy[s:e].reshape(-1, c_out)
-
-            dwm = np.sum(map_blocks(block, self._blocks(n, h, w, c_in, xp.itemsize)), axis=0)
-            self.weight.grad[...] = dwm.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
+            self.weight.grad[...] = self.weight_grad(dw_path, saved, dy, None, dy_grid)
         if self.bias is not None:
             self.bias.grad[...] = dy.sum(axis=(0, 1, 2))
-        if not self.needs_input_grad:
+        if not needs_dx:
             return None
         # dx is the correlation of the padded dy with the kernel flipped in space and transposed in
         # channels: a gather over k*k*C_out columns, cheaper than scattering k*k*C_in back (col2im).
         w_flip = self.weight.value[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-        return self._correlate_with(dy, w_flip, dy_grid if self._path(c_out, c_in) == "shifted" else None)
+        return self.correlate(dx_path, dy, w_flip, dy_grid)
 
 
 class JpegShift:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .layers import Conv2d, JpegShift, Param, PixelShuffle, ReLU
 from .parallel import single_threaded_blas
+from .tuning import setting
 
 
 # Limits on what a configuration (e.g. one read from a checkpoint) may ask for: far above the study's
@@ -121,13 +122,22 @@ class SRNet:
 
     Parameters are named ``conv1.weight`` .. ``conv4.weight`` (and ``.bias``) and belong to this network
     alone; optimizers keep their state per parameter (see ``optimizers.py``).
+
+    paths: how each convolution computes each operation (``layers.Conv2d``): one name for every layer
+    ("tuned", "fixed", "im2col", ...), or one ``{op: path}`` per convolution, as ``conv_paths`` returns
+    them. Default: ``$SRLIB_CONV_PATHS`` (``tuning.setting``), "tuned" unless set.
     """
 
     def __init__(self, config: NetConfig = NetConfig(), seed: int = 0,
-                 weights: dict[str, np.ndarray] | None = None):
+                 weights: dict[str, np.ndarray] | None = None, paths: str | list[dict[str, str]] | None = None):
         self.config = config
         dtype = np.dtype(config.dtype)
         rng = np.random.default_rng(seed)
+        if paths is None:
+            paths = setting()
+        per_layer = [paths] * len(config.channels) if isinstance(paths, str) else list(paths)
+        if len(per_layer) != len(config.channels):
+            raise ValueError(f"{len(per_layer)} convolution paths given for {len(config.channels)} layers")
         self.layers: list = []
         c_in = config.image_channels
         for i, (c_out, k) in enumerate(zip(config.channels, config.kernels), start=1):
@@ -141,7 +151,7 @@ class SRNet:
             b = np.zeros(c_out) if config.bias else None
             self.layers.append(Conv2d(f"conv{i}", w.astype(dtype),
                                       None if b is None else b.astype(dtype),
-                                      needs_input_grad=i > 1))
+                                      needs_input_grad=i > 1, path=per_layer[i - 1]))
             if config.jpeg_aware and i < len(config.channels):
                 self.layers.append(JpegShift(f"conv{i}", c_out, dtype))
             if i < len(config.channels) or config.final_relu:
@@ -153,6 +163,10 @@ class SRNet:
 
     def params(self) -> list[Param]:
         return [p for layer in self.layers for p in layer.params()]
+
+    def conv_paths(self) -> list[dict[str, str]]:
+        """The path of each operation of each convolution, first layer first (a run's record keeps them)."""
+        return [dict(layer.paths) for layer in self.layers if isinstance(layer, Conv2d)]
 
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter, by name."""

@@ -379,9 +379,11 @@ def reporting_progress(preset: str, name: str, every_s: float = 60.0) -> Iterato
 def refresh_stored_outputs(only: list[str] | None = None) -> None:
     """Re-execute the notebooks in place with their own (small) default parameters: the outputs they
     store are what ``pytest --nbval-lax`` compares. Widget state is dropped (it holds random model ids
-    and megabytes of image bytes)."""
+    and megabytes of image bytes). The convolutions take the fixed paths, as under pytest: a path
+    tuned to this machine would round differently from the test machine's."""
     import nbformat
 
+    os.environ["SRLIB_CONV_PATHS"] = "fixed"
     root = project_root()
     for name in only or list(NOTEBOOKS):
         path = root / "notebooks" / f"{name}.ipynb"

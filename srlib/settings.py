@@ -1,4 +1,5 @@
-"""Settings read from the environment (``SRLIB_THREADS``, ``SRLIB_CACHE_MB``; ``SRLIB_DEADLINE``, which
+"""Settings read from the environment (``SRLIB_THREADS``, ``SRLIB_CACHE_MB``, ``SRLIB_CONV_PATHS``;
+``SRLIB_DEADLINE``, which
 ``report --budget`` sets for its notebooks and their workers), checked when first used:
 a value that is not a whole number in range is one clear error naming the variable, never a traceback
 from wherever it happened to be read."""
@@ -21,6 +22,16 @@ def env_int(name: str, default: int, lowest: int, highest: int) -> int:
     if value is None or not lowest <= value <= highest:
         raise SrlibError(f"{name}={text[:40]!r} is not a whole number {lowest}..{highest}; fix it or unset it")
     return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """The word in ``$name`` (``default`` when unset or empty), refused unless one of ``choices``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if text not in choices:
+        raise SrlibError(f"{name}={text[:40]!r} is not one of {', '.join(choices)}; fix it or unset it")
+    return text
 
 
 #: the end of the time budget of a report run, as seconds since the epoch (set by ``report --budget``)

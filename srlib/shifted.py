@@ -27,7 +27,7 @@ import numpy as np
 
 from .parallel import map_blocks, scratch
 
-# Rows of the grid per block, measured fastest on the 2-core machine (blocks of 32-64 channels that stay
+# Rows of the grid per block, measured fastest on the first 2-core development machine (blocks of 32-64 channels that stay
 # in cache, and few enough calls that the workers rarely wait for each other's GIL).
 _FORWARD_ROWS = 4096
 _GRAD_ROWS = 8192

@@ -259,10 +259,14 @@ class Trainer:
 
     ``total`` is the planned number of iterations (the learning-rate schedule depends on it);
     ``shared_optimizer_bug`` reproduces the study's 3-colour experiment exactly as it was run.
+    ``conv_paths``: how the convolutions compute (``SRNet``'s ``paths``); by default the setting's
+    (tuned for this machine). The checkpoint records them and ``resume`` keeps them: they are part of
+    the run, since every path rounds differently.
     """
 
     def __init__(self, recipe: Recipe, train: Pairs | ImageSet, total: int, seed: int = 0, per_channel: bool = False,
-                 shared_optimizer_bug: bool = False, val: Pairs | None = None, **optimizer_overrides: float):
+                 shared_optimizer_bug: bool = False, val: Pairs | None = None,
+                 conv_paths: str | list[dict[str, str]] | None = None, **optimizer_overrides: float):
         if total < 1:
             raise SrlibError(f"iterations must be at least 1, got {total}")
         if len(train) == 0:
@@ -276,7 +280,9 @@ class Trainer:
         if shared_optimizer_bug and not (per_channel and recipe.optimizer == "adam"):
             raise SrlibError("shared_optimizer_bug reproduces the study's shared Adam: it needs per_channel "
                              "networks and the adam optimizer")
-        nets = [SRNet(recipe.net, seed=seed * 10 + i) for i in range(3 if per_channel else 1)]
+        first = SRNet(recipe.net, seed=seed * 10, paths=conv_paths)
+        self.conv_paths = first.conv_paths()
+        nets = [first] + [SRNet(recipe.net, seed=seed * 10 + i, paths=self.conv_paths) for i in range(1, 3 if per_channel else 1)]
         self.model = SRModel(nets, residual=recipe.residual, output_scale=recipe.output_scale,
                              grid="centre" if recipe.degradation == "photo" else "study")
         hp = {**dict(recipe.optimizer_args), "lr": recipe.lr, **optimizer_overrides}
@@ -379,7 +385,7 @@ class Trainer:
             rng_state=self.rng.bit_generator.state, history=self.history.arrays(),
             meta={"model": self.model.model_meta(), "recipe": self.recipe.to_dict(), "total": self.total,
                   "seed": self.seed, "per_channel": self.per_channel, "base_lr": self.base_lr,
-                  "shared_optimizer_bug": self.shared_optimizer_bug})
+                  "shared_optimizer_bug": self.shared_optimizer_bug, "conv_paths": self.conv_paths})
 
     def save(self, path: str | Path) -> Path:
         return save_checkpoint(path, self.checkpoint())
@@ -387,7 +393,8 @@ class Trainer:
     @classmethod
     def resume(cls, path: str | Path, train: Pairs | ImageSet, val: Pairs | None = None) -> "Trainer":
         """Rebuild a Trainer exactly as it was when ``path`` was saved: weights, optimizer state (the
-        study restarted Adam on resume), iteration, random state and history."""
+        study restarted Adam on resume), iteration, random state, history and convolution paths (a
+        checkpoint saved before srlib recorded them was trained with the fixed rule)."""
         ckpt = load_checkpoint(path)
         m = ckpt.meta
         if m.get("model_only") or not isinstance(m.get("recipe"), dict):
@@ -399,7 +406,8 @@ class Trainer:
         # optimizer, the run's length, seed and learning rate, and the random state
         recipe = Recipe.from_dict(m["recipe"])
         self = cls(recipe, train, total=m["total"], seed=m["seed"], per_channel=m["per_channel"],
-                   shared_optimizer_bug=m["shared_optimizer_bug"], val=val, lr=float(m["base_lr"]))
+                   shared_optimizer_bug=m["shared_optimizer_bug"], val=val, lr=float(m["base_lr"]),
+                   conv_paths=m.get("conv_paths", "fixed"))
         try:
             if len(ckpt.weights) != len(self.model.nets):
                 raise ValueError(f"{len(ckpt.weights)} networks stored for a run of {len(self.model.nets)}")

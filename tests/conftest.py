@@ -1,6 +1,7 @@
 """Shared fixtures: tiny synthetic pairs and CelebA-layout folders the tests build themselves."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -9,6 +10,10 @@ import pytest
 
 from srlib.data import Pairs
 from srlib.degrade import degrade
+
+# The convolutions take the same paths on every machine (not the ones tuned to it): results, and the
+# notebooks' stored outputs, are then the same bits wherever the tests run. Notebook kernels inherit it.
+os.environ["SRLIB_CONV_PATHS"] = "fixed"
 
 
 def smooth_image(rng: np.random.Generator, h: int = 218, w: int = 178) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from srlib import parallel, shifted, winograd
-from srlib.layers import Conv2d
+from srlib.layers import OPS, Conv2d
 from srlib.network import NetConfig, SRNet
 from srlib.train import train_step
 from srlib.optimizers import Adam
@@ -17,7 +17,7 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
-def forward_backward(path: str, w: np.ndarray, x: np.ndarray, dy: np.ndarray):
+def forward_backward(path: str | dict, w: np.ndarray, x: np.ndarray, dy: np.ndarray):
     conv = Conv2d("c", w.copy(), path=path)
     y = conv.forward(x.copy())
     dx = conv.backward(dy.copy())
@@ -74,14 +74,35 @@ def test_small_blocks_and_threads_give_the_same_bits(monkeypatch, path):
         np.testing.assert_array_equal(b, c)
 
 
-def test_auto_path_choice_and_bad_paths():
-    conv = Conv2d("c", np.zeros((32, 64, 3, 3)))
-    assert conv._path(64, 32) == "shifted" and conv._path(32, 64) == "im2col" and conv._path(1, 64) == "im2col"
-    assert Conv2d("c", np.zeros((2, 2, 3, 3)), path="winograd")._path(2, 2) == "winograd"
-    with pytest.raises(ValueError, match="3x3 only"):
+def test_fixed_path_rule_and_bad_paths():
+    assert Conv2d("c", np.zeros((32, 64, 3, 3))).paths == {"forward": "shifted", "weight_grad": "shifted",
+                                                           "input_grad": "im2col"}
+    assert Conv2d("c", np.zeros((32, 32, 3, 3))).paths == dict.fromkeys(OPS, "shifted")
+    assert Conv2d("c", np.zeros((64, 1, 5, 5))).paths == {"forward": "im2col", "weight_grad": "im2col",
+                                                          "input_grad": "shifted"}
+    assert Conv2d("c", np.zeros((2, 2, 3, 3)), path="winograd").paths == dict.fromkeys(OPS, "winograd")
+    with pytest.raises(ValueError, match="3x3 kernels only"):
         Conv2d("c", np.zeros((2, 2, 5, 5)), path="winograd")
-    with pytest.raises(ValueError, match="path must be"):
+    with pytest.raises(ValueError, match="must map forward"):
         Conv2d("c", np.zeros((2, 2, 3, 3)), path="fft")
+    with pytest.raises(ValueError, match="must map forward"):
+        Conv2d("c", np.zeros((2, 2, 3, 3)), path={"forward": "im2col"})
+
+
+MIXED = [{"forward": "shifted", "weight_grad": "winograd", "input_grad": "im2col"},
+         {"forward": "winograd", "weight_grad": "shifted", "input_grad": "shifted"},
+         {"forward": "im2col", "weight_grad": "shifted", "input_grad": "winograd"},
+         {"forward": "shifted", "weight_grad": "im2col", "input_grad": "shifted"}]
+
+
+@pytest.mark.parametrize("paths", MIXED)
+def test_each_operation_takes_its_own_path(paths):
+    """Any mix of paths over forward, dW and dx gives the im2col results (float64: to rounding)."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((6, 4, 3, 3))
+    x, dy = rng.standard_normal((2, 9, 7, 4)), rng.standard_normal((2, 9, 7, 6))
+    for a, b in zip(forward_backward(paths, w, x, dy), forward_backward("im2col", w, x, dy)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.slow
@@ -96,7 +117,7 @@ def test_200_training_iterations_agree_between_paths():
         net = SRNet(NetConfig(init="he", bias=True, final_relu=False), seed=1)
         for layer in net.layers:
             if isinstance(layer, Conv2d) and layer.k == 3:
-                layer.path = path
+                layer.paths = dict.fromkeys(OPS, path)
         opt = Adam(net.params(), lr=1e-3)
         losses[path] = np.array([train_step(net, opt, x, t) for _ in range(200)])
     assert losses["im2col"][-1] < 0.5 * losses["im2col"][0]  # it learned something
