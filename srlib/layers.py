@@ -68,7 +68,30 @@ class Param:
     grad: np.ndarray
 
 
-class Conv2d:
+class Layer:
+    """What the network asks of every layer (``network.SRNet`` is an ordered list of them):
+
+    forward(x)    (N, H, W, C) -> the layer's output, keeping what backward needs
+    backward(dy)  dL/d(output) -> dL/d(input), leaving dL/d(param) in each of ``params()``' ``grad``
+    params()      the trainable arrays (none by default)
+    condition(s)  per-image side information for the next forward: s (N,) says how strongly each input
+                  was JPEG-compressed. Only a layer that uses it (``JpegShift``) overrides this.
+    """
+
+    def params(self) -> list[Param]:
+        return []
+
+    def condition(self, strength: np.ndarray) -> None:
+        pass
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+
+class Conv2d(Layer):
     """2-D convolution, stride 1, "same" zero padding, odd square kernel, optional bias.
 
     forward:  x (N, H, W, C_in)  -> y (N, H, W, C_out)
@@ -217,15 +240,15 @@ class Conv2d:
         return self.correlate(dx_path, dy, w_flip, dy_grid)
 
 
-class JpegShift:
+class JpegShift(Layer):
     """Tells a layer how strongly each input image was JPEG-compressed: adds ``strength[n] * v[c]`` to
     channel c of image n, with ``v`` learned (one number per channel; ``strength`` 0 for an image never
     compressed, see ``photo.jpeg_strength``). Placed after a convolution, it lets the ReLU that follows
     switch features on or off by how compressed the input is, so one network need not hedge between
     clean and compressed inputs it cannot tell apart from a small window.
 
-    Set ``strength`` (N,) before ``forward``. forward: x (N, H, W, C) -> same (in place, like ReLU: its
-    input is the convolution's fresh output); backward: dy -> dy, with dL/dv = sum_n strength[n] sum_hw dy.
+    ``condition(strength)`` (N,) before ``forward``. forward: x (N, H, W, C) -> same (in place, like ReLU:
+    its input is the convolution's fresh output); backward: dy -> dy, with dL/dv = sum_n strength[n] sum_hw dy.
     """
 
     def __init__(self, name: str, channels: int, dtype: np.dtype):
@@ -235,9 +258,12 @@ class JpegShift:
     def params(self) -> list[Param]:
         return [self.v]
 
+    def condition(self, strength: np.ndarray) -> None:
+        self.strength = strength
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.strength is None or self.strength.shape != (x.shape[0],):
-            raise ValueError(f"{self.v.name}: set strength to one number per image ({x.shape[0]}) first")
+            raise ValueError(f"{self.v.name}: condition on one strength per image ({x.shape[0]}) first")
         self._s = self.strength.astype(x.dtype)
         x += self._s[:, None, None, None] * self.v.value
         return x
@@ -247,7 +273,7 @@ class JpegShift:
         return dy
 
 
-class ReLU:
+class ReLU(Layer):
     """max(x, 0), elementwise. forward/backward: any shape -> same shape.
 
     Works in place: its input is the previous convolution's fresh output, which nothing else reads,
@@ -256,9 +282,6 @@ class ReLU:
 
     def __init__(self):
         self._y: np.ndarray | None = None
-
-    def params(self) -> list[Param]:
-        return []
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._y = np.maximum(x, 0, out=x)
@@ -288,14 +311,11 @@ def pixel_unshuffle(y: np.ndarray, r: int) -> np.ndarray:
     return y.reshape(n, h, r, w, r, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, h, w, c * r * r)
 
 
-class PixelShuffle:
+class PixelShuffle(Layer):
     """Sub-pixel upsampling by ``r``. forward: (N, H, W, C*r*r) -> (N, H*r, W*r, C); backward: the inverse."""
 
     def __init__(self, r: int):
         self.r = r
-
-    def params(self) -> list[Param]:
-        return []
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return pixel_shuffle(x, self.r)

@@ -70,6 +70,49 @@ def check_output_size(h: int, w: int, name: str = "the image") -> None:
 SHIPPED = {name: Path(__file__).resolve().parent / "models" / f"{name}.npz" for name in ("photo", "study")}
 
 
+class ChannelLayout:
+    """How the B, G and R channels of a batch reach a model's networks; training and inference both
+    split and merge by it, so the two cannot disagree.
+
+    "colour":      one network takes B, G and R together: one input (N, h, w, 3)
+    "shared":      one network takes one channel at a time (the study's model): the three channels as
+                   one batch of 3N images, channel by channel (``stack``), or as three batches of N
+    "per_channel": network i takes channel i (the study's 3-colour experiment): three batches of N
+    """
+
+    KINDS = ("colour", "shared", "per_channel")
+
+    def __init__(self, kind: str):
+        if kind not in self.KINDS:
+            raise ValueError(f"ChannelLayout: kind must be one of {', '.join(self.KINDS)}, got {kind!r}")
+        self.kind = kind
+
+    def split(self, x: np.ndarray, stack: bool = True) -> list[tuple[int, np.ndarray]]:
+        """Images (N, ..., 3), channels last -> [(network index, its input)], in the order ``merge`` takes
+        the outputs back: (N, ..., 3) for "colour", (N, ...) or (3N, ...) for the others."""
+        if self.kind == "colour":
+            return [(0, x)]
+        channels = np.moveaxis(x, -1, 0)  # (3, N, ...)
+        if self.kind == "per_channel":
+            return [(i, channels[i]) for i in range(3)]
+        if stack:
+            return [(0, channels.reshape(-1, *channels.shape[2:]))]
+        return [(0, channels[i]) for i in range(3)]
+
+    def per_image(self, values: np.ndarray, stack: bool = True) -> list[np.ndarray]:
+        """Per-image values (N,) (a JPEG strength) aligned with each of ``split``'s inputs."""
+        by_channel = np.repeat(np.asarray(values)[:, None], 3, axis=1)  # (N, 3): the image's value per channel
+        return [part[:, 0] if part.ndim == 2 else part for _, part in self.split(by_channel, stack)]
+
+    def merge(self, outputs: list[np.ndarray], stack: bool = True) -> np.ndarray:
+        """The networks' outputs, in ``split``'s order -> images (N, ..., 3), channels last."""
+        if self.kind == "colour":
+            return outputs[0]
+        if self.kind == "shared" and stack:
+            outputs = list(outputs[0].reshape(3, -1, *outputs[0].shape[1:]))
+        return np.stack(outputs, axis=-1)
+
+
 class SRModel:
     """``nets``: one network for all channels, or three (B, G, R) for per-channel models."""
 
@@ -116,6 +159,11 @@ class SRModel:
     def sees_colour(self) -> bool:
         """True when the network takes B, G and R together (``image_channels`` 3)."""
         return self.nets[0].config.image_channels == 3
+
+    @property
+    def layout(self) -> ChannelLayout:
+        """How colour channels reach the networks."""
+        return ChannelLayout("colour" if self.sees_colour else "per_channel" if len(self.nets) == 3 else "shared")
 
     # The methods below take single channels (N, h, w) for a network of one image channel, or colour
     # images (N, h, w, 3) for one that sees colour; ``_nchw`` and ``_from_nchw`` convert either layout.
@@ -171,13 +219,8 @@ class SRModel:
         return total / 8
 
     def _window_once(self, lr: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
-        n, h, w, c = lr.shape
-        if self.sees_colour:
-            return self._through(self.nets[0], lr, jpeg_quality)
-        if len(self.nets) == 1:
-            y = self._through(self.nets[0], lr.transpose(0, 3, 1, 2).reshape(-1, h, w), jpeg_quality)
-            return y.reshape(n, c, h * SCALE, w * SCALE).transpose(0, 2, 3, 1)
-        return np.stack([self._through(net, lr[..., i], jpeg_quality) for i, net in enumerate(self.nets)], axis=-1)
+        layout = self.layout
+        return layout.merge([self._through(self.nets[k], x, jpeg_quality) for k, x in layout.split(lr)])
 
     def predict(self, lr: np.ndarray, batch: int = 16, ensemble: bool = False,
                 jpeg_quality: int | None = None) -> np.ndarray:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .layers import Conv2d, JpegShift, Param, PixelShuffle, ReLU
+from .layers import Conv2d, JpegShift, Layer, Param, PixelShuffle, ReLU
 from .parallel import single_threaded_blas
 from .tuning import setting
 
@@ -138,7 +138,7 @@ class SRNet:
         per_layer = [paths] * len(config.channels) if isinstance(paths, str) else list(paths)
         if len(per_layer) != len(config.channels):
             raise ValueError(f"{len(per_layer)} convolution paths given for {len(config.channels)} layers")
-        self.layers: list = []
+        self.layers: list[Layer] = []
         c_in = config.image_channels
         for i, (c_out, k) in enumerate(zip(config.channels, config.kernels), start=1):
             shape = (c_out, c_in, k, k)
@@ -196,8 +196,7 @@ class SRNet:
             raise ValueError(f"SRNet expects a (N, {self.config.image_channels}, h, w) batch, got shape {x.shape}")
         strength = np.zeros(len(x)) if jpeg_strength is None else np.asarray(jpeg_strength, np.float64)
         for layer in self.layers:
-            if isinstance(layer, JpegShift):
-                layer.strength = strength
+            layer.condition(strength)
         h = np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1), dtype=self.config.dtype)
         with single_threaded_blas():
             for layer in self.layers:

@@ -299,16 +299,9 @@ class Trainer:
         scale = self.recipe.learning_rate(self.iteration, self.total) / self.recipe.lr
         for opt in self.optimizers:
             opt.lr = self.base_lr * scale
-        chans_lr, chans_hr = lr.transpose(3, 0, 1, 2), hr.transpose(3, 0, 1, 2)  # (3, n, h, w)
-        if self.model.sees_colour:
-            work = [(0, lr, hr, strength)]
-        elif self.per_channel:
-            work = [(i, chans_lr[i], chans_hr[i], strength) for i in range(3)]
-        elif self.recipe.stack_channels:
-            work = [(0, chans_lr.reshape(-1, *lr.shape[1:3]), chans_hr.reshape(-1, *hr.shape[1:3]),
-                     np.tile(strength, 3))]
-        else:
-            work = [(0, chans_lr[i], chans_hr[i], strength) for i in range(3)]
+        layout, stack = self.model.layout, self.recipe.stack_channels
+        work = [(k, l_, h_, s_) for (k, l_), (_, h_), s_ in zip(layout.split(lr, stack), layout.split(hr, stack),
+                                                              layout.per_image(strength, stack))]
         losses = []
         for k, l_, h_, s_ in work:
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported just below

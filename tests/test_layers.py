@@ -6,7 +6,8 @@ import pytest
 from scipy.signal import correlate
 
 from srlib import layers
-from srlib.layers import Conv2d, MSELoss, PixelShuffle, ReLU, pixel_shuffle, pixel_unshuffle
+from srlib.layers import Conv2d, JpegShift, Layer, MSELoss, PixelShuffle, ReLU, pixel_shuffle, pixel_unshuffle
+from srlib.model import ChannelLayout
 from srlib.network import NetConfig, SRNet
 
 RTOL = 1e-6
@@ -184,3 +185,31 @@ def test_bad_config_is_refused():
         NetConfig(channels=(64, 32, 32, 32), image_channels=2)
     with pytest.raises(ValueError, match="init"):
         NetConfig(init="xavier")
+
+
+@pytest.mark.parametrize("kind,stack", [("colour", True), ("shared", True), ("shared", False), ("per_channel", True)])
+def test_channel_layout_splits_and_merges_back(kind, stack):
+    """What training and inference both use: merge(split(x)) is x; per-image values follow their images."""
+    x = np.random.default_rng(0).random((4, 5, 6, 3))
+    x[:, 0, 0, :] = 10 * np.arange(4)[:, None] + np.arange(3)  # pixel (0, 0) says image n, channel c
+    layout = ChannelLayout(kind)
+    parts = layout.split(x, stack)
+    assert [k for k, _ in parts] == {"colour": [0], "shared": [0] if stack else [0, 0, 0],
+                                     "per_channel": [0, 1, 2]}[kind]
+    np.testing.assert_array_equal(layout.merge([p for _, p in parts], stack), x)
+    for (_, part), values in zip(parts, layout.per_image(np.arange(4.0), stack)):
+        corner = part[:, 0, 0, 0] if kind == "colour" else part[:, 0, 0]
+        np.testing.assert_array_equal(corner // 10, values)  # each value beside its own image
+
+
+def test_every_layer_keeps_the_layer_contract_and_only_jpeg_shift_reads_the_condition():
+    net = SRNet(NetConfig(jpeg_aware=True, bias=True, final_relu=False, init="he"))
+    assert all(isinstance(layer, Layer) for layer in net.layers)
+    x = np.random.default_rng(0).random((2, 1, 6, 6))
+    plain = net.forward(x, np.zeros(2))
+    for layer in net.layers:
+        if isinstance(layer, JpegShift):
+            layer.v.value[...] = 1.0
+    assert np.array_equal(net.forward(x, np.zeros(2)), plain)  # strength 0: no shift
+    assert not np.array_equal(net.forward(x, np.array([0.0, 1.0]))[1], plain[1])
+    np.testing.assert_array_equal(net.forward(x, np.array([0.0, 1.0]))[0], plain[0])
