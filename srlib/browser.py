@@ -62,9 +62,9 @@ class ImageBrowser:
     def figure(self, n: int = 4) -> IPython.display.Image:
         """The first ``n`` images and every column as one static PNG (``plots.comparison_grid``)."""
         hr = self.pairs.hr[:n]
-        columns = {name: out[:n] for name, out in self.columns.items()}
+        columns = {name: list(out[:n]) for name, out in self.columns.items()}
         psnrs = {name: [psnr(o, h) for o, h in zip(out, hr)] for name, out in columns.items()}
-        fig = comparison_grid(list(self.pairs.lr[:n]), {**columns, "ANSWER (HR)": hr},
+        fig = comparison_grid(list(self.pairs.lr[:n]), {**columns, "ANSWER (HR)": list(hr)},
                               f"The first {len(hr)} of {len(self.pairs)} images (static view of the image browser)",
                               psnrs=psnrs)
         buf = io.BytesIO()

@@ -15,8 +15,10 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -39,7 +41,7 @@ class Checkpoint:
     iteration: int = 0
     optimizer: str | None = None
     optimizer_state: list[dict[str, np.ndarray]] = field(default_factory=list)
-    rng_state: dict | None = None
+    rng_state: Mapping[str, Any] | None = None
     history: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
@@ -64,7 +66,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
         "iteration": int(ckpt.iteration), "optimizer": ckpt.optimizer, "rng_state": ckpt.rng_state,
         "meta": ckpt.meta,
     }
-    arrays = {"meta_json": np.array(json.dumps(meta))}
+    arrays: dict[str, Any] = {"meta_json": np.array(json.dumps(meta))}
     for i, w in enumerate(ckpt.weights):
         arrays.update({f"weight/{i}/{k}": v for k, v in w.items()})
     for i, o in enumerate(ckpt.optimizer_state):
@@ -170,7 +172,8 @@ def _meta(zf: zipfile.ZipFile) -> dict:
         raise ValueError("no srlib metadata")
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(f"format version {meta.get('version')}, this srlib reads version {FORMAT_VERSION}")
-    kinds = {"iteration": int, "optimizer": (str, type(None)), "rng_state": (dict, type(None)), "meta": dict}
+    kinds: dict[str, type | tuple[type, ...]] = {"iteration": int, "optimizer": (str, type(None)),
+                                                 "rng_state": (dict, type(None)), "meta": dict}
     for key, kind in kinds.items():
         if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
             raise ValueError(f"metadata field {key!r} is {type(meta[key]).__name__}")
@@ -179,7 +182,8 @@ def _meta(zf: zipfile.ZipFile) -> dict:
     return meta
 
 
-def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | None, rng_state: dict | None) -> None:
+def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | None,
+                rng_state: Mapping[str, Any] | None) -> None:
     """Every field a model or a resumed run reads, typed and ranged here, at load: how outputs are mapped
     (``model``), and for a training checkpoint its recipe (which must name the stored network and
     optimizer), length, seed, learning rate, convolution paths and random state. Raises ValueError or
@@ -198,7 +202,8 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
     if recipe is None or isinstance(recipe, str) and len(recipe) <= 64:
         return  # a model without a training run behind it (imported weights)
     recipe = Recipe.from_dict(recipe)
-    kinds = {"total": int, "seed": int, "per_channel": bool, "shared_optimizer_bug": bool, "base_lr": (int, float)}
+    kinds: dict[str, type | tuple[type, ...]] = {"total": int, "seed": int, "per_channel": bool,
+                                                 "shared_optimizer_bug": bool, "base_lr": (int, float)}
     for key, kind in kinds.items():
         if key not in meta:
             raise KeyError(key)
@@ -225,7 +230,7 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
     if rng_state.get("bit_generator") != type(generator).__name__:
         raise ValueError(f"random state of {rng_state.get('bit_generator')!r:.20}, not {type(generator).__name__}")
     try:
-        generator.state = rng_state
+        generator.state = cast(Any, rng_state)  # checked by the generator itself
     except (OverflowError, KeyError) as e:
         raise ValueError(f"random state out of range ({type(e).__name__})") from None
 

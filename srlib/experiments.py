@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,7 +127,7 @@ def seed_summary(results: dict[str, list[Result]]) -> pd.DataFrame:
     its 95% t-interval across seeds, final training MSE, and how many seeds diverged."""
     rows = []
     for name, runs in results.items():
-        m, low, high = seed_interval([r.mean_psnr for r in runs])
+        m, low, high = seed_interval(np.array([r.mean_psnr for r in runs]))
         rows.append({"run": name, "psnr_rgb": m, "ci_low": low, "ci_high": high, "seeds": len(runs),
                      "final_train_mse": float(np.mean([r.final_loss for r in runs])),
                      "diverged": sum(r.diverged_at is not None for r in runs)})
@@ -401,20 +402,20 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
         if not grown:
             break
     for rung in range(1, len(rungs)):
-        m = means(results, rungs[rung - 1])
-        chosen = {key: ranked(ks)[:keep[rung - 1]] for key, ks in m.items()}
+        by_setup = means(results, rungs[rung - 1])
+        chosen = {key: ranked(ks)[:keep[rung - 1]] for key, ks in by_setup.items()}
         if rung == final:
             chosen = {key: sorted({*ks, step_of(STUDY_LR)}) for key, ks in chosen.items()}
         results = run(rung, chosen)
     rows = []
     for name, (s, o, k, t) in tasks.items():
         r = results[name]
-        row = {"setup": s, "optimizer": o, "lr": lr_of(k), "seed": t.seed, "iterations": t.iterations,
-               "val_psnr": r.mean_psnr, "first_loss": float(r.loss[0]), "max_loss": float(np.max(r.loss)),
-               "final_loss": r.final_loss, "diverged": r.diverged_at is not None, "diverged_at": r.diverged_at,
-               "library_default": k == step_of(DEFAULT_LR[o]), "study_lr": k == step_of(STUDY_LR), "task": name}
-        row["outcome"] = outcome(row["first_loss"], row["max_loss"], row["final_loss"], row["val_psnr"], row["diverged"])
-        rows.append(row)
+        first, worst, diverged = float(r.loss[0]), float(np.max(r.loss)), r.diverged_at is not None
+        rows.append({"setup": s, "optimizer": o, "lr": lr_of(k), "seed": t.seed, "iterations": t.iterations,
+                     "val_psnr": r.mean_psnr, "first_loss": first, "max_loss": worst, "final_loss": r.final_loss,
+                     "diverged": diverged, "diverged_at": r.diverged_at,
+                     "library_default": k == step_of(DEFAULT_LR[o]), "study_lr": k == step_of(STUDY_LR), "task": name,
+                     "outcome": outcome(first, worst, r.final_loss, r.mean_psnr, diverged)})
     order = {name: i for i, name in enumerate(setups)}  # set-ups in their own order, the rest sorted
     runs = pd.DataFrame(rows).sort_values(["setup", "optimizer", "iterations", "lr", "seed"], ignore_index=True,
                                           key=lambda c: c.map(order) if c.name == "setup" else c)
@@ -457,7 +458,7 @@ def adam_restart_task(base: Task) -> Task:
 # -- 03: colour networks ----------------------------------------------------------------------------
 #: The three set-ups compared: one network shared by B, G and R; three networks each with its own
 #: Adam; three networks sharing one Adam, as the study ran them (its bug, reproduced on purpose).
-COLOUR_SETUPS = {
+COLOUR_SETUPS: dict[str, dict[str, Any]] = {
     "shared network": {},
     "three networks": {"per_channel": True},
     "three networks, shared Adam (study bug)": {"per_channel": True, "shared_optimizer_bug": True},
@@ -598,11 +599,11 @@ def planned_tasks(notebook: str, p: dict) -> list[Task]:
                               p["ITERATIONS"], p["SEEDS"], p.get("VALIDATE_EVERY", 0))
         return [t for g in groups.values() for t in g]
     if notebook == "04_beyond_the_study":
-        groups = leave_one_out_tasks([p["LENGTH"]], p["SEEDS"])
+        steps = leave_one_out_tasks([p["LENGTH"]], p["SEEDS"])
         if p.get("CONTESTED_LENGTH"):
-            groups.update(leave_one_out_tasks([p["CONTESTED_LENGTH"]], p.get("CONTESTED_SEEDS", [0, 1, 2]), CONTESTED))
-        groups.update(ablation_tasks(p["LADDER_LENGTHS"], p.get("LADDER_SEEDS", [0, 1])))
-        return [t for g in groups.values() for t in g]
+            steps.update(leave_one_out_tasks([p["CONTESTED_LENGTH"]], p.get("CONTESTED_SEEDS", [0, 1, 2]), CONTESTED))
+        steps.update(ablation_tasks(p["LADDER_LENGTHS"], p.get("LADDER_SEEDS", [0, 1])))
+        return [t for g in steps.values() for t in g]
     raise ValueError(f"no plan for notebook {notebook!r}")
 
 

@@ -76,7 +76,7 @@ def check_new_file(path: str | os.PathLike, force: bool, option: str) -> Path:
     return path
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], what: str = "file") -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], what: str = "file") -> Path:
     """Write ``path`` through ``write(f)`` atomically; any OS error becomes one ``SrlibError`` line."""
     path = Path(path)
     try:

@@ -68,6 +68,13 @@ class Param:
     grad: np.ndarray
 
 
+def saved_for_backward(value: np.ndarray | None, layer: str) -> np.ndarray:
+    """What ``forward`` kept for ``backward``; a backward with no forward before it is a clear error."""
+    if value is None:
+        raise RuntimeError(f"{layer}: backward needs a forward pass first (each forward serves one backward)")
+    return value
+
+
 class Layer:
     """What the network asks of every layer (``network.SRNet`` is an ordered list of them):
 
@@ -153,15 +160,16 @@ class Conv2d(Layer):
         # Weight matrix (k*k*C, C'): rows ordered (i, j, c) to match the columns ``_im2col`` builds.
         return self._correlate(self._pad(x), w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
 
-    def weight_grad(self, path: str, x: np.ndarray, dy: np.ndarray, grid: np.ndarray | None = None,
+    def weight_grad(self, path: str, x: np.ndarray | None, dy: np.ndarray, grid: np.ndarray | None = None,
                     dy_grid: np.ndarray | None = None) -> np.ndarray:
         """dL/dW (C_out, C_in, k, k) from forward's input x (N, H, W, C_in) and dy (N, H, W, C_out), computed
         by ``path``. ``grid``, ``dy_grid``: x and dy laid out by ``shifted.to_grid``, when there are."""
         k, c_out = self.k, dy.shape[3]
         if path == "shifted":
-            grid = shifted.to_grid(x, self.pad, k) if grid is None else grid
+            grid = shifted.to_grid(saved_for_backward(x, self.name), self.pad, k) if grid is None else grid
             dy_grid = shifted.to_grid(dy, self.pad, k) if dy_grid is None else dy_grid
             return shifted.weight_grad(grid, dy_grid, dy.shape[:3], k)
+        x = saved_for_backward(x, self.name)
         if path == "winograd":
             return winograd.weight_grad3x3(x, dy)
         xp = self._pad(x)
@@ -170,7 +178,8 @@ class Conv2d(Layer):
             # Rebuilding the patches block by block (in cache) is cheaper than keeping them from forward.
             return self._im2col(xp[s:e]).T @ dy[s:e].reshape(-1, c_out)
 
-        dwm = np.sum(map_blocks(block, self._blocks(*x.shape, x.itemsize)), axis=0)
+        n, h, w, c_in = x.shape
+        dwm = np.sum(map_blocks(block, self._blocks(n, h, w, c_in, x.itemsize)), axis=0)
         return dwm.reshape(k, k, x.shape[3], c_out).transpose(3, 2, 0, 1)
 
     def _blocks(self, n: int, h: int, w: int, c_in: int, itemsize: int) -> list[tuple[int, int]]:
@@ -221,7 +230,7 @@ class Conv2d(Layer):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        saved, self._saved = self._saved, None
+        saved, self._saved = saved_for_backward(self._saved, self.name), None
         dw_path, dx_path = self.paths["weight_grad"], self.paths["input_grad"]
         needs_dx = self.needs_input_grad
         shifted_dy = dw_path == "shifted" or (needs_dx and dx_path == "shifted")
@@ -280,7 +289,7 @@ class ReLU(Layer):
     and the gradient it receives is likewise its own to overwrite. That saves two full passes per step.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._y: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -288,7 +297,7 @@ class ReLU(Layer):
         return self._y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        y, self._y = self._y, None
+        y, self._y = saved_for_backward(self._y, "ReLU"), None
         return np.multiply(dy, y > 0, out=dy if dy.flags.writeable else None)
 
 
@@ -330,7 +339,7 @@ class MSELoss:
     forward(y, t) -> scalar loss; backward() -> dL/dy, same shape as y.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._diff: np.ndarray | None = None
 
     def forward(self, y: np.ndarray, t: np.ndarray) -> float:
@@ -340,4 +349,5 @@ class MSELoss:
         return float(np.vdot(self._diff, self._diff) / self._diff.size)
 
     def backward(self) -> np.ndarray:
-        return self._diff * (2.0 / self._diff.size)
+        diff = saved_for_backward(self._diff, "MSELoss")
+        return diff * (2.0 / diff.size)

@@ -10,6 +10,7 @@ import io
 import os
 import pickle
 import pickletools
+from typing import Any, ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ class _ArrayOnlyUnpickler(pickle._Unpickler):
     ``BUILD`` (which sets an object's state) is checked, and all the memory the stand-ins allocate is
     counted against ``MAX_ALLOCATED_BYTES``."""
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file: io.BytesIO):
         super().__init__(file)

@@ -93,7 +93,7 @@ class NetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NetConfig":
+    def from_dict(cls, d: object) -> "NetConfig":
         """Inverse of ``to_dict``; raises TypeError or ValueError for anything else."""
         if not isinstance(d, dict) or not all(isinstance(d.get(k), (list, tuple)) for k in ("channels", "kernels")):
             raise TypeError(f"NetConfig: expected a mapping with channel and kernel lists, got {d!r:.200}")
@@ -105,7 +105,8 @@ class NetConfig:
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every parameter of an ``SRNet`` with this configuration, without building it."""
-        shapes, c_in = {}, self.image_channels
+        shapes: dict[str, tuple[int, ...]] = {}
+        c_in = self.image_channels
         for i, (c_out, k) in enumerate(zip(self.channels, self.kernels), start=1):
             shapes[f"conv{i}.weight"] = (c_out, c_in, k, k)
             if self.bias:
@@ -205,9 +206,9 @@ class SRNet:
 
     def backward(self, dy: np.ndarray) -> None:
         """dy (N, C, H, W) = dL/d(output); leaves dL/d(param) in each ``Param.grad``."""
-        g = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
+        g: np.ndarray | None = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
         with single_threaded_blas():
             for layer in reversed(self.layers):
-                g = layer.backward(g)
-                if g is None:
+                if g is None:  # the first layer's input gradient is not needed
                     break
+                g = layer.backward(g)

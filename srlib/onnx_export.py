@@ -86,6 +86,8 @@ def to_onnx(model: SRModel):
                 p = w.shape[-1] // 2
                 x = node("Conv", ins, out, pads=[p, p, p, p])
             elif isinstance(layer, JpegShift):
+                if strength is None:
+                    raise SrlibError("ONNX export: a JpegShift layer in a network that is not jpeg_aware")
                 v = const(f"{prefix}{layer.v.name}", layer.v.value.astype(np.float32).reshape(1, -1, 1, 1))
                 x = node("Add", [x, node("Mul", [strength, v], f"{out}_shift")], out)
             elif isinstance(layer, ReLU):
@@ -106,7 +108,7 @@ def to_onnx(model: SRModel):
     elif len(model.nets) == 1:  # one network for each channel of each image: (N, 3) images of one channel
         xs = node("Reshape", [x, const("one_channel", np.array([-1, 1, 0, 0], np.int64))], "x_channels")
         s3 = None
-        if jpeg_aware:
+        if strength is not None:
             s3 = node("Reshape", [node("Expand", [strength, const("by3", np.array([1, 3, 1, 1], np.int64))], "s_by3"),
                                   const("s3_shape", np.array([-1, 1, 1, 1], np.int64))], "s3")
         ys = network("", model.nets[0], xs, s3)

@@ -79,7 +79,10 @@ def add_noise(lr: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
 def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:
     """Encoded and decoded as a JPEG of ``quality`` (OpenCV's libjpeg, 4:2:0 chroma for colour)."""
     ok, buf = cv2.imencode(".jpg", lr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+    if decoded is None:
+        raise ValueError(f"photo.jpeg: OpenCV could not encode and decode a {lr.shape} image at quality {quality}")
+    return decoded
 
 
 #: The JPEG qualities the photo model's training draws from (inclusive).

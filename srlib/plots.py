@@ -170,7 +170,7 @@ def gain_histogram(gains: dict[str, np.ndarray], title: str, path: str | Path | 
     """Histogram of per-image PSNR gains (dB) over a reference, one outline per method."""
     fig, ax = plt.subplots(figsize=(8, 4))
     all_values = np.concatenate([np.asarray(g, np.float64) for g in gains.values()])
-    bins = np.linspace(all_values.min(), all_values.max(), 31) if len(all_values) > 1 else 10
+    bins = np.linspace(all_values.min(), all_values.max(), 31).tolist() if len(all_values) > 1 else 10
     for name, g in gains.items():
         g = np.asarray(g, np.float64)
         ax.hist(g, bins=bins, histtype="step", lw=1.5,

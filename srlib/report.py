@@ -132,7 +132,7 @@ def execute_notebook(source: Path, target: Path, parameters: dict | None = None)
             os.environ[STATIC_OUTPUT] = saved
 
 
-def _relative(path: Path, notebooks: Path) -> str:
+def _relative(path: str | Path, notebooks: Path) -> str:
     """``path`` as the notebook's kernel (working in ``notebooks/``) reaches it: published notebooks
     hold no absolute paths of the machine that ran them."""
     return os.path.relpath(Path(path).resolve(), notebooks)

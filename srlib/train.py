@@ -392,7 +392,7 @@ class Trainer:
         m = ckpt.meta
         if m.get("model_only") or not isinstance(m.get("recipe"), dict):
             raise SrlibError(f"checkpoint {path} holds no training state (an imported model?); train anew")
-        if not ckpt.optimizer_state:
+        if not ckpt.optimizer_state or ckpt.rng_state is None:
             raise SrlibError(f"checkpoint {path} holds no optimizer state: resuming would restart the "
                              f"optimizer mid-run; train anew")
         # load_checkpoint checked every field: the recipe, its match with the stored network and

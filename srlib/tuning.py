@@ -132,7 +132,7 @@ def layer_paths(c_in: int, c_out: int, k: int, dtype: str = "float32", retune: b
         paths = check_paths(entry.get("paths"), k)
     except ValueError:
         ms = measure(c_in, c_out, k, dtype)
-        paths = {op: min(ms[op], key=ms[op].get) for op in OPS}
+        paths = {op: min(ms[op], key=ms[op].__getitem__) for op in OPS}
         cache = _read_cache()  # another process may have added entries meanwhile
         cache[key] = {"paths": paths, "ms": ms, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
         payload = json.dumps(cache, indent=1).encode()
