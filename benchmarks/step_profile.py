@@ -1,4 +1,5 @@
-"""Where one training step of the study's network spends its time: per layer and pass, on one thread.
+"""Where one training step of the study's network spends its time: per layer and pass, on one thread
+(or on ``SRLIB_THREADS`` threads, to see which passes do not scale).
 
 The report's sweeps run on Dask workers of one thread each, so this is the step the report pays for.
 Each layer's forward and backward (and the loss, pixel shuffle and Adam update) is timed inside whole
@@ -7,7 +8,7 @@ its GFLOP/s, the time it would take at this core's single-threaded sgemm rate on
 product (a practical ceiling for any GEMM-based path), and, when torch is installed, PyTorch's time for
 the same pass (``conv2d`` forward, and its backward for the weight and input gradients).
 
-Run by hand, on a quiet machine:  python benchmarks/step_profile.py [--rounds 15]
+Run by hand, on a quiet machine:  [SRLIB_THREADS=2] python benchmarks/step_profile.py [--rounds 15]
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-os.environ["SRLIB_THREADS"] = "1"  # before srlib starts its pool
+os.environ.setdefault("SRLIB_THREADS", "1")  # before srlib starts its pool
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 from srlib.layers import Conv2d, MSELoss  # noqa: E402
 from srlib.network import NetConfig, SRNet  # noqa: E402
 from srlib.optimizers import Adam  # noqa: E402
-from srlib.parallel import blas_threads  # noqa: E402
+from srlib.parallel import blas_threads, threads  # noqa: E402
 
 N, H, W = 30, 44, 44
 
@@ -82,10 +83,10 @@ def srlib_profile(rounds: int) -> tuple[dict[str, float], list]:
 
 
 def torch_profile(convs: list, rounds: int) -> dict[str, float]:
-    """PyTorch's median ms for each convolution's forward and backward, one thread, same shapes."""
+    """PyTorch's median ms for each convolution's forward and backward, as many threads, same shapes."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads())
     ms = {}
     c_in, rng = 1, np.random.default_rng(1)
     for conv in convs:
@@ -124,7 +125,8 @@ def main() -> None:
         one = 2 * N * H * W * c_in * c_out * k * k
         flops[f"{conv.name} forward"] = one
         flops[f"{conv.name} backward"] = one * (2 if conv.needs_input_grad else 1)
-    print(f"one thread; single-threaded sgemm on 1024^2 matrices: {rate:.1f} GFLOP/s")
+    print(f"{threads()} thread(s); single-threaded sgemm on 1024^2 matrices: {rate:.1f} GFLOP/s "
+          f"(the 'at sgemm rate' column assumes one core)")
     print(f"{'pass':<22} {'ms':>7} {'share':>6} {'GFLOP/s':>8} {'at sgemm rate':>13} {'pytorch ms':>10}")
     total = ms.pop("whole step")
     for name, t in ms.items():

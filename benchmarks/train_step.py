@@ -1,7 +1,8 @@
 """Time one training step (30 single-channel 44x44 images -> 176x176, MSE, backward) three ways:
 
-  srlib       float32, this package, convolution paths tuned to this machine (``srlib tune``)
-  srlib-fixed the same with the fixed path rule srlib used before (SRLIB_CONV_PATHS=fixed)
+  srlib       float32, this package as a training run uses it: the batch split into one shard per
+              thread, convolution paths tuned to this machine (``srlib tune``)
+  srlib-fixed the same in one piece with the fixed path rule srlib used before (SRLIB_CONV_PATHS=fixed)
   study-like  float64 im2col/col2im in NCHW, shaped like the 2022 study's code (deep-learning-from-scratch)
   pytorch     float32, CPU (only when torch is installed: pip install torch==2.13.0)
 
@@ -154,17 +155,25 @@ def inference_worker(method: str, rounds: int, threads: int) -> None:
 def worker(method: str, rounds: int, out: Path, threads: int) -> None:
     weights, x, t = problem()
     if method.startswith("srlib"):
-        from srlib.layers import MSELoss
         from srlib.network import NetConfig, SRNet
+        from srlib.train import train_step
+        from srlib.tuning import network_paths
 
-        net = SRNet(NetConfig(), weights={f"conv{i + 1}.weight": w for i, w in enumerate(weights)})
+        # As a Trainer does by default: one shard per thread, paths tuned for one shard's share; or, for
+        # "srlib-fixed", what srlib did before paths were tuned and steps split (one shard, the fixed rule).
+        shards = threads if method == "srlib" else 1
+        net = SRNet(NetConfig(), weights={f"conv{i + 1}.weight": w for i, w in enumerate(weights)},
+                    paths=network_paths(NetConfig(), n_threads=1 if shards > 1 else None))
+        replicas = [net.replica() for _ in range(shards - 1)]
         x32, t32 = x.astype(np.float32), t.astype(np.float32)
 
+        class NoUpdate:  # the step without the optimizer's update, as the other methods time it
+            def step(self):
+                pass
+
         def step():
-            loss = MSELoss()
-            value = loss.forward(net.forward(x32), t32)
-            net.backward(loss.backward())
-            return value, [p.grad for p in net.params()]
+            value = train_step(net, NoUpdate(), x32, t32, replicas=replicas)
+            return value, [p.grad.copy() for p in net.params()]
     elif method == "study-like":
         def step():
             return study_like_step(weights, x, t)
@@ -275,7 +284,8 @@ def main() -> None:
     print(f"srlib / study-like: {results['srlib']['ms'] / ref['ms']:.2f}x the time")
     for n, res in ((cores, results), (1, single)):
         s, f = res["srlib"]["ms"], res["srlib-fixed"]["ms"]
-        line = f"training step, {n} thread{'s' if n > 1 else ''}: srlib {s:.1f} ms (fixed paths {f:.1f} ms: {f / s:.2f}x)"
+        line = (f"training step, {n} thread{'s' if n > 1 else ''}: srlib {s:.1f} ms (one shard, fixed paths: {f:.1f} ms, "
+                f"{f / s:.2f}x)")
         if "pytorch" in res:
             t = res["pytorch"]["ms"]
             line += f", pytorch {t:.1f} ms, srlib / pytorch: {s / t:.2f}x the time"

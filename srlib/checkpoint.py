@@ -81,6 +81,8 @@ MAX_MEMBERS = 256                  # a 3-network Adam checkpoint with history ha
 MAX_META_CHARS = 1 << 20           # the metadata JSON (a few kB in practice)
 MAX_HISTORY = 1_000_000            # values per history array (the study's longest run: 43,114 iterations)
 MAX_ITERATION = 100_000_000
+#: the most shards a training step is split into (``train.train_step``)
+MAX_SHARDS = 256
 # The central directory holds 46 bytes and the name of each member (at most about 40 characters here)
 # plus its zip64 extra field.
 MAX_DIRECTORY_BYTES = MAX_MEMBERS * (46 + 128 + 32)
@@ -215,6 +217,9 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
                          f"{meta['base_lr']} out of range")
     if recipe.net != config:
         raise ValueError("its recipe names another network than the one stored")
+    shards = meta.get("shards", 1)
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"shards {shards!r:.20} is not 1..{MAX_SHARDS}")
     paths = meta.get("conv_paths", [])
     if not isinstance(paths, list) or len(paths) not in (0, len(config.kernels)):
         raise ValueError(f"convolution paths {paths!r:.80} are not one per layer")

@@ -237,6 +237,7 @@ def cmd_train(args) -> None:
     from .data import CelebA, ImageSet, evaluation_subset, load_pairs
     from .files import check_new_file, check_writable_folder
     from .sample import resolve_data_dir
+    from .parallel import threads
     from .train import Trainer, get_recipe, stop_requests
 
     out = Path(args.out)
@@ -252,7 +253,8 @@ def cmd_train(args) -> None:
         trainer = Trainer.resume(out, train, val)
         print(f"resuming {out} at iteration {trainer.iteration} of {trainer.total}")
     else:
-        trainer = Trainer(get_recipe(args.recipe), train, total=args.iterations, seed=args.seed, val=val)
+        trainer = Trainer(get_recipe(args.recipe), train, total=args.iterations, seed=args.seed, val=val,
+                          shards=args.shards or threads())
     with stop_requests() as stop:
         trainer.run(checkpoint=out, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
                     stop=stop)
@@ -376,7 +378,7 @@ def count(minimum: int, maximum: int | None = None, why: str = ""):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .checkpoint import MAX_ITERATION
+    from .checkpoint import MAX_ITERATION, MAX_SHARDS
     from .photo import GRIDS
     from .report import PRESETS
     from .train import RECIPES
@@ -438,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=count(0, 2 ** 32 - 1), default=0)
     s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     s.add_argument("--checkpoint-every", type=count(1), default=500, metavar="N")
+    s.add_argument("--shards", type=count(0, MAX_SHARDS), default=0, metavar="N",
+                   help="split each step's batch into N shards run side by side (default 0: one per worker thread, SRLIB_THREADS); "
+                        "part of the run: --resume keeps the checkpoint's")
     s.add_argument("--validate-every", type=count(0), default=1000, metavar="N",
                    help="validation PSNR every N (0: never)")
     s.set_defaults(func=cmd_train)

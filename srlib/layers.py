@@ -336,18 +336,21 @@ class PixelShuffle(Layer):
 class MSELoss:
     """Mean squared error over every element of the batch, as the study used.
 
-    forward(y, t) -> scalar loss; backward() -> dL/dy, same shape as y.
+    forward(y, t) -> scalar loss; backward() -> dL/dy, same shape as y. ``batch_size``: the elements
+    the mean is over, when y is one shard of a larger batch (default: y's own); the shards' losses
+    and gradients then add up to the batch's.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, batch_size: int | None = None) -> None:
         self._diff: np.ndarray | None = None
+        self.batch_size = batch_size
 
     def forward(self, y: np.ndarray, t: np.ndarray) -> float:
         if y.shape != t.shape:
             raise ValueError(f"MSELoss: output {y.shape} and target {t.shape} differ in shape")
         self._diff = y - t
-        return float(np.vdot(self._diff, self._diff) / self._diff.size)
+        return float(np.vdot(self._diff, self._diff) / (self.batch_size or self._diff.size))
 
     def backward(self) -> np.ndarray:
         diff = saved_for_backward(self._diff, "MSELoss")
-        return diff * (2.0 / diff.size)
+        return diff * (2.0 / (self.batch_size or diff.size))

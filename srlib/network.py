@@ -165,6 +165,15 @@ class SRNet:
     def params(self) -> list[Param]:
         return [p for layer in self.layers for p in layer.params()]
 
+    def replica(self) -> "SRNet":
+        """A network that shares this one's parameter values (the same arrays: an optimizer step on
+        this one is seen by both) but keeps its own gradients and forward state: one per shard of a
+        data-parallel training step (``train.train_step``)."""
+        twin = SRNet(self.config, paths=self.conv_paths())
+        for mine, theirs in zip(self.params(), twin.params()):
+            theirs.value = mine.value
+        return twin
+
     def conv_paths(self) -> list[dict[str, str]]:
         """The path of each operation of each convolution, first layer first (a run's record keeps them)."""
         return [dict(layer.paths) for layer in self.layers if isinstance(layer, Conv2d)]

@@ -1,10 +1,16 @@
-"""Run the convolution's cache-sized blocks on all cores.
+"""Run the convolution's cache-sized blocks, or the shards of a training batch, on all cores.
 
 NumPy's copies are single-threaded and OpenBLAS's threads only help the matrix products, so the
 im2col gather (a third of a training step) would leave one core idle. Instead each worker thread takes
 whole blocks (gather + single-threaded GEMM); NumPy releases the GIL in both. Results are written to
 disjoint slices or returned per block and summed in block order, so every run gives the same bits.
 Set ``SRLIB_THREADS`` to change the number of workers (default: the number of cores).
+
+A training step can instead be split into shards of its batch, one per worker (``run_shards``): each
+shard runs forward and backward alone, its blocks one after another, and the shards' gradients are
+summed in shard order. That hands work over once per shard instead of once per block of every
+operation (one step on the 2-core AMD EPYC: 71 ms, against 90 ms with threaded blocks and 126 on one
+thread).
 
 Memory: a training step allocates and frees some 150 MB of activations. By default glibc hands freed
 blocks of more than a few MB back to the kernel, so every step faulted 31 MiB of fresh pages back in
@@ -66,10 +72,23 @@ def _workers() -> ThreadPoolExecutor | None:
     return _pool  # type: ignore[return-value]
 
 
+@contextmanager
+def serial() -> Iterator[None]:
+    """Inside, this thread's ``map_blocks`` runs its blocks itself, one after another (same bits: the
+    blocks do not depend on who runs them). For work that is already parallel at a coarser grain
+    (``run_shards``), and for timing one thread's share (``tuning``)."""
+    before = getattr(_local, "serial", False)
+    _local.serial = True
+    try:
+        yield
+    finally:
+        _local.serial = before
+
+
 def map_blocks(fn: Callable[..., T], blocks: Sequence[tuple[int, ...]]) -> list[T]:
     """[fn(*block) for each block], run on the worker threads, results in block order."""
     pool = _workers()
-    if pool is None or len(blocks) == 1:
+    if pool is None or len(blocks) == 1 or getattr(_local, "serial", False):
         return [fn(*block) for block in blocks]
     err = np.geterr()  # NumPy's error state is per thread: carry the caller's into the workers
 
@@ -78,6 +97,24 @@ def map_blocks(fn: Callable[..., T], blocks: Sequence[tuple[int, ...]]) -> list[
             return fn(*block)
 
     return list(pool.map(run, blocks))
+
+
+def run_shards(fn: Callable[[int], T], count: int) -> list[T]:
+    """[fn(i) for i in range(count)], each call on a worker thread of its own, running its blocks
+    ``serial``-ly: data parallelism over the shards of a batch, with one hand-off per shard instead of
+    one per block of every operation. One shard runs as ``map_blocks`` always did, on the caller's thread."""
+    pool = _workers()
+    if count == 1:
+        return [fn(0)]
+    err = np.geterr()
+
+    def run(i: int) -> T:
+        with serial(), np.errstate(**err):
+            return fn(i)
+
+    if pool is None or getattr(_local, "serial", False):
+        return [run(i) for i in range(count)]
+    return list(pool.map(run, range(count)))
 
 
 def scratch(size: int, dtype: np.dtype, slot: str = "") -> np.ndarray:

@@ -203,7 +203,7 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
     record = {"psnr": scores.tolist(), "loss": h.loss, "diverged_at": diverged_at,
               "wall_s": time.perf_counter() - start, "val_iteration": h.val_iteration, "val_psnr": h.val_psnr,
               "task": task.to_dict(), "task_digest": task.digest(), "eval_images": [p.name for p in ev.paths],
-              "keep_weights": task.keep_weights, "conv_paths": trainer.conv_paths,
+              "keep_weights": task.keep_weights, "conv_paths": trainer.conv_paths, "shards": trainer.shards,
               "srlib": __version__, "numpy": np.__version__, "threads": threads(), "finished": time.time()}
     payload = json.dumps(record).encode()
     atomic_write(done, lambda f: f.write(payload), what="run result")

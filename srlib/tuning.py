@@ -22,8 +22,9 @@ import json
 import os
 import platform
 import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -31,8 +32,11 @@ import pandas as pd
 from .errors import SrlibError
 from .files import atomic_write, read_regular
 from .layers import OPS, PATHS, Conv2d, check_paths
-from .parallel import single_threaded_blas, threads
+from .parallel import serial, single_threaded_blas, threads
 from .settings import env_choice
+
+if TYPE_CHECKING:  # the network asks this module for its paths
+    from .network import NetConfig
 
 SETTINGS = ("tuned", "fixed", "im2col")
 # The shape the paths are timed on: one training batch of the study (and of the photo recipe's crops).
@@ -118,10 +122,13 @@ def measure(c_in: int, c_out: int, k: int, dtype: str = "float32", rounds: int =
     return result
 
 
-def layer_paths(c_in: int, c_out: int, k: int, dtype: str = "float32", retune: bool = False) -> dict[str, str]:
-    """The fastest path of each operation of this layer shape on this machine with this process's
-    threads: from the cache, else measured (about a second for the study's largest layer) and cached."""
-    key = _key(c_in, c_out, k, dtype, threads())
+def layer_paths(c_in: int, c_out: int, k: int, dtype: str = "float32", retune: bool = False,
+                n_threads: int | None = None) -> dict[str, str]:
+    """The fastest path of each operation of this layer shape on this machine with ``n_threads`` of this
+    process's threads (default: all; 1: one shard of a data-parallel step): from the cache, else
+    measured (about a second for the study's largest layer) and cached."""
+    n_threads = threads() if n_threads is None else max(1, min(n_threads, threads()))
+    key = _key(c_in, c_out, k, dtype, n_threads)
     if not retune and key in _memo:
         return dict(_memo[key])
     cache = _read_cache()
@@ -131,7 +138,8 @@ def layer_paths(c_in: int, c_out: int, k: int, dtype: str = "float32", retune: b
             raise ValueError("not measured yet")
         paths = check_paths(entry.get("paths"), k)
     except ValueError:
-        ms = measure(c_in, c_out, k, dtype)
+        with serial() if n_threads == 1 else nullcontext():
+            ms = measure(c_in, c_out, k, dtype)
         paths = {op: min(ms[op], key=ms[op].__getitem__) for op in OPS}
         cache = _read_cache()  # another process may have added entries meanwhile
         cache[key] = {"paths": paths, "ms": ms, "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -142,6 +150,16 @@ def layer_paths(c_in: int, c_out: int, k: int, dtype: str = "float32", retune: b
             pass  # a read-only home: the choice holds for this process only
     _memo[key] = paths
     return dict(paths)
+
+
+def network_paths(config: NetConfig, n_threads: int | None = None) -> str | list[dict[str, str]]:
+    """The paths a network of ``config`` takes under ``setting()``: "fixed" or "im2col" as such, or the
+    tuned choice of each layer for ``n_threads`` (``layer_paths``), first layer first."""
+    if setting() != "tuned":
+        return setting()
+    c_ins = (config.image_channels, *config.channels[:-1])
+    return [layer_paths(c_in, c_out, k, config.dtype, n_threads=n_threads)
+            for c_in, c_out, k in zip(c_ins, config.channels, config.kernels)]
 
 
 def cached_times(c_in: int, c_out: int, k: int, dtype: str = "float32") -> dict[str, dict[str, float]] | None:

@@ -104,6 +104,20 @@ def test_evaluate_missing_data(tmp_path):
     assert r.returncode == 1 and "nowhere" in error_line(r)
 
 
+def test_train_splits_steps_into_shards_and_resume_keeps_them(tmp_path):
+    data = make_celeba(tmp_path / "c", counts=(3, 1, 0))
+    args = ["train", "--recipe", "study", "--data", data, "--validate-every", "0", "--out", tmp_path / "run.npz"]
+    r = srlib(*args, "--iterations", "2", "--shards", "3")
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(tmp_path / "run.npz").meta["shards"] == 3
+    r = srlib(*args, "--iterations", "4", "--shards", "1", "--resume")  # a resumed run keeps its own
+    assert r.returncode == 0, r.stderr
+    ckpt = load_checkpoint(tmp_path / "run.npz")
+    assert ckpt.iteration == 2 and ckpt.meta["shards"] == 3  # --iterations is the new run's; it was done
+    r = srlib(*args[:-1], tmp_path / "default.npz", "--iterations", "1", env={"SRLIB_THREADS": "2"})
+    assert load_checkpoint(tmp_path / "default.npz").meta["shards"] == 2  # one per worker thread
+
+
 @pytest.mark.slow
 def test_train_refuses_to_overwrite_and_kill_resume_matches(tmp_path):
     """A real SIGKILL in the middle of a CLI training run; --resume finishes it with the same weights
