@@ -44,31 +44,43 @@ def area(hr: np.ndarray) -> np.ndarray:
 
 def blur_sample(hr: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of ``sigma`` HR pixels (a lens, a sensor), then the value at each block's centre
-    (bilinear between its four central pixels: ``cv2.INTER_LINEAR`` samples exactly there at 1/4)."""
+    (bilinear between its four central pixels: ``cv2.INTER_LINEAR`` samples exactly there at 1/4). The
+    shipped photo model's training mix; ``blur_sample_at`` samples anywhere (its fixed-point rounding
+    differs by 1 grey level at some pixels)."""
     blurred = cv2.GaussianBlur(hr, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
     return cv2.resize(blurred, _size(hr), interpolation=cv2.INTER_LINEAR)
 
 
-def bicubic_antialiased(hr: np.ndarray) -> np.ndarray:
-    """Pillow's bicubic resize, whose kernel widens 4x when reducing (antialiasing): what image
-    editors and Python scripts do. Kept out of training, to show how the photo model generalises."""
+def pillow_resize(hr: np.ndarray, kernel: Image.Resampling) -> np.ndarray:
+    """Pillow's resize with ``kernel`` (bilinear, bicubic, Lanczos), which widens the kernel 4x when
+    reducing (antialiased), samples centred."""
     img = Image.fromarray(hr[..., ::-1] if hr.ndim == 3 else hr)
-    small = np.asarray(img.resize(_size(hr), Image.Resampling.BICUBIC))
+    small = np.asarray(img.resize(_size(hr), kernel))
     return np.ascontiguousarray(small[..., ::-1] if hr.ndim == 3 else small)
 
 
-def bicubic_aliased(hr: np.ndarray) -> np.ndarray:
-    """Plain ``cv2.resize(INTER_CUBIC)`` down by 4: a kernel that does not widen when reducing, so fine
-    detail aliases. What many tools and thumbnailers do, and what OpenCV's super-resolution models were
-    trained on. Kept out of training."""
-    return cv2.resize(hr, _size(hr), interpolation=cv2.INTER_CUBIC)
+def opencv_resize(hr: np.ndarray, interpolation: int) -> np.ndarray:
+    """``cv2.resize`` down by 4 with a kernel that does not widen (``INTER_LINEAR``, ``INTER_CUBIC``,
+    ``INTER_LANCZOS4``): each LR pixel interpolated from the few HR pixels at its block's centre, so fine
+    detail aliases."""
+    return cv2.resize(hr, _size(hr), interpolation=interpolation)
 
 
-def blur_sample_off_centre(hr: np.ndarray, sigma: float) -> np.ndarray:
-    """As ``blur_sample``, but each block's pixel (2, 2) taken: half an HR pixel right of and below the
-    block centre, as a camera or a resize whose grid is not centred gives. Kept out of training."""
+def blur_sample_at(hr: np.ndarray, sigma: float, dy: float, dx: float) -> np.ndarray:
+    """As ``blur_sample``, each sample taken (dy, dx) HR pixels away from its block's centre (bilinear):
+    a camera or a resize whose grid is not exactly centred."""
     blurred = cv2.GaussianBlur(hr, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
-    return np.ascontiguousarray(blurred[2::SCALE, 2::SCALE])
+    w, h = _size(hr)
+    xs = np.broadcast_to(SCALE * np.arange(w) + 1.5 + float(dx), (h, w)).astype(np.float32)
+    ys = np.broadcast_to((SCALE * np.arange(h) + 1.5 + float(dy))[:, None], (h, w)).astype(np.float32)
+    return cv2.remap(blurred, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def sharpen(lr: np.ndarray, amount: float) -> np.ndarray:
+    """Unsharp masking, as cameras and image editors apply before saving: lr + amount (lr - blurred),
+    blurred with sigma 1 LR pixel; rounded and clipped."""
+    blurred = cv2.GaussianBlur(lr.astype(np.float32), (0, 0), 1.0, borderType=cv2.BORDER_REFLECT_101)
+    return np.clip(np.rint(lr + amount * (lr - blurred)), 0, 255).astype(np.uint8)
 
 
 def add_noise(lr: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -190,6 +202,57 @@ def random_degradation(hr: np.ndarray, rng: np.random.Generator, jpeg_probabilit
     return lr, quality
 
 
+#: How the wide training mix (``random_wide_degradation``) makes LR images: one of these, drawn evenly.
+#: Antialiased and aliased resizes of both libraries and blur with a sampling phase off the block centre;
+#: nearest neighbour is never used (no camera or sensible resize makes it). Held out, to show how a model
+#: generalises: Pillow's Lanczos and OpenCV's INTER_LANCZOS4 (``BENCHMARK``).
+WIDE_KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "area": lambda hr, rng: area(hr),
+    "Pillow bilinear": lambda hr, rng: pillow_resize(hr, Image.Resampling.BILINEAR),
+    "Pillow bicubic": lambda hr, rng: pillow_resize(hr, Image.Resampling.BICUBIC),
+    "OpenCV linear, aliased": lambda hr, rng: opencv_resize(hr, cv2.INTER_LINEAR),
+    "OpenCV cubic, aliased": lambda hr, rng: opencv_resize(hr, cv2.INTER_CUBIC),
+    "blur, sampled off centre": lambda hr, rng: blur_sample_at(hr, rng.uniform(0.6, 1.6), *rng.uniform(-0.5, 0.5, 2)),
+}
+
+
+def random_wide_degradation(hr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
+    """The wider training mix for photographs, drawn from ``rng``: one of ``WIDE_KINDS``; then, each with
+    probability 1/2, light noise (sigma 0.5..3 grey levels); with 1/4 mild sharpening (amount 0.2..0.8);
+    with 1/2 JPEG (quality 60..95). Returns the LR image and its JPEG quality (None when not compressed)."""
+    kinds = list(WIDE_KINDS.values())
+    lr = kinds[int(rng.integers(len(kinds)))](hr, rng)
+    if rng.random() < 0.5:
+        lr = add_noise(lr, rng.uniform(0.5, 3.0), rng)
+    if rng.random() < 0.25:
+        lr = sharpen(lr, rng.uniform(0.2, 0.8))
+    quality = None
+    if rng.random() < 0.5:
+        quality = int(rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1))
+        lr = jpeg(lr, quality)
+    return lr, quality
+
+
+@dataclass(frozen=True)
+class TrainingDegradation:
+    """What a training recipe's ``degradation`` names: the sampling grid a model trained on it works on,
+    how each image drawn for training gets its LR (``draw(hr, rng) -> (lr, JPEG quality or None)``;
+    None: the split's own LR, the study's degradation, made when the split is read), and how the
+    validation images' LR is made (None: the split's own)."""
+
+    grid: str
+    draw: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, int | None]] | None
+    validation: Callable[[np.ndarray], np.ndarray] | None
+
+
+#: Every degradation a recipe can train on, by name.
+TRAINING: dict[str, TrainingDegradation] = {
+    "study": TrainingDegradation("study", None, None),
+    "photo": TrainingDegradation("centre", random_degradation, area),
+    "photo-wide": TrainingDegradation("centre", random_wide_degradation, area),
+}
+
+
 @dataclass(frozen=True)
 class Degradation:
     """A fixed way photo-benchmark makes an LR photo from an HR one: ``base`` (HR -> LR), then, when
@@ -212,7 +275,10 @@ BENCHMARK: dict[str, Degradation] = {
     "blur 1.2, centre samples": Degradation(lambda hr: blur_sample(hr, 1.2)),
     "area, JPEG q75": Degradation(area, jpeg_quality=75),
     "area, noise 2": Degradation(lambda hr: add_noise(area(hr), 2.0, np.random.default_rng(0))),
-    "bicubic antialiased (held out)": Degradation(bicubic_antialiased),
-    "bicubic aliased, cv2.resize (held out)": Degradation(bicubic_aliased),
-    "blur 1.2, samples half a pixel off (held out)": Degradation(lambda hr: blur_sample_off_centre(hr, 1.2)),
+    "bicubic antialiased (held out)": Degradation(lambda hr: pillow_resize(hr, Image.Resampling.BICUBIC)),
+    "bicubic aliased, cv2.resize (held out)": Degradation(lambda hr: opencv_resize(hr, cv2.INTER_CUBIC)),
+    "blur 1.2, samples half a pixel off (held out)": Degradation(lambda hr: blur_sample_at(hr, 1.2, 0.5, 0.5)),
+    "Pillow Lanczos": Degradation(lambda hr: pillow_resize(hr, Image.Resampling.LANCZOS)),
+    "OpenCV Lanczos, aliased": Degradation(lambda hr: opencv_resize(hr, cv2.INTER_LANCZOS4)),
+    "area, sharpened 0.5": Degradation(lambda hr: sharpen(area(hr), 0.5)),
 }

@@ -40,7 +40,7 @@ from .shared_adam import SharedAdam
 
 #: what a recipe may ask for (see ``Recipe.__post_init__``)
 MAX_IMAGES = 64  # the study's iteration: 10; a training batch of 64 colour images costs about 2 GB
-DEGRADATIONS = ("study", "photo")
+DEGRADATIONS = tuple(photo.TRAINING)
 RANGES = {"name": "1..64 characters", "lr": "a number in (0, 10]", "output_scale": "1..255",
           "images": f"1..{MAX_IMAGES}", "warmup": f"0..{MAX_ITERATION:,}",
           "degradation": " or ".join(DEGRADATIONS)}
@@ -62,7 +62,7 @@ class Recipe:
     warmup: int = 0                 # iterations of linear learning-rate warm-up
     cosine: bool = False            # cosine decay of the learning rate to 0 at the last iteration
     flips: bool = False             # random horizontal flips (LR re-made from the flipped HR)
-    degradation: str = "study"      # "study": the study's LR (study grid); "photo": photo.random_degradation
+    degradation: str = "study"      # a name in photo.TRAINING: "study" (the study's LR, study grid), "photo", ...
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -146,6 +146,9 @@ RECIPES: dict[str, Recipe] = {
                      net=replace(_IMPROVED.net, channels=(64, 64, 64, 64, 32, 48), kernels=(5, 3, 3, 3, 3, 3),
                                  image_channels=3, jpeg_aware=True)),
 }
+# The photo network and recipe on the wider mix of how photos get small (``photo.random_wide_degradation``:
+# antialiased and aliased resizes of Pillow and OpenCV, blur sampled off the block centre, sharpening).
+RECIPES["photo-wide"] = replace(RECIPES["photo"], name="photo-wide", degradation="photo-wide")
 
 
 def get_recipe(name: str) -> Recipe:
@@ -252,7 +255,8 @@ def draw_batch(recipe: Recipe, train: Pairs | ImageSet, rng: np.random.Generator
     0 where it was not compressed)."""
     idx = rng.integers(0, len(train), size=recipe.images)
     lr, hr = train.take(idx)
-    study = recipe.degradation == "study"
+    draw = photo.TRAINING[recipe.degradation].draw
+    study = draw is None
     if recipe.flips:
         flip = rng.random(len(idx)) < 0.5
         if flip.any():
@@ -262,8 +266,8 @@ def draw_batch(recipe: Recipe, train: Pairs | ImageSet, rng: np.random.Generator
                 lr = lr.copy()
                 lr[flip] = np.stack([blur_decimate(h) for h in hr[flip]])
     strength = np.zeros(len(idx))
-    if not study:
-        degraded = [photo.random_degradation(h, rng) for h in hr]
+    if draw is not None:
+        degraded = [draw(h, rng) for h in hr]
         lr = np.stack([lr_ for lr_, _ in degraded])
         strength = np.array([photo.jpeg_strength(q) for _, q in degraded])
     return lr, hr, strength
@@ -305,8 +309,9 @@ class Trainer:
             raise SrlibError(f"iterations must be at least 1, got {total}")
         if len(train) == 0:
             raise SrlibError("the train split is empty")
-        if val is not None and recipe.degradation == "photo":  # score on the model's grid: area-averaged LR
-            val = Pairs(val.paths, np.stack([photo.area(h) for h in val.hr]), val.hr)
+        degradation = photo.TRAINING[recipe.degradation]
+        if val is not None and degradation.validation is not None:  # scored on the model's own grid
+            val = Pairs(val.paths, np.stack([degradation.validation(h) for h in val.hr]), val.hr)
         self.recipe, self.train, self.val, self.total, self.seed = recipe, train, val, total, seed
         self.per_channel, self.shared_optimizer_bug = per_channel, shared_optimizer_bug
         if per_channel and recipe.net.image_channels != 1:
@@ -324,7 +329,7 @@ class Trainer:
         nets = [first] + [SRNet(recipe.net, seed=seed * 10 + i, paths=self.conv_paths) for i in range(1, 3 if per_channel else 1)]
         self.replicas = [[net.replica() for _ in range(self.shards - 1)] for net in nets]
         self.model = SRModel(nets, residual=recipe.residual, output_scale=recipe.output_scale,
-                             grid="centre" if recipe.degradation == "photo" else "study")
+                             grid=degradation.grid)
         hp = {**dict(recipe.optimizer_args), "lr": recipe.lr, **optimizer_overrides}
         self.base_lr = hp["lr"]
         self.optimizers = make_optimizers(recipe, nets, shared_optimizer_bug, hp)

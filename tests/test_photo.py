@@ -27,13 +27,53 @@ def ramp(h: int = 64, w: int = 64) -> np.ndarray:
     return np.repeat((40 + 2 * x)[None, :], h, axis=0).astype(np.uint8)
 
 
-@pytest.mark.parametrize("degrade", [photo.area, lambda hr: photo.blur_sample(hr, 1.2), photo.bicubic_antialiased])
+@pytest.mark.parametrize("degrade", [photo.area, lambda hr: photo.blur_sample(hr, 1.2),
+                                     lambda hr: photo.blur_sample_at(hr, 1.2, 0.0, 0.0)]
+                         + [lambda hr, k=k: photo.pillow_resize(hr, k) for k in Image.Resampling if k != Image.Resampling.NEAREST]
+                         + [lambda hr, k=k: photo.opencv_resize(hr, k) for k in (cv2.INTER_LINEAR, cv2.INTER_CUBIC,
+                                                                                  cv2.INTER_LANCZOS4)])
 def test_photo_degradations_sample_block_centres(degrade):
     lr = degrade(ramp()).astype(np.float64)
     centres = 40 + 2 * (4 * np.arange(16) + 1.5)  # HR x = 4j + 1.5
     np.testing.assert_allclose(lr[8, 2:-2], centres[2:-2], atol=0.51)  # away from the borders
     up = upscale_bicubic_centred(lr.astype(np.uint8))
     np.testing.assert_allclose(up[8, 8:-8], ramp()[8, 8:-8], atol=1.0)  # centre-grid bicubic puts it back
+
+
+@pytest.mark.parametrize("dy,dx", [(0.5, 0.5), (-0.5, 0.25), (0.0, -0.4)])
+def test_blur_sample_at_takes_each_sample_where_it_is_told(dy, dx):
+    lr = photo.blur_sample_at(ramp(), 0.3, dy, dx).astype(np.float64)
+    at = 40 + 2 * (4 * np.arange(16) + 1.5 + dx)
+    np.testing.assert_allclose(lr[8, 2:-2], at[2:-2], atol=0.6)
+
+
+def test_sharpening_steepens_an_edge_and_zero_leaves_it():
+    edge = np.repeat(np.r_[np.full(8, 80), np.full(8, 160)][None], 16, axis=0).astype(np.uint8)
+    np.testing.assert_array_equal(photo.sharpen(edge, 0.0), edge)
+    sharp = photo.sharpen(edge, 0.5).astype(int)
+    assert sharp[8, 6] < 80 and sharp[8, 9] > 160 and sharp[8, 0] == 80 and sharp[8, 15] == 160
+
+
+def test_the_wide_mix_draws_every_kind_and_keeps_lanczos_out():
+    hr = smooth_image(np.random.default_rng(0), 176, 176)
+    a, b = (photo.random_wide_degradation(hr, np.random.default_rng(7)) for _ in range(2))
+    np.testing.assert_array_equal(a[0], b[0])
+    drawn = [photo.random_wide_degradation(hr, np.random.default_rng(s)) for s in range(60)]
+    assert all(lr.shape == (44, 44, 3) and lr.dtype == np.uint8 for lr, _ in drawn)
+    qualities = [q for _, q in drawn]
+    assert 15 < sum(q is not None for q in qualities) < 45
+    assert all(photo.JPEG_QUALITIES[0] <= q <= photo.JPEG_QUALITIES[1] for q in qualities if q is not None)
+    assert not any("Lanczos" in kind for kind in photo.WIDE_KINDS)  # held out: BENCHMARK scores them
+    assert {"Pillow Lanczos", "OpenCV Lanczos, aliased"} <= set(photo.BENCHMARK)
+
+
+@pytest.mark.parametrize("name", list(photo.TRAINING))
+def test_every_training_degradation_names_a_grid_and_draws_lr(name, pairs):
+    kind = photo.TRAINING[name]
+    assert kind.grid in photo.GRIDS
+    if kind.draw is not None:
+        lr, quality = kind.draw(pairs.hr[0], np.random.default_rng(0))
+        assert lr.shape == pairs.lr[0].shape and (quality is None or 1 <= quality <= 100)
 
 
 def test_random_degradation_is_seeded_and_shaped():
@@ -115,8 +155,9 @@ def test_paired_difference_and_benchmark_table(centre_model):
     assert (bicubic.minus_bicubic == 0).all() and (summary.images == 4).all()
 
 
-def test_photo_recipe_trains_on_the_centre_grid(pairs):
-    trainer = Trainer(RECIPES["photo"].with_(images=3), pairs, total=2, seed=0, val=pairs)
+@pytest.mark.parametrize("recipe", ["photo", "photo-wide"])
+def test_photo_recipe_trains_on_the_centre_grid(pairs, recipe):
+    trainer = Trainer(RECIPES[recipe].with_(images=3), pairs, total=2, seed=0, val=pairs)
     lr, hr, strength = draw_batch(trainer.recipe, trainer.train, trainer.rng)
     assert lr.shape == (3, 44, 44, 3) and trainer.model.grid == "centre" and strength.shape == (3,)
     trainer.run(progress=False)
