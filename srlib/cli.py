@@ -197,7 +197,7 @@ def cmd_photo_benchmark(args) -> None:
     import pandas as pd
 
     from .data import CelebA, ImageSet, evaluation_subset
-    from .evaluate import PHOTO_BASELINES, model_method, photo_benchmark
+    from .evaluate import PHOTO_BASELINES, model_method, opencv_methods, photo_benchmark
     from .files import check_new_file, check_writable_folder
     from .model import SRModel
     from .sample import resolve_data_dir
@@ -214,6 +214,8 @@ def cmd_photo_benchmark(args) -> None:
         methods["photo model, JPEG quality read from the pixels"] = model_method(photo_model, jpeg="estimated")
     methods = {name: model_method(m) if isinstance(m, SRModel) else m
                for name, m in add_named_models(methods, args.compare_with, "--compare-with").items()}
+    if args.opencv_models:
+        methods.update(opencv_methods(args.opencv_models))
     data = resolve_data_dir(args.data)
     paths = CelebA.open(data).split(args.split)
     if args.exclude_subset:
@@ -426,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the N images that --limit N would pick (e.g. those a design was chosen on)")
     s.add_argument("--compare-with", action="append", metavar="[NAME=]CKPT",
                    help="another model to score beside it, without the ensemble (repeatable)")
+    s.add_argument("--opencv-models", metavar="DIR",
+                   help="also score the x4 models of OpenCV's dnn_superres in DIR (ESPCN_x4.pb, FSRCNN_x4.pb, "
+                        "FSRCNN-small_x4.pb, LapSRN_x4.pb); needs opencv-contrib-python-headless 4.x")
     s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
     s.add_argument("--force", action="store_true", help="replace the CSV files of an earlier run there")
     s.set_defaults(func=cmd_photo_benchmark)

@@ -1,6 +1,7 @@
 """Score upscaling methods on a set of LR/HR pairs: one DataFrame row per (image, method)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -111,6 +112,46 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order]
 
 
+#: OpenCV's dnn_superres models by the name their file starts with, and the algorithm dnn_superres knows them as.
+OPENCV_ALGORITHMS = {"ESPCN": "espcn", "FSRCNN": "fsrcnn", "FSRCNN-small": "fsrcnn", "LapSRN": "lapsrn", "EDSR": "edsr"}
+
+
+def _opencv_method(sr) -> PhotoMethod:
+    """One dnn_superres model as a photo method: each image on its own (it ignores the JPEG quality)."""
+    def method(lr: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
+        return np.stack([sr.upsample(np.ascontiguousarray(image)) for image in lr]).astype(np.float32)
+    return method
+
+
+def opencv_methods(folder: str | Path) -> dict[str, PhotoMethod]:
+    """The x4 models of OpenCV's dnn_superres found in ``folder`` (``NAME_x4.pb``, NAME in
+    ``OPENCV_ALGORITHMS``) as photo methods named "OpenCV NAME": what many people use to upscale on a CPU.
+    Needs OpenCV's contrib modules of version 4 (``cv2.dnn_superres``; OpenCV 5's dnn cannot read these
+    TensorFlow graphs)."""
+    folder = Path(folder)
+    if not hasattr(cv2, "dnn_superres"):
+        raise SrlibError(f"scoring the models in {folder} needs OpenCV's contrib modules, version 4 (cv2.dnn_superres), "
+                         f"and this OpenCV {cv2.__version__} has none: pip uninstall -y opencv-python-headless && "
+                         f"pip install 'opencv-contrib-python-headless>=4.8,<5'")
+    if not folder.is_dir():
+        raise SrlibError(f"{folder} is not a folder; give the folder that holds the dnn_superres models (ESPCN_x4.pb, ...)")
+    methods: dict[str, PhotoMethod] = {}
+    for path in sorted(folder.glob("*_x4.pb")):
+        name = path.name[:-len("_x4.pb")]
+        if name not in OPENCV_ALGORITHMS or not path.is_file():
+            continue
+        sr = cv2.dnn_superres.DnnSuperResImpl_create()
+        try:
+            sr.readModel(str(path))
+        except cv2.error:
+            raise SrlibError(f"{path}: OpenCV cannot read this model; download it again") from None
+        sr.setModel(OPENCV_ALGORITHMS[name], SCALE)
+        methods[f"OpenCV {name}"] = _opencv_method(sr)
+    if not methods:
+        raise SrlibError(f"{folder} holds no x4 model of OpenCV's dnn_superres ({', '.join(f'{n}_x4.pb' for n in OPENCV_ALGORITHMS)})")
+    return methods
+
+
 def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, PhotoMethod], reference: str = "bicubic",
                     degradations: dict[str, photo.Degradation] | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -118,8 +159,8 @@ def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, PhotoMethod], re
     given the JPEG quality of the degradations saved as JPEG (``Degradation.jpeg_quality``).
 
     Returns (per-image scores: degradation, image, method, psnr_rgb; summary: one row per degradation
-    and method with its mean PSNR and the paired difference to ``reference`` on the same images, with
-    a 95% bootstrap interval)."""
+    and method with its mean PSNR, the paired difference to ``reference`` on the same images with a 95%
+    bootstrap interval, and the share of images on which it scores below ``reference``)."""
     degradations = photo.BENCHMARK if degradations is None else degradations
     rows = []
     for batch in pairs.batches(desc="photo benchmark"):
@@ -135,5 +176,7 @@ def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, PhotoMethod], re
         ref = scores[(scores.degradation == deg) & (scores.method == reference)]
         mean, low, high = paired_difference(g.psnr_rgb.to_numpy(), ref.psnr_rgb.to_numpy())
         summary.append({"degradation": deg, "method": name, "psnr_rgb": g.psnr_rgb.mean(),
-                        f"minus_{reference}": mean, "ci_low": low, "ci_high": high, "images": len(g)})
+                        f"minus_{reference}": mean, "ci_low": low, "ci_high": high,
+                        f"below_{reference}": float(np.mean(g.psnr_rgb.to_numpy() < ref.psnr_rgb.to_numpy())),
+                        "images": len(g)})
     return scores, pd.DataFrame(summary)

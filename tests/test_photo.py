@@ -12,7 +12,7 @@ from srlib.checkpoint import Checkpoint, save_checkpoint
 from srlib.data import Pairs
 from srlib.degrade import upscale_bicubic_centred
 from srlib.errors import SrlibError
-from srlib.evaluate import PHOTO_BASELINES, model_method, photo_benchmark
+from srlib.evaluate import PHOTO_BASELINES, model_method, opencv_methods, photo_benchmark
 from srlib.metrics import paired_difference
 from srlib.model import SRModel
 from srlib.network import NetConfig, SRNet
@@ -150,9 +150,63 @@ def test_paired_difference_and_benchmark_table(centre_model):
     scores, summary = photo_benchmark(pairs, methods)
     assert len(scores) == 4 * len(methods) * len(photo.BENCHMARK)
     assert list(summary.columns) == ["degradation", "method", "psnr_rgb", "minus_bicubic", "ci_low", "ci_high",
-                                     "images"]
+                                     "below_bicubic", "images"]
     bicubic = summary[summary.method == "bicubic"]
-    assert (bicubic.minus_bicubic == 0).all() and (summary.images == 4).all()
+    assert (bicubic.minus_bicubic == 0).all() and (bicubic.below_bicubic == 0).all() and (summary.images == 4).all()
+    for (deg, name), g in scores.groupby(["degradation", "method"]):
+        ref = scores[(scores.degradation == deg) & (scores.method == "bicubic")].psnr_rgb.to_numpy()
+        row = summary[(summary.degradation == deg) & (summary.method == name)]
+        assert row.below_bicubic.item() == np.mean(g.psnr_rgb.to_numpy() < ref)
+
+
+class FakeSuperRes:
+    """cv2.dnn_superres's model object: records what it is given, upscales by repeating pixels."""
+    made: list = []
+
+    def __init__(self):
+        self.calls = []
+        FakeSuperRes.made.append(self)
+
+    def readModel(self, path):
+        if "broken" in path:
+            raise cv2.error("cannot parse")
+        self.calls.append(("read", path.rsplit("/", 1)[-1]))
+
+    def setModel(self, algo, scale):
+        self.calls.append(("set", algo, scale))
+
+    def upsample(self, image):
+        return np.repeat(np.repeat(image, 4, axis=0), 4, axis=1)
+
+
+def test_opencv_models_are_found_by_name_and_scored_per_image(tmp_path, monkeypatch):
+    monkeypatch.setattr(cv2, "dnn_superres", type("M", (), {"DnnSuperResImpl_create": FakeSuperRes}), raising=False)
+    FakeSuperRes.made = []
+    for name in ("ESPCN_x4.pb", "FSRCNN-small_x4.pb", "ESPCN_x2.pb", "Other_x4.pb", "notes.txt"):
+        (tmp_path / name).write_bytes(b"graph")
+    methods = opencv_methods(tmp_path)
+    assert list(methods) == ["OpenCV ESPCN", "OpenCV FSRCNN-small"]
+    assert [m.calls for m in FakeSuperRes.made] == [[("read", "ESPCN_x4.pb"), ("set", "espcn", 4)],
+                                                    [("read", "FSRCNN-small_x4.pb"), ("set", "fsrcnn", 4)]]
+    lr = np.random.default_rng(0).integers(0, 256, (2, 5, 6, 3), dtype=np.uint8)
+    out = methods["OpenCV ESPCN"](lr, 75)
+    assert out.shape == (2, 20, 24, 3) and out.dtype == np.float32 and np.array_equal(out[:, ::4, ::4], lr)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "LapSRN_x4.pb").write_bytes(b"x")
+    with pytest.raises(SrlibError, match="LapSRN_x4.pb: OpenCV cannot read this model"):
+        opencv_methods(tmp_path / "broken")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SrlibError, match="holds no x4 model"):
+        opencv_methods(tmp_path / "empty")
+    with pytest.raises(SrlibError, match="is not a folder"):
+        opencv_methods(tmp_path / "missing")
+
+
+def test_opencv_models_without_contrib_say_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.delattr(cv2, "dnn_superres", raising=False)
+    with pytest.raises(SrlibError, match="pip install 'opencv-contrib-python-headless>=4.8,<5'") as e:
+        opencv_methods(tmp_path)
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("recipe", ["photo", "photo-wide"])
