@@ -334,7 +334,8 @@ def cmd_report(args) -> None:
         table = dry_run(args.preset, args.only)
         with pd.option_context("display.width", 200, "display.float_format", "{:.2f}".format):
             print(f"[{args.preset}] what is left to train (one iteration of the study's recipe takes "
-                  f"{table.attrs['step_seconds']:.3f} s here; estimates are +-30%):")
+                  f"{table.attrs['step_seconds']:.3f} s of this machine, its cores each running one; estimates are "
+                  f"+-30%):")
             print(table.to_string())
         print(f"total: {table.hours_left.sum():.1f} hours on this machine")
         return

@@ -266,22 +266,27 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
 
 
 def step_seconds(iterations: int = 8) -> float:
-    """Seconds one training iteration of the study's recipe takes here, as srlib is set to run (its
-    threads), measured on generated images after two warm-up iterations."""
+    """Seconds per training iteration of the study's recipe when the report has this machine: its runs
+    go to one single-threaded worker per thread (``--scheduler local``), so one thread's iteration time,
+    measured on generated images after two warm-up iterations, divided by the threads."""
     import numpy as np
 
     from .data import Pairs
     from .degrade import degrade
+    from .parallel import serial, threads
     from .train import RECIPES, Trainer
+    from .tuning import network_paths
 
     rng = np.random.default_rng(0)
     images = [degrade(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)) for _ in range(10)]
     pairs = Pairs([Path(f"{i}.png") for i in range(10)], np.stack([a for a, _ in images]), np.stack([b for _, b in images]))
-    trainer = Trainer(RECIPES["study"], pairs, total=iterations + 2)
-    trainer.run(until=2, progress=False)
-    start = time.perf_counter()
-    trainer.run(progress=False)
-    return (time.perf_counter() - start) / iterations
+    with serial():  # as a worker of one thread computes
+        trainer = Trainer(RECIPES["study"], pairs, total=iterations + 2,
+                          conv_paths=network_paths(RECIPES["study"].net, n_threads=1))
+        trainer.run(until=2, progress=False)
+        start = time.perf_counter()
+        trainer.run(progress=False)
+    return (time.perf_counter() - start) / iterations / threads()
 
 
 @lru_cache(maxsize=None)
