@@ -128,20 +128,14 @@ def test_missing_image_folder(tmp_path):
     one_line(e, "img_align_celeba")
 
 
-def test_partition_names_missing_images(celeba):
+@pytest.mark.parametrize("line,words", [("999999.jpg,2", ("999999.jpg", "missing")),
+                                        ("000001.jpg,7", ("list_eval_partition.csv:", "partition 0, 1 or 2"))])
+def test_a_bad_partition_line_is_one_line_naming_it(celeba, line, words):
     with open(celeba / "list_eval_partition.csv", "a") as f:
-        f.write("999999.jpg,2\n")
+        f.write(line + "\n")
     with pytest.raises(SrlibError) as e:
         CelebA.open(celeba)
-    one_line(e, "999999.jpg", "missing")
-
-
-def test_malformed_partition_line(celeba):
-    with open(celeba / "list_eval_partition.csv", "a") as f:
-        f.write("000001.jpg,7\n")
-    with pytest.raises(SrlibError) as e:
-        CelebA.open(celeba)
-    one_line(e, "list_eval_partition.csv:", "partition 0, 1 or 2")
+    one_line(e, *words)
 
 
 def test_empty_split(tmp_path):
