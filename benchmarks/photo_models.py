@@ -1,11 +1,16 @@
 """What a photo network costs on the CPU: the study-size network run on each colour channel (the first photo
-model), the same widths seeing B, G and R together, and the shipped photo model's network (colour, two
-layers deeper, told the JPEG quality). For each: weights, one training iteration (10 colour 44x44 images -> 176x176: 30
-single-channel examples for the first, 10 colour ones for the others; forward, backward and an Adam step),
-and upscaling one 512x512 RGB photo to 2048x2048 (``SRModel.upscale``), each with its peak memory.
+model), the same widths seeing B, G and R together, the shipped photo model's network (colour, two layers
+deeper, told the JPEG quality) and the fast tier's (``photo-fast``: colour, the study's depth, narrower). For
+each: weights, one training iteration (10 colour 44x44 images -> 176x176: 30 single-channel examples for the
+first, 10 colour ones for the others; forward, backward and an Adam step), and upscaling one 512x512 RGB photo
+to 2048x2048 (``SRModel.upscale``), each with its peak memory.
+
+``--opencv-models DIR`` also times OpenCV's dnn_superres x4 models found there on the same image (what users
+run instead; needs opencv-contrib-python-headless 4.x) and prints each srlib network's upscaling time as a
+multiple of each of theirs.
 
 Each measurement runs in its own process, so its peak RSS is its own; times are the median of interleaved
-rounds. Run by hand, on a quiet machine:  python benchmarks/photo_models.py [--rounds 5] [--passes 2]
+rounds. Run by hand, on a quiet machine:  python benchmarks/photo_models.py [--rounds 5] [--passes 2] [--opencv-models DIR]
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ NETS = {
     "study widths, colour": replace(PHOTO.net, channels=(64, 32, 32, 48), kernels=(5, 3, 3, 3), image_channels=3,
                                     jpeg_aware=False),
     "photo model (colour, 2 layers deeper, JPEG-aware)": PHOTO.net,
+    "fast tier (colour, study depth, JPEG-aware)": RECIPES["photo-fast"].net,
 }
 IMAGES, LR_SIZE, INFER_SIZE = 10, 44, 512
 
@@ -46,9 +52,17 @@ def worker(name: str, what: str, rounds: int) -> None:
     from srlib.network import SRNet
     from srlib.optimizers import Adam
 
+    rng = np.random.default_rng(0)
+    if what == "opencv":  # name: a dnn_superres model file
+        from srlib.evaluate import opencv_methods
+
+        folder = Path(name).parent
+        method = opencv_methods(folder)[f"OpenCV {Path(name).name[:-len('_x4.pb')]}"]
+        image = rng.integers(0, 256, (1, INFER_SIZE, INFER_SIZE, 3), dtype=np.uint8)
+        _timed(lambda: method(image, None), rounds, 0)
+        return
     config = NETS[name]
     net = SRNet(config, seed=0)
-    rng = np.random.default_rng(0)
     if what == "train":
         c = config.image_channels
         n = IMAGES * 3 // c  # the same images either way: 30 single channels or 10 colour images
@@ -67,6 +81,11 @@ def worker(name: str, what: str, rounds: int) -> None:
 
         def run():
             model.upscale(image)
+    _timed(run, rounds, net.n_weights())
+
+
+def _timed(run, rounds: int, weights: int) -> None:
+    """Print, as JSON, the times of ``rounds`` calls of ``run`` after a warm-up, and the memory they held."""
     base = peak_mib()
     run()
     times = []
@@ -74,31 +93,37 @@ def worker(name: str, what: str, rounds: int) -> None:
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    print(json.dumps({"times": times, "peak_mib": peak_mib(), "run_mib": peak_mib() - base,
-                      "weights": net.n_weights()}))
+    print(json.dumps({"times": times, "peak_mib": peak_mib(), "run_mib": peak_mib() - base, "weights": weights}))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5, help="timed runs per process (default 5)")
     ap.add_argument("--passes", type=int, default=2, help="interleaved passes over the networks (default 2)")
+    ap.add_argument("--opencv-models", metavar="DIR", help="also time OpenCV's dnn_superres x4 models in DIR")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(*args.worker, args.rounds)
         return
+    anchors = []
+    if args.opencv_models:
+        from srlib.evaluate import OPENCV_ALGORITHMS
+
+        anchors = [str(p) for p in sorted(Path(args.opencv_models).glob("*_x4.pb"))
+                   if p.name[:-len("_x4.pb")] in OPENCV_ALGORITHMS]
+    jobs = [(name, what) for name in NETS for what in ("train", "infer")] + [(a, "opencv") for a in anchors]
     results: dict[tuple[str, str], dict] = {}
     for _ in range(args.passes):
-        for name in NETS:
-            for what in ("train", "infer"):
-                r = subprocess.run([sys.executable, __file__, "--worker", name, what, "--rounds", str(args.rounds)],
-                                   capture_output=True, text=True, check=True, env=dict(os.environ))
-                rec = json.loads(r.stdout.strip().splitlines()[-1])
-                acc = results.setdefault((name, what), {"times": [], "peak_mib": 0.0, "run_mib": 0.0})
-                acc["times"] += rec["times"]
-                acc["weights"] = rec["weights"]
-                acc["peak_mib"] = max(acc["peak_mib"], rec["peak_mib"])
-                acc["run_mib"] = max(acc["run_mib"], rec["run_mib"])
+        for name, what in jobs:
+            r = subprocess.run([sys.executable, __file__, "--worker", name, what, "--rounds", str(args.rounds)],
+                               capture_output=True, text=True, check=True, env=dict(os.environ))
+            rec = json.loads(r.stdout.strip().splitlines()[-1])
+            acc = results.setdefault((name, what), {"times": [], "peak_mib": 0.0, "run_mib": 0.0})
+            acc["times"] += rec["times"]
+            acc["weights"] = rec["weights"]
+            acc["peak_mib"] = max(acc["peak_mib"], rec["peak_mib"])
+            acc["run_mib"] = max(acc["run_mib"], rec["run_mib"])
     print(f"{'network':<52} {'weights':>8} {'ms/iteration':>12} {'train MiB':>9} "
           f"{'upscale 512->2048 ms':>20} {'upscale MiB':>11}")
     for name in NETS:
@@ -106,6 +131,13 @@ def main() -> None:
         print(f"{name:<52} {tr['weights']:>8,} {1000 * np.median(tr['times']):12.0f} {tr['run_mib']:9.0f} "
               f"{1000 * np.median(inf['times']):20.0f} {inf['run_mib']:11.0f}")
     print("(MiB: the growth of the process's peak RSS over loading the libraries, i.e. what the work itself held)")
+    for anchor in anchors:
+        theirs = 1000 * np.median(results[(anchor, "opencv")]["times"])
+        label = f"OpenCV {Path(anchor).name[:-len('_x4.pb')]}"
+        print(f"{label}: upscale 512->2048 {theirs:.0f} ms, {results[(anchor, 'opencv')]['run_mib']:.0f} MiB")
+        for name in NETS:
+            ours = 1000 * np.median(results[(name, "infer")]["times"])
+            print(f"  srlib {name} / {label}: {ours / theirs:.2f}x the time")
 
 
 if __name__ == "__main__":
