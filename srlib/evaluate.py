@@ -13,7 +13,7 @@ from .data import ImageSet, Pairs
 from .degrade import HR_SIZE, SCALE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
 from .display import progress
 from .errors import SrlibError
-from .metrics import SSIM_WINDOW, image_metrics, paired_difference, psnr_each, study_psnr
+from .metrics import SSIM_WINDOW, as_method, image_metrics, paired_difference, psnr_each, study_psnr
 from .model import SRModel
 from .photo import estimate_jpeg_quality
 
@@ -90,8 +90,7 @@ def evaluate(pairs: Pairs | ImageSet, methods: dict[str, Method | SRModel], crop
 def _score(pairs: Pairs, methods: dict[str, Method | SRModel], crop_border: int) -> list[dict]:
     rows = []
     for name, method in methods.items():
-        predict = method.predict if isinstance(method, SRModel) else method
-        out = predict(pairs.lr)
+        out = as_method(method)(pairs.lr)
         for path, y, hr in progress(list(zip(pairs.paths, out, pairs.hr)), desc=f"scoring {name}", leave=False,
                                 disable=len(pairs) < 100):
             row = {"image": path.name, "method": name}

@@ -123,11 +123,16 @@ def psnr_each(outputs: np.ndarray, hr: np.ndarray) -> np.ndarray:
     return np.array([psnr(o, h) for o, h in zip(outputs, hr)])
 
 
+def as_method(method):
+    """A model (anything with ``predict``) or a method (uint8 LR (N, h, w, 3) -> float HR), as a method:
+    the one place where scoring code tells the two apart."""
+    return method.predict if hasattr(method, "predict") else method
+
+
 def psnr_per_image(method, pairs) -> np.ndarray:
-    """Per-image PSNR (RGB, uint8 outputs, dB) of a model (anything with ``predict``) or a method
-    (uint8 LR (N, h, w, 3) -> float HR) on ``pairs``, in their order."""
-    predict = method.predict if hasattr(method, "predict") else method
-    return psnr_each(to_uint8(predict(pairs.lr)), pairs.hr)
+    """Per-image PSNR (RGB, uint8 outputs, dB) of a model or a method (``as_method``) on ``pairs``, in
+    their order."""
+    return psnr_each(to_uint8(as_method(method)(pairs.lr)), pairs.hr)
 
 
 def mean_psnr(method, pairs) -> float:
