@@ -274,6 +274,14 @@ RESUME_EDITS = {
     "seed -1": (("meta", "seed"), -1),
     "base_lr Infinity": (("meta", "base_lr"), float("inf")),
     "iteration past total": (("iteration",), 99),
+    "conv_paths winograd on the 5x5 layer": (("meta", "conv_paths"), [dict.fromkeys(("forward", "weight_grad", "input_grad"),
+                                                                                   "winograd")] * 4),
+    "conv_paths one layer short": (("meta", "conv_paths"), [dict.fromkeys(("forward", "weight_grad", "input_grad"),
+                                                                         "im2col")] * 3),
+    "conv_paths a string": (("meta", "conv_paths"), "fastest"),
+    "shards 0": (("meta", "shards"), 0),
+    "shards 10^9": (("meta", "shards"), 10 ** 9),
+    "shards text": (("meta", "shards"), "2"),
 }
 MODEL_EDITS = {f"output_scale {v}": (("meta", "model", "output_scale"), v)
                for v in (float("inf"), 1e300, 1e-300, -1.0, float("nan"), True, "2")}
