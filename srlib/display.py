@@ -22,14 +22,16 @@ def static_output() -> bool:
 
 
 def progress(*args, **kwargs):
-    """tqdm, as plain text updated at most every 30 s when ``static_output()`` (a saved notebook keeps
-    every update), else tqdm.auto's choice. In a saved notebook a transient bar (``leave=False``) is not
-    shown at all: it would stay as a "0%" line, since a notebook cannot move its cursor back up to erase it.
-    A process started with stderr closed shows none."""
+    """tqdm, as plain text on stdout updated at most every 30 s when ``static_output()`` (a saved
+    notebook keeps every update, and shows stderr in red boxes that read as errors), else tqdm.auto's
+    choice. In a saved notebook a transient bar (``leave=False``) is not shown at all: it would stay as a
+    "0%" line, since a notebook cannot move its cursor back up to erase it. A process started with
+    stderr closed shows none."""
     if sys.stderr is None and "file" not in kwargs:
         kwargs["disable"] = True
     if static_output():
         if kwargs.get("leave") is False:
             kwargs["disable"] = True
-        return text_tqdm(*args, **{**kwargs, "mininterval": max(30.0, kwargs.get("mininterval", 0.1))})
+        return text_tqdm(*args, **{"file": sys.stdout, **kwargs,
+                                   "mininterval": max(30.0, kwargs.get("mininterval", 0.1))})
     return auto_tqdm(*args, **kwargs)

@@ -148,6 +148,12 @@ def kernelspec() -> dict:
     return {"display_name": spec.display_name, "language": spec.language, "name": "python3"}
 
 
+#: The first lines of the parameters cell papermill adds to an executed notebook, once published.
+INJECTED_NOTE = ("# The parameters this run was given (``srlib report``), replacing the defaults in the cell above.\n"
+                 "# Paths are relative to notebooks/ on the machine that ran it: the data and the study's weights\n"
+                 "# lie outside this repository (see the README); pass your own to run it again.\n")
+
+
 def _publishable(executed: Path, staging: Path, final: Path, notebooks: Path) -> None:
     """Rewrite what papermill recorded of the run's folders: the staging folder becomes the folder the
     results end in, and its input and output paths become relative. The kernelspec is the one
@@ -157,6 +163,9 @@ def _publishable(executed: Path, staging: Path, final: Path, notebooks: Path) ->
     nb = nbformat.read(executed, as_version=4)
     text = nbformat.writes(nb).replace(_relative(staging, notebooks), _relative(final, notebooks))
     nb = nbformat.reads(text, as_version=4)
+    for cell in nb.cells:  # papermill's record of the run's parameters, told apart from the notebook's own
+        if "injected-parameters" in cell.metadata.get("tags", []) and not cell.source.startswith(INJECTED_NOTE):
+            cell.source = INJECTED_NOTE + cell.source
     nb.metadata["kernelspec"] = kernelspec()
     papermill = nb.metadata.get("papermill", {})
     papermill["input_path"] = _relative(Path(papermill.get("input_path", executed)), notebooks)

@@ -244,9 +244,11 @@ def test_published_notebooks_hold_relative_paths_and_static_output(tmp_path, mon
     assert nb.metadata.kernelspec == report.kernelspec()  # what JupyterLab writes: opening it changes nothing
     injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert 'OUT_DIR = "../conclusion/optimizer_compare"' in injected and 'DATA = "../celeba"' in injected
+    assert injected.startswith(report.INJECTED_NOTE)  # told apart from the notebook's own parameters
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any("static 1" in o.get("text", "") for o in outputs)
-    assert any("work: 100%" in o.get("text", "") for o in outputs)  # plain text, not a widget
+    assert any("work: 100%" in o.get("text", "") and o.get("name") == "stdout" for o in outputs)  # plain text
+    assert not any(o.get("name") == "stderr" for o in outputs)  # no red boxes
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
 
 

@@ -1,11 +1,16 @@
 """Open the published notebooks as a reader does, untrusted, in JupyterLab in headless Chromium, and
 check that every figure and table stored in them is shown, that no widget stub or "0%" progress bar is,
-and that opening a notebook does not mark it modified. Saves a full-page screenshot of each.
+that no figure is shrunk so far that its text becomes unreadable, and that opening a notebook does not
+mark it modified. Saves a full-page screenshot of each.
 
-Run by hand (not part of the test suite: it needs a browser):
+First, without a browser (``static_problems``, also run alone with ``--static``): no output on stderr
+(JupyterLab draws it in red boxes that read as errors), no table cell showing NaN or None, no figure
+without a title, and every relative link in the notebook's text leads to a file that exists.
+
+Run by hand (not part of the test suite, which tests the static checks on notebooks it builds):
 
     apt-get install -y chromium && pip install playwright
-    python tools/check_rendering.py [NOTEBOOK ...] [--out runs/rendering] [--chromium /usr/bin/chromium]
+    python tools/check_rendering.py [NOTEBOOK ...] [--out runs/rendering] [--chromium /usr/bin/chromium] [--static]
 
 With no NOTEBOOK it checks every notebook in conclusion/. Exit status 0 when all pass, 1 otherwise.
 """
@@ -28,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 #: text a reader must never see in place of an output
 #: the notebook on screen (JupyterLab keeps other panels in the page, hidden)
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+#: a figure shown at less than 1 / SHRINK of its pixel width: its 8-10 pt text, drawn at 120 dpi (13-17
+#: pixels), ends up under 8 pixels tall
+SHRINK = 1.7
 STUBS = [re.compile(p) for p in (r"VBox\(children=", r"HBox\(children=", r"IntSlider\(", "Error displaying widget",
                                   "Loading widget", r"(^|\s)0%\|")]
 
@@ -42,6 +50,26 @@ def expected_outputs(path: Path) -> tuple[int, int]:
             images += "image/png" in data
             tables += "<table" in "".join(data.get("text/html", []))
     return images, tables
+
+
+def static_problems(path: Path) -> list[str]:
+    """What a reader would trip over in the stored notebook itself, without rendering it."""
+    nb = json.loads(path.read_text())
+    problems = []
+    for i, cell in enumerate(nb["cells"], start=1):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                problems.append(f"cell {i}: output on stderr (shown in a red box)")
+            html = "".join(out.get("data", {}).get("text/html", []))
+            if re.search(r"<td>\s*(NaN|nan|None|<NA>)\s*</td>", html):
+                problems.append(f"cell {i}: a table cell shows NaN or None")
+        if cell["cell_type"] == "markdown":
+            for link in re.findall(r"\]\(([^)\s]+)\)", "".join(cell["source"])):
+                target = link.split("#")[0]
+                if target and "://" not in target and not target.startswith("mailto:") \
+                        and not (path.parent / target).exists():
+                    problems.append(f"cell {i}: link {link!r} leads nowhere")
+    return list(dict.fromkeys(problems))
 
 
 def free_port() -> int:
@@ -81,6 +109,8 @@ def check(page, url: str, path: Path, out: Path) -> list[str]:
     shown = page.evaluate(f"""() => Array.from(document.querySelectorAll('{PANEL} .jp-OutputArea-output img'))
                                   .filter(i => i.complete && i.naturalWidth > 0).length""")
     shown_tables = page.locator(f"{PANEL} .jp-OutputArea-output table").count()
+    shrunk = page.evaluate(f"""() => Array.from(document.querySelectorAll('{PANEL} .jp-OutputArea-output img'))
+                                   .filter(i => i.clientWidth > 0 && i.naturalWidth / i.clientWidth > {SHRINK}).length""")
     text = page.locator(f"{PANEL} .jp-Notebook").inner_text()
     dirty = page.locator(".jp-mod-current.jp-mod-dirty, .lm-TabBar-tab.lm-mod-current.jp-mod-dirty").count()
     page.screenshot(path=str(out / f"{path.stem}.png"), full_page=True)
@@ -89,6 +119,8 @@ def check(page, url: str, path: Path, out: Path) -> list[str]:
         problems.append(f"{shown} of {images} figures shown")
     if shown_tables < tables:
         problems.append(f"{shown_tables} of {tables} tables shown")
+    if shrunk:
+        problems.append(f"{shrunk} figures shrunk below 1/{SHRINK} of their width (text under ~8 px)")
     problems += [f"shows {m.group(0).strip()!r}" for m in (stub.search(text) for stub in STUBS) if m]
     if dirty:
         problems.append("opening it marked it modified")
@@ -100,12 +132,20 @@ def main() -> int:
     ap.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in conclusion/")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "rendering", help="where screenshots go")
     ap.add_argument("--chromium", default="/usr/bin/chromium", help="the browser to drive")
+    ap.add_argument("--static", action="store_true", help="only the checks that need no browser")
     args = ap.parse_args()
+    notebooks = [p.resolve() for p in args.notebooks] or sorted(
+        p for p in (ROOT / "conclusion").glob("*/*.ipynb") if not p.parent.name.startswith("."))  # not a run's staging
+    failed = 0
+    for nb in notebooks:
+        problems = static_problems(nb)
+        failed += bool(problems)
+        print(f"{'FAIL' if problems else 'ok  '} {nb.relative_to(ROOT)} (stored)" + (f": {'; '.join(problems)}" if problems else ""))
+    if args.static:
+        return 1 if failed else 0
     from playwright.sync_api import sync_playwright
 
-    notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "conclusion").glob("*/*.ipynb"))
     args.out.mkdir(parents=True, exist_ok=True)
-    failed = 0
     with tempfile.TemporaryDirectory() as settings:
         lab, url = start_lab(Path(settings))
         try:
