@@ -102,15 +102,21 @@ def map_blocks(fn: Callable[..., T], blocks: Sequence[tuple[int, ...]]) -> list[
 def run_shards(fn: Callable[[int], T], count: int) -> list[T]:
     """[fn(i) for i in range(count)], each call on a worker thread of its own, running its blocks
     ``serial``-ly: data parallelism over the shards of a batch, with one hand-off per shard instead of
-    one per block of every operation. One shard runs as ``map_blocks`` always did, on the caller's thread."""
+    one per block of every operation. One shard runs as ``map_blocks`` always did, on the caller's thread.
+    The caller limits BLAS to one thread around the call (``single_threaded_blas``, which a shard skips)."""
     pool = _workers()
     if count == 1:
         return [fn(0)]
     err = np.geterr()
 
     def run(i: int) -> T:
-        with serial(), np.errstate(**err):
-            return fn(i)
+        before = getattr(_local, "shard", False)
+        _local.shard = True
+        try:
+            with serial(), np.errstate(**err):
+                return fn(i)
+        finally:
+            _local.shard = before
 
     if pool is None or getattr(_local, "serial", False):
         return [run(i) for i in range(count)]
@@ -140,6 +146,10 @@ def blas_threads(n: int) -> Iterator[None]:
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Inside, BLAS uses one thread per call: parallelism comes from ``map_blocks`` instead (so with
-    ``SRLIB_THREADS=1`` srlib uses exactly one core)."""
+    ``SRLIB_THREADS=1`` srlib uses exactly one core). A shard of ``run_shards`` leaves the setting to
+    the thread that started the shards (BLAS's thread count is one setting for the whole process)."""
+    if getattr(_local, "shard", False):
+        yield
+        return
     with blas_threads(1):
         yield
