@@ -138,10 +138,13 @@ def cmd_upscale(args) -> None:
     from .model import check_output_size
     from .photo import estimate_jpeg_quality, jpeg_quality
 
-    model = load_model(args.weights, "study" if args.grid == "study" else "photo")
+    if args.model and args.weights:
+        raise SrlibError("give --model (a shipped model) or --weights (a checkpoint), not both")
+    model = load_model(args.weights, args.model or ("study" if args.grid == "study" else "photo"))
     if args.grid and model.grid != args.grid:
-        raise SrlibError(f"{args.weights} was trained for the {model.grid} grid, not the {args.grid} grid; "
-                         f"leave --weights out to use the shipped model for that grid")
+        raise SrlibError(f"{args.weights or f'the shipped {args.model} model'} was trained for the {model.grid} grid, "
+                         f"not the {args.grid} grid; leave --weights and --model out to use the shipped model for "
+                         f"that grid")
     if args.ensemble and model.grid != "centre":
         raise SrlibError("--ensemble keeps the sampling phase only on the centre grid; drop it for this model")
     out_dir = check_writable_folder(args.out)
@@ -382,6 +385,7 @@ def count(minimum: int, maximum: int | None = None, why: str = ""):
 
 def build_parser() -> argparse.ArgumentParser:
     from .checkpoint import MAX_ITERATION, MAX_SHARDS
+    from .model import SHIPPED
     from .photo import GRIDS
     from .report import PRESETS
     from .train import RECIPES
@@ -393,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", metavar="IMAGE")
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     s.add_argument("--weights", metavar="CKPT", help="srlib checkpoint (default: the shipped model for --grid)")
+    s.add_argument("--model", choices=list(SHIPPED),
+                   help="a shipped model instead (see srlib/models/MODEL_CARD_*.md): photo, the default, for photos; "
+                        "study, for the study's degradation (--grid study)"
+                        + ("; fast, about OpenCV ESPCN's time for photos" if "fast" in SHIPPED else ""))
     s.add_argument("--grid", choices=sorted(GRIDS),
                    help="where the input's pixels sit: centre (photos: area-averaged, resized, camera images; "
                    "the default) or study (the study's degradation: the top-left pixel of each 4x4 block)")

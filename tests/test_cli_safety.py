@@ -219,6 +219,19 @@ def test_upscale_grid_ensemble_and_compare(tmp_path, model_ckpt):
     assert r.returncode == 1 and "--force" in error_line(r)
 
 
+def test_upscale_picks_a_shipped_model_by_name(tmp_path, model_ckpt):
+    p = image(tmp_path / "p.png")
+    r = srlib("upscale", p, "-o", tmp_path / "o", "--model", "study")
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(tmp_path / "o" / "p_x4.png")).shape == (80, 96, 3)
+    r = srlib("upscale", p, "-o", tmp_path / "o2", "--model", "photo", "--grid", "study")
+    assert r.returncode == 1 and "the shipped photo model was trained for the centre grid" in error_line(r)
+    r = srlib("upscale", p, "-o", tmp_path / "o3", "--model", "study", "--weights", model_ckpt)
+    assert r.returncode == 1 and "not both" in error_line(r)
+    r = srlib("upscale", p, "-o", tmp_path / "o4", "--model", "best")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
 def test_comparison_names_the_model_and_grid_and_leaves_its_inputs_alone():
     lr = smooth_image(np.random.default_rng(0), 20, 24)
     result = np.zeros((80, 96, 3), np.uint8)
