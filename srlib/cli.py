@@ -27,7 +27,7 @@ VALIDATION_IMAGES = 30
 
 
 def load_model(weights: str | None, shipped: str = "photo"):
-    """The model in ``weights``, or the ``shipped`` model ("photo" or "study") when None."""
+    """The model in ``weights``, or the ``shipped`` model (``model.SHIPPED``) when None."""
     from .model import SRModel
 
     if weights is None:
@@ -399,8 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", metavar="CKPT", help="srlib checkpoint (default: the shipped model for --grid)")
     s.add_argument("--model", choices=list(SHIPPED),
                    help="a shipped model instead (see srlib/models/MODEL_CARD_*.md): photo, the default, for photos; "
-                        "study, for the study's degradation (--grid study)"
-                        + ("; fast, about OpenCV ESPCN's time for photos" if "fast" in SHIPPED else ""))
+                        "fast, for photos at about OpenCV ESPCN's time (0.5-1 dB less); study, for the study's "
+                        "degradation (--grid study)")
     s.add_argument("--grid", choices=sorted(GRIDS),
                    help="where the input's pixels sit: centre (photos: area-averaged, resized, camera images; "
                    "the default) or study (the study's degradation: the top-left pixel of each 4x4 block)")
@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("export", help="write a checkpoint's model alone (no optimizer state), or as an ONNX graph")
-    s.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or photo / study for a shipped model")
+    s.add_argument("checkpoint", metavar="CKPT", help="a checkpoint file, or photo / fast / study for a shipped model")
     s.add_argument("--out", required=True, metavar="MODEL")
     s.add_argument("--onnx", action="store_true",
                    help="write an ONNX graph (onnxruntime, OpenCV's dnn) instead of a checkpoint; needs the onnx "

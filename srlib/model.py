@@ -66,8 +66,9 @@ def check_output_size(h: int, w: int, name: str = "the image") -> None:
 
 
 # The models shipped with the package, by name (each has a model card beside it): "photo" for photographs
-# (centre grid, ``upscale``'s default) and "study" for the study's degradation (the report's model).
-SHIPPED = {name: Path(__file__).resolve().parent / "models" / f"{name}.npz" for name in ("photo", "study")}
+# (centre grid, ``upscale``'s default), "fast" for photographs at about OpenCV ESPCN's time, and "study" for
+# the study's degradation (the report's model).
+SHIPPED = {name: Path(__file__).resolve().parent / "models" / f"{name}.npz" for name in ("photo", "fast", "study")}
 
 
 class ChannelLayout:
@@ -138,7 +139,7 @@ class SRModel:
 
     @classmethod
     def shipped(cls, name: str) -> "SRModel":
-        """A model shipped with srlib: "photo" (``upscale``'s default) or "study" (the report's)."""
+        """A model shipped with srlib: "photo" (``upscale``'s default), "fast" or "study" (the report's)."""
         if name not in SHIPPED:
             raise SrlibError(f"no shipped model {name!r}; choose one of {', '.join(SHIPPED)}")
         if not SHIPPED[name].is_file():

@@ -228,6 +228,9 @@ def test_upscale_picks_a_shipped_model_by_name(tmp_path, model_ckpt):
     assert r.returncode == 1 and "the shipped photo model was trained for the centre grid" in error_line(r)
     r = srlib("upscale", p, "-o", tmp_path / "o3", "--model", "study", "--weights", model_ckpt)
     assert r.returncode == 1 and "not both" in error_line(r)
+    r = srlib("upscale", p, "-o", tmp_path / "o5", "--model", "fast")
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(tmp_path / "o5" / "p_x4.png")).shape == (80, 96, 3)
     r = srlib("upscale", p, "-o", tmp_path / "o4", "--model", "best")
     assert r.returncode == 2 and "invalid choice" in r.stderr
 

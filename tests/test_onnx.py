@@ -39,6 +39,7 @@ def models() -> dict[str, SRModel]:
     return {
         "shipped photo": SRModel.shipped("photo"),
         "shipped study": SRModel.shipped("study"),
+        "shipped fast": SRModel.shipped("fast"),
         "three per-channel networks, study grid": SRModel(nets(improved, 3), residual=True, output_scale=255.0),
         "one network per channel, JPEG-aware, centre grid": SRModel(
             nets(replace(improved, jpeg_aware=True)), residual=True, output_scale=255.0, grid="centre"),

@@ -8,13 +8,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def readme_tables():
+def readme_tables(which: str = "TABLES"):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "tools" / "readme_tables.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.TABLES
+    return getattr(module, which)
 
 
 @pytest.mark.parametrize("name", list(readme_tables()))
@@ -23,5 +23,6 @@ def test_result_tables_are_the_committed_csvs(name):
     assert readme_tables()[name]() in (ROOT / "README.md").read_text()
 
 
-def test_photo_model_card_table_is_the_committed_csv():
-    assert readme_tables()["photo"]() in (ROOT / "srlib" / "models" / "MODEL_CARD_photo.md").read_text()
+@pytest.mark.parametrize("card", list(readme_tables("CARD_TABLES")))
+def test_model_card_tables_are_the_committed_csv(card):
+    assert readme_tables("CARD_TABLES")[card]() in (ROOT / "srlib" / "models" / card).read_text()

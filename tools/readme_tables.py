@@ -99,38 +99,58 @@ def ablation() -> str:
     return _table(header, rows)
 
 
-#: The photo benchmark's methods, as the README and the photo model card show them, in this order.
+#: The photo benchmark's methods, as the photo model card shows them, in this order (the README: ``PHOTO_BRIEF``).
 PHOTO_COLUMNS = {"lanczos": "Lanczos", "study model": "study model",
                  "photo model v1 (one channel at a time)": "photo model v1 (one channel at a time)",
                  "photo model": "**photo model**",
                  "photo model, not told the JPEG quality": "photo model, not told the JPEG quality",
-                 "photo model, 8-fold ensemble": "photo model, 8-fold ensemble"}
+                 "photo model, JPEG quality read from the pixels": "photo model, JPEG quality read from the pixels",
+                 "photo model, 8-fold ensemble": "photo model, 8-fold ensemble",
+                 "photo model v2 (narrow mix)": "photo model v2 (narrow mix)", "fast tier": "fast tier"}
+PHOTO_BRIEF = ["lanczos", "photo model", "photo model, JPEG quality read from the pixels", "photo model v2 (narrow mix)",
+               "fast tier"]
+#: OpenCV's dnn_superres models (``photo-benchmark --opencv-models``): one column, the best of them per row
+OPENCV = "OpenCV "
 
 
-def photo() -> str:
-    """``srlib photo-benchmark``: bicubic's PSNR and each method minus bicubic, per degradation."""
+def photo(columns: list[str] = PHOTO_BRIEF) -> str:
+    """``srlib photo-benchmark``: bicubic's PSNR and each method minus bicubic, per degradation, with the
+    share of faces below bicubic where the summary has it; the best OpenCV model of each row."""
     from srlib.photo import BENCHMARK
 
     s = pd.read_csv(ROOT / "docs" / "photo_benchmark" / "photo_summary_validation.csv")
-    methods = [m for m in PHOTO_COLUMNS if m in set(s.method)]
+    methods = [m for m in PHOTO_COLUMNS if m in set(s.method) and m in columns]
+    anchors = [m for m in dict.fromkeys(s.method) if m.startswith(OPENCV)]
     rows = []
     for deg, g in s.groupby("degradation", sort=False):
         g = g.set_index("method")
+
+        def cell(m: str) -> str:
+            text = _db(g.loc[m, "minus_bicubic"], g.loc[m, "ci_low"], g.loc[m, "ci_high"], signed=True)
+            if "below_bicubic" in g.columns:
+                text += f" ({g.loc[m, 'below_bicubic']:.0%} below)"
+            return text
         row = [deg, f"{g.loc['bicubic', 'psnr_rgb']:.2f}"]
         for m in methods:
-            cell = _db(g.loc[m, "minus_bicubic"], g.loc[m, "ci_low"], g.loc[m, "ci_high"], signed=True)
-            if m == "photo model, not told the JPEG quality" and BENCHMARK[deg].jpeg_quality is None:
-                cell = "(not a JPEG)"
-            row.append(f"**{cell}**" if m == "photo model" else cell)
+            text = cell(m)
+            if "not told" in m and BENCHMARK[deg].jpeg_quality is None:
+                text = "(not a JPEG)"
+            row.append(f"**{text}**" if m == "photo model" else text)
+        if anchors:
+            best = max(anchors, key=lambda m: g.loc[m, "minus_bicubic"])
+            row.append(f"{best[len(OPENCV):]}: {cell(best)}")
         rows.append(row)
-    return _table(["degradation (centre grid)", "bicubic, dB", *(PHOTO_COLUMNS[m] for m in methods)], rows)
+    header = ["degradation (centre grid)", "bicubic, dB", *(PHOTO_COLUMNS[m] for m in methods)]
+    return _table(header + (["best OpenCV x4 model"] if anchors else []), rows)
 
 
+#: the tables of the model cards, by card
+CARD_TABLES = {"MODEL_CARD_photo.md": lambda: photo(list(PHOTO_COLUMNS)), "MODEL_CARD_fast.md": photo}
 TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "hard training": lambda: paired("hard_train"),
           "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
           "ablation": ablation}
 
 
 if __name__ == "__main__":
-    for name, make in TABLES.items():
+    for name, make in {**TABLES, **CARD_TABLES}.items():
         print(f"<!-- {name} -->\n{make()}\n")
