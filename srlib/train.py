@@ -298,9 +298,9 @@ class Trainer:
     ``total`` is the planned number of iterations (the learning-rate schedule depends on it);
     ``shared_optimizer_bug`` reproduces the study's 3-colour experiment exactly as it was run.
     ``shards``: each optimizer step's batch is split into this many shards, run side by side on the
-    worker threads (``train_step``): 2 on two cores take 0.58x the time of one piece of the study's
-    batch, and 1.04x on one thread, so the report's single-threaded workers keep the default 1 and
-    ``srlib train`` takes one shard per core. ``conv_paths``: how the convolutions compute (``SRNet``'s
+    worker threads (``train_step``): on two cores 2 shards take 0.86x the time of one (the study's
+    batch: 73.9 against 85.5 ms), on one thread 1.04x, so the report's single-threaded workers keep
+    the default 1 and ``srlib train`` takes one shard per core. ``conv_paths``: how the convolutions compute (``SRNet``'s
     ``paths``); by default the setting's, tuned for this machine and for one shard's share of its
     threads. The checkpoint records both and ``resume`` keeps them: they are part of the run, since
     they decide how sums are rounded.
