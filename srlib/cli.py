@@ -301,8 +301,8 @@ def cmd_tune(args) -> None:
         for c_in, c_out, k in zip((net.image_channels, *net.channels[:-1]), net.channels, net.kernels):
             if (c_in, c_out, k, net.dtype) not in shapes:
                 shapes.append((c_in, c_out, k, net.dtype))
-    print(f"timing every convolution path of {len(shapes)} layer shapes on {machine()}, {threads()} threads "
-          f"(SRLIB_THREADS to change)", flush=True)
+    print(f"timing every convolution path of {len(shapes)} layer shapes on {machine()}, with 1 thread and with "
+          f"{threads()} (SRLIB_THREADS to change)", flush=True)
     print(tune(shapes).to_string(index=False, na_rep="-", float_format="{:.1f}".format))
     print(f"choices kept in {cache_file()}; training runs record the paths they use")
 

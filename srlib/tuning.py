@@ -162,20 +162,23 @@ def network_paths(config: NetConfig, n_threads: int | None = None) -> str | list
             for c_in, c_out, k in zip(c_ins, config.channels, config.kernels)]
 
 
-def cached_times(c_in: int, c_out: int, k: int, dtype: str = "float32") -> dict[str, dict[str, float]] | None:
-    """The times behind this machine's cached choice for a layer shape (with this process's threads)."""
-    entry = _read_cache().get(_key(c_in, c_out, k, dtype, threads()))
+def cached_times(c_in: int, c_out: int, k: int, dtype: str = "float32", n_threads: int | None = None
+                 ) -> dict[str, dict[str, float]] | None:
+    """The times behind this machine's cached choice for a layer shape (``n_threads``: as ``layer_paths``)."""
+    entry = _read_cache().get(_key(c_in, c_out, k, dtype, threads() if n_threads is None else n_threads))
     return entry.get("ms") if isinstance(entry, dict) and isinstance(entry.get("ms"), dict) else None
 
 
 def tune(shapes: list[tuple[int, int, int, str]]) -> pd.DataFrame:
-    """Measure every (c_in, c_out, k, dtype) layer shape again, cache the choices, and return the table:
-    one row per layer shape and operation, milliseconds per path, and the path chosen."""
+    """Measure every (c_in, c_out, k, dtype) layer shape again, with one thread (a report worker, a shard of
+    a step) and with all of this process's, cache the choices, and return the table: one row per thread
+    count, layer shape and operation, milliseconds per path, and the path chosen."""
     rows = []
-    for c_in, c_out, k, dtype in shapes:
-        paths = layer_paths(c_in, c_out, k, dtype, retune=True)
-        ms = cached_times(c_in, c_out, k, dtype) or {}
-        for op in OPS:
-            rows.append({"layer": f"{c_in}->{c_out} {k}x{k} {dtype}", "operation": op,
-                         **{f"{p} ms": ms.get(op, {}).get(p) for p in PATHS}, "chosen": paths[op]})
+    for n_threads in sorted({1, threads()}):
+        for c_in, c_out, k, dtype in shapes:
+            paths = layer_paths(c_in, c_out, k, dtype, retune=True, n_threads=n_threads)
+            ms = cached_times(c_in, c_out, k, dtype, n_threads) or {}
+            for op in OPS:
+                rows.append({"threads": n_threads, "layer": f"{c_in}->{c_out} {k}x{k} {dtype}", "operation": op,
+                             **{f"{p} ms": ms.get(op, {}).get(p) for p in PATHS}, "chosen": paths[op]})
     return pd.DataFrame(rows)

@@ -145,3 +145,15 @@ def test_a_checkpoint_with_bad_paths_is_one_line(tmp_path, pairs, paths):
     with pytest.raises(SrlibError, match="bad.npz is not usable") as e:
         load_checkpoint(tmp_path / "bad.npz")
     assert "\n" not in str(e.value)
+
+
+def test_tune_measures_again_for_one_thread_and_for_all(cache, monkeypatch):
+    measure, calls = fake_times("shifted")
+    monkeypatch.setattr(tuning, "measure", measure)
+    monkeypatch.setattr(tuning, "threads", lambda: 2)
+    table = tuning.tune([(8, 4, 3, "float32"), (1, 8, 5, "float32")])
+    assert len(calls) == 4 and list(table.threads.unique()) == [1, 2]
+    assert len(table) == 2 * 2 * 3 and set(table.chosen) == {"shifted"}
+    assert table[(table.layer == "1->8 5x5 float32")]["winograd ms"].isna().all()  # 3x3 only
+    entries = json.loads(cache.read_text())
+    assert sum("| 1 threads |" in k for k in entries) == 2 and sum("| 2 threads |" in k for k in entries) == 2
