@@ -295,12 +295,8 @@ def cmd_tune(args) -> None:
     from .train import RECIPES
     from .tuning import cache_file, machine, tune
 
-    shapes = []
-    for recipe in RECIPES.values():
-        net = recipe.net
-        for c_in, c_out, k in zip((net.image_channels, *net.channels[:-1]), net.channels, net.kernels):
-            if (c_in, c_out, k, net.dtype) not in shapes:
-                shapes.append((c_in, c_out, k, net.dtype))
+    shapes = list(dict.fromkeys((*shape, recipe.net.dtype) for recipe in RECIPES.values()
+                                for shape in recipe.net.conv_shapes()))
     print(f"timing every convolution path of {len(shapes)} layer shapes on {machine()}, with 1 thread and with "
           f"{threads()} (SRLIB_THREADS to change)", flush=True)
     print(tune(shapes).to_string(index=False, na_rep="-", float_format="{:.1f}".format))

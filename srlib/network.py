@@ -79,8 +79,7 @@ class NetConfig:
                              f"{self.image_channels * self.scale ** 2} channels, got {self.channels[-1]}")
         if any(k % 2 == 0 or k < 1 for k in self.kernels):
             raise ValueError(f"NetConfig: kernels must be odd, got {self.kernels}")
-        weights = sum(c * c_in * k * k for c, c_in, k in
-                      zip(self.channels, (self.image_channels, *self.channels[:-1]), self.kernels))
+        weights = sum(c_out * c_in * k * k for c_in, c_out, k in self.conv_shapes())
         if weights > MAX_WEIGHTS or sum(self.channels) > MAX_TOTAL_CHANNELS:
             raise ValueError(f"NetConfig: {weights:,} weights and {sum(self.channels)} channels in all; srlib runs "
                              f"networks of at most {MAX_WEIGHTS:,} weights and {MAX_TOTAL_CHANNELS} channels")
@@ -103,17 +102,19 @@ class NetConfig:
             d["init"] = "uniform"
         return cls(**d)
 
+    def conv_shapes(self) -> list[tuple[int, int, int]]:
+        """(C_in, C_out, k) of each convolution, first layer first."""
+        return list(zip((self.image_channels, *self.channels[:-1]), self.channels, self.kernels))
+
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every parameter of an ``SRNet`` with this configuration, without building it."""
         shapes: dict[str, tuple[int, ...]] = {}
-        c_in = self.image_channels
-        for i, (c_out, k) in enumerate(zip(self.channels, self.kernels), start=1):
+        for i, (c_in, c_out, k) in enumerate(self.conv_shapes(), start=1):
             shapes[f"conv{i}.weight"] = (c_out, c_in, k, k)
             if self.bias:
                 shapes[f"conv{i}.bias"] = (c_out,)
             if self.jpeg_aware and i < len(self.channels):
                 shapes[f"conv{i}.jpeg"] = (c_out,)
-            c_in = c_out
         return shapes
 
 

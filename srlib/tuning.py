@@ -23,6 +23,7 @@ import os
 import platform
 import time
 from contextlib import nullcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -56,8 +57,11 @@ def cache_file() -> Path:
     return Path(root) / "srlib" / "conv_paths.json"
 
 
+@lru_cache(maxsize=None)
 def machine() -> str:
-    """What a choice holds for: the CPU's model, its cores, NumPy's BLAS (kernel and version), NumPy."""
+    """What a choice holds for: the CPU's model, its cores, NumPy's BLAS (kernel and version), NumPy.
+    Read once per process: every layer's lookup asks, and threadpoolctl's scan of the loaded libraries
+    is not free."""
     from threadpoolctl import threadpool_info
 
     model = platform.processor() or platform.machine()
@@ -157,9 +161,7 @@ def network_paths(config: NetConfig, n_threads: int | None = None) -> str | list
     tuned choice of each layer for ``n_threads`` (``layer_paths``), first layer first."""
     if setting() != "tuned":
         return setting()
-    c_ins = (config.image_channels, *config.channels[:-1])
-    return [layer_paths(c_in, c_out, k, config.dtype, n_threads=n_threads)
-            for c_in, c_out, k in zip(c_ins, config.channels, config.kernels)]
+    return [layer_paths(c_in, c_out, k, config.dtype, n_threads=n_threads) for c_in, c_out, k in config.conv_shapes()]
 
 
 def cached_times(c_in: int, c_out: int, k: int, dtype: str = "float32", n_threads: int | None = None
