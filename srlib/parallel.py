@@ -26,7 +26,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, ContextManager, Iterator, Sequence, TypeVar
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -73,30 +73,44 @@ def _workers() -> ThreadPoolExecutor | None:
 
 
 @contextmanager
-def serial() -> Iterator[None]:
-    """Inside, this thread's ``map_blocks`` runs its blocks itself, one after another (same bits: the
-    blocks do not depend on who runs them). For work that is already parallel at a coarser grain
-    (``run_shards``), and for timing one thread's share (``tuning``)."""
-    before = getattr(_local, "serial", False)
-    _local.serial = True
+def _thread_flag(name: str) -> Iterator[None]:
+    """Inside, this thread's flag ``name`` is set (``_flag``); outside, it is as it was."""
+    before = _flag(name)
+    setattr(_local, name, True)
     try:
         yield
     finally:
-        _local.serial = before
+        setattr(_local, name, before)
+
+
+def _flag(name: str) -> bool:
+    return getattr(_local, name, False)
+
+
+def serial() -> ContextManager[None]:
+    """Inside, this thread's ``map_blocks`` runs its blocks itself, one after another (same bits: the
+    blocks do not depend on who runs them). For work that is already parallel at a coarser grain
+    (``run_shards``), and for timing one thread's share (``tuning``)."""
+    return _thread_flag("serial")
+
+
+def _with_callers_errstate(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run with the calling thread's NumPy error state, which is per thread, on a worker."""
+    err = np.geterr()
+
+    def run(*args):
+        with np.errstate(**err):
+            return fn(*args)
+    return run
 
 
 def map_blocks(fn: Callable[..., T], blocks: Sequence[tuple[int, ...]]) -> list[T]:
     """[fn(*block) for each block], run on the worker threads, results in block order."""
     pool = _workers()
-    if pool is None or len(blocks) == 1 or getattr(_local, "serial", False):
+    if pool is None or len(blocks) == 1 or _flag("serial"):
         return [fn(*block) for block in blocks]
-    err = np.geterr()  # NumPy's error state is per thread: carry the caller's into the workers
-
-    def run(block: tuple[int, int]) -> T:
-        with np.errstate(**err):
-            return fn(*block)
-
-    return list(pool.map(run, blocks))
+    run = _with_callers_errstate(fn)
+    return list(pool.map(lambda block: run(*block), blocks))
 
 
 def run_shards(fn: Callable[[int], T], count: int) -> list[T]:
@@ -107,18 +121,13 @@ def run_shards(fn: Callable[[int], T], count: int) -> list[T]:
     pool = _workers()
     if count == 1:
         return [fn(0)]
-    err = np.geterr()
+    caller = _with_callers_errstate(fn)
 
     def run(i: int) -> T:
-        before = getattr(_local, "shard", False)
-        _local.shard = True
-        try:
-            with serial(), np.errstate(**err):
-                return fn(i)
-        finally:
-            _local.shard = before
+        with _thread_flag("shard"), serial():
+            return caller(i)
 
-    if pool is None or getattr(_local, "serial", False):
+    if pool is None or _flag("serial"):
         return [run(i) for i in range(count)]
     return list(pool.map(run, range(count)))
 
@@ -148,7 +157,7 @@ def single_threaded_blas() -> Iterator[None]:
     """Inside, BLAS uses one thread per call: parallelism comes from ``map_blocks`` instead (so with
     ``SRLIB_THREADS=1`` srlib uses exactly one core). A shard of ``run_shards`` leaves the setting to
     the thread that started the shards (BLAS's thread count is one setting for the whole process)."""
-    if getattr(_local, "shard", False):
+    if _flag("shard"):
         yield
         return
     with blas_threads(1):
