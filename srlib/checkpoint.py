@@ -184,6 +184,13 @@ def _meta(zf: zipfile.ZipFile) -> dict:
     return meta
 
 
+def check_shards(shards: object) -> int:
+    """``shards`` (``train.train_step``) as a whole number 1..MAX_SHARDS; raises ValueError."""
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"shards must be 1..{MAX_SHARDS}, got {shards!r:.20}")
+    return shards
+
+
 def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | None,
                 rng_state: Mapping[str, Any] | None) -> None:
     """Every field a model or a resumed run reads, typed and ranged here, at load: how outputs are mapped
@@ -217,9 +224,7 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
                          f"{meta['base_lr']} out of range")
     if recipe.net != config:
         raise ValueError("its recipe names another network than the one stored")
-    shards = meta.get("shards", 1)
-    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= MAX_SHARDS:
-        raise ValueError(f"shards {shards!r:.20} is not 1..{MAX_SHARDS}")
+    check_shards(meta.get("shards", 1))
     paths = meta.get("conv_paths", [])
     if not isinstance(paths, list) or len(paths) not in (0, len(config.kernels)):
         raise ValueError(f"convolution paths {paths!r:.80} are not one per layer")

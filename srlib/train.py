@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from . import photo
-from .checkpoint import MAX_ITERATION, MAX_SHARDS, Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import MAX_ITERATION, Checkpoint, check_shards, load_checkpoint, save_checkpoint
 from .data import ImageSet, Pairs
 from .degrade import blur_decimate
 from .display import progress as progress_bar
@@ -324,9 +324,10 @@ class Trainer:
         if shared_optimizer_bug and not (per_channel and recipe.optimizer == "adam"):
             raise SrlibError("shared_optimizer_bug reproduces the study's shared Adam: it needs per_channel "
                              "networks and the adam optimizer")
-        self.shards = 1 if shards is None else shards
-        if not (isinstance(self.shards, int) and not isinstance(self.shards, bool) and 1 <= self.shards <= MAX_SHARDS):
-            raise SrlibError(f"shards must be 1..{MAX_SHARDS}, got {self.shards!r}")
+        try:
+            self.shards = check_shards(1 if shards is None else shards)
+        except ValueError as e:
+            raise SrlibError(str(e)) from None
         if conv_paths is None:
             conv_paths = network_paths(recipe.net, n_threads=1 if self.shards > 1 else None)
         first = SRNet(recipe.net, seed=seed * 10, paths=conv_paths)
@@ -350,10 +351,9 @@ class Trainer:
         for opt in self.optimizers:
             opt.lr = self.base_lr * scale
         layout, stack = self.model.layout, self.recipe.stack_channels
-        work = [(k, l_, h_, s_) for (k, l_), (_, h_), s_ in zip(layout.split(lr, stack), layout.split(hr, stack),
-                                                              layout.per_image(strength, stack))]
         losses = []
-        for k, l_, h_, s_ in work:
+        for (k, l_), (_, h_), s_ in zip(layout.split(lr, stack), layout.split(hr, stack),
+                                        layout.per_image(strength, stack)):
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported just below
                 value = train_step(self.model.nets[k], self.optimizers[k], self.model.inputs(l_),
                                    self.model.targets(l_, h_), s_, self.replicas[k])
