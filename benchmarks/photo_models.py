@@ -54,10 +54,9 @@ def worker(name: str, what: str, rounds: int) -> None:
 
     rng = np.random.default_rng(0)
     if what == "opencv":  # name: a dnn_superres model file
-        from srlib.evaluate import opencv_methods
+        from srlib.evaluate import opencv_method
 
-        folder = Path(name).parent
-        method = opencv_methods(folder)[f"OpenCV {Path(name).name[:-len('_x4.pb')]}"]
+        method = opencv_method(Path(name))
         image = rng.integers(0, 256, (1, INFER_SIZE, INFER_SIZE, 3), dtype=np.uint8)
         _timed(lambda: method(image, None), rounds, 0)
         return
@@ -106,12 +105,11 @@ def main() -> None:
     if args.worker:
         worker(*args.worker, args.rounds)
         return
-    anchors = []
+    anchors: dict[str, str] = {}  # model file -> label
     if args.opencv_models:
-        from srlib.evaluate import OPENCV_ALGORITHMS
+        from srlib.evaluate import opencv_models
 
-        anchors = [str(p) for p in sorted(Path(args.opencv_models).glob("*_x4.pb"))
-                   if p.name[:-len("_x4.pb")] in OPENCV_ALGORITHMS]
+        anchors = {str(path): f"OpenCV {name}" for name, path in opencv_models(args.opencv_models).items()}
     jobs = [(name, what) for name in NETS for what in ("train", "infer")] + [(a, "opencv") for a in anchors]
     results: dict[tuple[str, str], dict] = {}
     for _ in range(args.passes):
@@ -131,9 +129,8 @@ def main() -> None:
         print(f"{name:<52} {tr['weights']:>8,} {1000 * np.median(tr['times']):12.0f} {tr['run_mib']:9.0f} "
               f"{1000 * np.median(inf['times']):20.0f} {inf['run_mib']:11.0f}")
     print("(MiB: the growth of the process's peak RSS over loading the libraries, i.e. what the work itself held)")
-    for anchor in anchors:
+    for anchor, label in anchors.items():
         theirs = 1000 * np.median(results[(anchor, "opencv")]["times"])
-        label = f"OpenCV {Path(anchor).name[:-len('_x4.pb')]}"
         print(f"{label}: upscale 512->2048 {theirs:.0f} ms, {results[(anchor, 'opencv')]['run_mib']:.0f} MiB")
         for name in NETS:
             ours = 1000 * np.median(results[(name, "infer")]["times"])

@@ -115,40 +115,48 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
 OPENCV_ALGORITHMS = {"ESPCN": "espcn", "FSRCNN": "fsrcnn", "FSRCNN-small": "fsrcnn", "LapSRN": "lapsrn", "EDSR": "edsr"}
 
 
-def _opencv_method(sr) -> PhotoMethod:
-    """One dnn_superres model as a photo method: each image on its own (it ignores the JPEG quality)."""
+def _require_dnn_superres(folder: Path) -> None:
+    if not hasattr(cv2, "dnn_superres"):
+        raise SrlibError(f"scoring the models in {folder} needs OpenCV's contrib modules, version 4 (cv2.dnn_superres), "
+                         f"and this OpenCV {cv2.__version__} has none: pip uninstall -y opencv-python-headless && "
+                         f"pip install 'opencv-contrib-python-headless>=4.8,<5'")
+
+
+def opencv_models(folder: str | Path) -> dict[str, Path]:
+    """The x4 models of OpenCV's dnn_superres in ``folder``, by name: ``NAME_x4.pb`` with NAME in
+    ``OPENCV_ALGORITHMS``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SrlibError(f"{folder} is not a folder; give the folder that holds the dnn_superres models (ESPCN_x4.pb, ...)")
+    found = {path.name[:-len("_x4.pb")]: path for path in sorted(folder.glob("*_x4.pb")) if path.is_file()}
+    models = {name: path for name, path in found.items() if name in OPENCV_ALGORITHMS}
+    if not models:
+        raise SrlibError(f"{folder} holds no x4 model of OpenCV's dnn_superres ({', '.join(f'{n}_x4.pb' for n in OPENCV_ALGORITHMS)})")
+    return models
+
+
+def opencv_method(path: Path) -> PhotoMethod:
+    """One dnn_superres x4 model (from ``opencv_models``) as a photo method: each image on its own (it
+    ignores the JPEG quality). Needs OpenCV's contrib modules of version 4 (``cv2.dnn_superres``;
+    OpenCV 5's dnn cannot read these TensorFlow graphs)."""
+    _require_dnn_superres(path.parent)
+    sr = getattr(cv2, "dnn_superres").DnnSuperResImpl_create()  # contrib only: checked just above
+    try:
+        sr.readModel(str(path))
+    except cv2.error:
+        raise SrlibError(f"{path}: OpenCV cannot read this model; download it again") from None
+    sr.setModel(OPENCV_ALGORITHMS[path.name[:-len("_x4.pb")]], SCALE)
+
     def method(lr: np.ndarray, jpeg_quality: int | None) -> np.ndarray:
         return np.stack([sr.upsample(np.ascontiguousarray(image)) for image in lr]).astype(np.float32)
     return method
 
 
 def opencv_methods(folder: str | Path) -> dict[str, PhotoMethod]:
-    """The x4 models of OpenCV's dnn_superres found in ``folder`` (``NAME_x4.pb``, NAME in
-    ``OPENCV_ALGORITHMS``) as photo methods named "OpenCV NAME": what many people use to upscale on a CPU.
-    Needs OpenCV's contrib modules of version 4 (``cv2.dnn_superres``; OpenCV 5's dnn cannot read these
-    TensorFlow graphs)."""
-    folder = Path(folder)
-    if not hasattr(cv2, "dnn_superres"):
-        raise SrlibError(f"scoring the models in {folder} needs OpenCV's contrib modules, version 4 (cv2.dnn_superres), "
-                         f"and this OpenCV {cv2.__version__} has none: pip uninstall -y opencv-python-headless && "
-                         f"pip install 'opencv-contrib-python-headless>=4.8,<5'")
-    if not folder.is_dir():
-        raise SrlibError(f"{folder} is not a folder; give the folder that holds the dnn_superres models (ESPCN_x4.pb, ...)")
-    methods: dict[str, PhotoMethod] = {}
-    for path in sorted(folder.glob("*_x4.pb")):
-        name = path.name[:-len("_x4.pb")]
-        if name not in OPENCV_ALGORITHMS or not path.is_file():
-            continue
-        sr = cv2.dnn_superres.DnnSuperResImpl_create()
-        try:
-            sr.readModel(str(path))
-        except cv2.error:
-            raise SrlibError(f"{path}: OpenCV cannot read this model; download it again") from None
-        sr.setModel(OPENCV_ALGORITHMS[name], SCALE)
-        methods[f"OpenCV {name}"] = _opencv_method(sr)
-    if not methods:
-        raise SrlibError(f"{folder} holds no x4 model of OpenCV's dnn_superres ({', '.join(f'{n}_x4.pb' for n in OPENCV_ALGORITHMS)})")
-    return methods
+    """Every x4 model of OpenCV's dnn_superres in ``folder`` as a photo method named "OpenCV NAME": what
+    many people use to upscale on a CPU."""
+    _require_dnn_superres(Path(folder))  # before looking at the folder: the fix a user needs first
+    return {f"OpenCV {name}": opencv_method(path) for name, path in opencv_models(folder).items()}
 
 
 def photo_benchmark(pairs: Pairs | ImageSet, methods: dict[str, PhotoMethod], reference: str = "bicubic",
