@@ -24,9 +24,9 @@ SIZE = 512
 def worker(engine: str, model_name: str, threads: int, rounds: int) -> None:
     """Time ``rounds`` upscales in this process (the thread setting is fixed per process); print JSON."""
     sys.path.insert(0, str(ROOT))
+    from srlib.data.photo import jpeg_strength
     from srlib.model import SRModel
     from train_step import measure  # warm-up, then timed rounds: the benchmarks' one timing loop
-    from srlib.photo import jpeg_strength
 
     model = SRModel.shipped(model_name)
     image = np.random.default_rng(0).integers(0, 256, (1, SIZE, SIZE, 3), dtype=np.uint8)

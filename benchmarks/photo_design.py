@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from srlib import photo  # noqa: E402
-from srlib.data import CelebA, evaluation_subset, load_pairs  # noqa: E402
-from srlib.degrade import upscale_bicubic_centred  # noqa: E402
-from srlib.metrics import psnr_each  # noqa: E402
+from srlib.data import photo  # noqa: E402
+from srlib.data.celeba import CelebA, evaluation_subset, load_pairs  # noqa: E402
+from srlib.data.degrade import upscale_bicubic_centred  # noqa: E402
+from srlib.evaluation.metrics import psnr_each  # noqa: E402
 from srlib.train import RECIPES  # noqa: E402
 
 PHOTO = RECIPES["photo"]  # its learning rate and schedule; the networks are the candidates below

@@ -47,14 +47,14 @@ def peak_mib() -> float:
 
 
 def worker(name: str, what: str, rounds: int) -> None:
-    from srlib.layers import MSELoss
     from srlib.model import SRModel
-    from srlib.network import SRNet
-    from srlib.optimizers import Adam
+    from srlib.nn.layers import MSELoss
+    from srlib.nn.network import SRNet
+    from srlib.nn.optimizers import Adam
 
     rng = np.random.default_rng(0)
     if what == "opencv":  # name: a dnn_superres model file
-        from srlib.evaluate import opencv_method
+        from srlib.evaluation.evaluate import opencv_method
 
         method = opencv_method(Path(name))
         image = rng.integers(0, 256, (1, INFER_SIZE, INFER_SIZE, 3), dtype=np.uint8)
@@ -107,7 +107,7 @@ def main() -> None:
         return
     anchors: dict[str, str] = {}  # model file -> label
     if args.opencv_models:
-        from srlib.evaluate import opencv_models
+        from srlib.evaluation.evaluate import opencv_models
 
         anchors = {str(path): f"OpenCV {name}" for name, path in opencv_models(args.opencv_models).items()}
     jobs = [(name, what) for name in NETS for what in ("train", "infer")] + [(a, "opencv") for a in anchors]

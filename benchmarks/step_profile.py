@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from srlib.layers import Conv2d, MSELoss  # noqa: E402
-from srlib.network import NetConfig, SRNet  # noqa: E402
-from srlib.optimizers import Adam  # noqa: E402
-from srlib.parallel import blas_threads, threads  # noqa: E402
+from srlib.nn.layers import Conv2d, MSELoss  # noqa: E402
+from srlib.nn.network import NetConfig, SRNet  # noqa: E402
+from srlib.nn.optimizers import Adam  # noqa: E402
+from srlib.nn.parallel import blas_threads, threads  # noqa: E402
 
 N, H, W = 30, 44, 44
 

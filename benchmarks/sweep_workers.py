@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from srlib.experiments import data_source
-from srlib.sweep import Task, default_workers, run_tasks
+from srlib.report.experiments import data_source
+from srlib.report.sweep import Task, default_workers, run_tasks
 from srlib.train import RECIPES
 
 

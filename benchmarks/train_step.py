@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from srlib.tuning import machine  # noqa: E402
+from srlib.nn.tuning import machine  # noqa: E402
 
 N, H, W, SCALE = 30, 44, 44, 4
 LAYERS = [(1, 64, 5), (64, 32, 3), (32, 32, 3), (32, 16, 3)]
@@ -122,7 +122,7 @@ def measure(fn, rounds: int):
 
 def inference_worker(method: str, rounds: int, threads: int) -> None:
     """Upscale one INFER_SIZE^2 RGB image with the shipped model; print times and peak RSS as JSON."""
-    from srlib.degrade import to_uint8, upscale_bicubic
+    from srlib.data.degrade import to_uint8, upscale_bicubic
     from srlib.model import SRModel
 
     model = SRModel.shipped("study")
@@ -155,9 +155,9 @@ def inference_worker(method: str, rounds: int, threads: int) -> None:
 def worker(method: str, rounds: int, out: Path, threads: int) -> None:
     weights, x, t = problem()
     if method.startswith("srlib"):
-        from srlib.network import NetConfig, SRNet
+        from srlib.nn.network import NetConfig, SRNet
+        from srlib.nn.tuning import network_paths
         from srlib.train import train_step
-        from srlib.tuning import network_paths
 
         # As a Trainer does by default: one shard per thread, paths tuned for one shard's share; or, for
         # "srlib-fixed", what srlib did before paths were tuned and steps split (one shard, the fixed rule).

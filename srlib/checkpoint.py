@@ -24,8 +24,8 @@ import numpy as np
 
 from .errors import SrlibError
 from .files import atomic_write, open_regular
-from .layers import check_paths
-from .network import NetConfig, SRNet
+from .nn.layers import check_paths
+from .nn.network import NetConfig, SRNet
 
 FORMAT = "srlib-checkpoint"
 FORMAT_VERSION = 1
@@ -197,7 +197,7 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
     (``model``), and for a training checkpoint its recipe (which must name the stored network and
     optimizer), length, seed, learning rate, convolution paths and random state. Raises ValueError or
     TypeError."""
-    from .photo import GRIDS
+    from .data.photo import GRIDS
     from .train import Recipe  # train imports this module
 
     model = meta.get("model", {})

@@ -64,8 +64,8 @@ def print_path(path: Path) -> None:
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
+    from .data.png import encode_png
     from .files import atomic_write
-    from .png import encode_png
 
     atomic_write(path, lambda f: encode_png(f, image), "image")
 
@@ -81,8 +81,8 @@ def write_csv(path: Path, table, **options) -> None:
 def comparison(lr: np.ndarray, result: np.ndarray, grid: str, model_name: str) -> np.ndarray:
     """Side by side, labelled: the input (each pixel drawn 4x4), bicubic on the same grid, and
     ``result`` (of the model ``model_name``). The caller's arrays are left as they are."""
-    from .degrade import to_uint8, upscale_nearest
-    from .photo import BICUBIC_FOR_GRID
+    from .data.degrade import to_uint8, upscale_nearest
+    from .data.photo import BICUBIC_FOR_GRID
 
     panels = [upscale_nearest(lr), to_uint8(BICUBIC_FOR_GRID[grid](lr)), result.copy()]
     labels = ["input", f"bicubic ({grid} grid)", f"srlib, {model_name}"]
@@ -131,12 +131,11 @@ def upscale_targets(images: list[str], out_dir: Path, force: bool, compare: bool
 
 
 def cmd_upscale(args) -> None:
+    from .data.celeba import read_image
+    from .data.photo import estimate_jpeg_quality, jpeg_quality
     from .display import progress
-
-    from .data import read_image
     from .files import check_writable_folder
     from .model import check_output_size
-    from .photo import estimate_jpeg_quality, jpeg_quality
 
     if args.model and args.weights:
         raise SrlibError("give --model (a shipped model) or --weights (a checkpoint), not both")
@@ -173,10 +172,10 @@ def cmd_upscale(args) -> None:
 def cmd_evaluate(args) -> None:
     import pandas as pd
 
-    from .data import CelebA, ImageSet, evaluation_subset
-    from .evaluate import BASELINES, evaluate, summarize
+    from .data.celeba import CelebA, ImageSet, evaluation_subset
+    from .evaluation.evaluate import BASELINES, evaluate, summarize
     from .files import check_new_file, check_writable_folder
-    from .sample import resolve_data_dir
+    from .paths import resolve_data_dir
 
     out = check_writable_folder(args.out)
     tables = [check_new_file(out / f"{kind}_{args.split}.csv", args.force, "--out") for kind in ("scores", "summary")]
@@ -199,11 +198,11 @@ def cmd_evaluate(args) -> None:
 def cmd_photo_benchmark(args) -> None:
     import pandas as pd
 
-    from .data import CelebA, ImageSet, evaluation_subset
-    from .evaluate import PHOTO_BASELINES, model_method, opencv_methods, photo_benchmark
+    from .data.celeba import CelebA, ImageSet, evaluation_subset
+    from .evaluation.evaluate import PHOTO_BASELINES, model_method, opencv_methods, photo_benchmark
     from .files import check_new_file, check_writable_folder
     from .model import SRModel
-    from .sample import resolve_data_dir
+    from .paths import resolve_data_dir
 
     out = check_writable_folder(args.out)
     tables = [check_new_file(out / f"photo_{kind}_{args.split}.csv", args.force, "--out")
@@ -239,10 +238,10 @@ def cmd_photo_benchmark(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .data import CelebA, ImageSet, evaluation_subset, load_pairs
+    from .data.celeba import CelebA, ImageSet, evaluation_subset, load_pairs
     from .files import check_new_file, check_writable_folder
-    from .sample import resolve_data_dir
-    from .parallel import threads
+    from .nn.parallel import threads
+    from .paths import resolve_data_dir
     from .train import Trainer, get_recipe, stop_requests
 
     out = Path(args.out)
@@ -291,9 +290,9 @@ def cmd_export(args) -> None:
 
 
 def cmd_tune(args) -> None:
-    from .parallel import threads
+    from .nn.parallel import threads
+    from .nn.tuning import cache_file, machine, tune
     from .train import RECIPES
-    from .tuning import cache_file, machine, tune
 
     shapes = list(dict.fromkeys((*shape, recipe.net.dtype) for recipe in RECIPES.values()
                                 for shape in recipe.net.conv_shapes()))
@@ -313,11 +312,11 @@ def cmd_import(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .data import CelebA
-    from .experiments import study_models
-    from .report import dry_run, refresh_stored_outputs, report_folder, run_report
-    from .sample import project_root, resolve_data_dir
-    from .sweep import check_scheduler
+    from .data.celeba import CelebA
+    from .paths import project_root, resolve_data_dir
+    from .report.experiments import study_models
+    from .report.runner import dry_run, refresh_stored_outputs, report_folder, run_report
+    from .report.sweep import check_scheduler
 
     try:
         import papermill  # noqa: F401
@@ -381,9 +380,9 @@ def count(minimum: int, maximum: int | None = None, why: str = ""):
 
 def build_parser() -> argparse.ArgumentParser:
     from .checkpoint import MAX_ITERATION, MAX_SHARDS
+    from .data.photo import GRIDS
     from .model import SHIPPED
-    from .photo import GRIDS
-    from .report import PRESETS
+    from .report.runner import PRESETS
     from .train import RECIPES
 
     p = argparse.ArgumentParser(prog="python -m srlib", description="4x super-resolution with a NumPy sub-pixel CNN.")
@@ -523,10 +522,10 @@ def _open_standard_streams() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .data import cache_size_mb
-    from .parallel import threads
+    from .data.celeba import cache_size_mb
+    from .nn.parallel import threads
+    from .nn.tuning import setting
     from .train import BudgetSpent, Interrupted
-    from .tuning import setting
 
     _open_standard_streams()
     args = build_parser().parse_args(argv)

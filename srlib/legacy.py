@@ -10,15 +10,15 @@ import io
 import os
 import pickle
 import pickletools
-from typing import Any, ClassVar
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .errors import SrlibError
 from .files import read_regular
-from .network import NetConfig, SRNet
+from .nn.network import NetConfig, SRNet
 
 # The largest array the study's network has (conv2: 32 x 64 x 3 x 3) is 18,432 values, 147 kB in
 # float64; a published weight file is that plus a few hundred bytes. Anything larger is refused unread.

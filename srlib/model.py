@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .degrade import SCALE, to_uint8
+from .data.degrade import SCALE, to_uint8
+from .data.photo import BICUBIC_FOR_GRID, GRIDS, jpeg_strength
 from .errors import SrlibError
-from .network import SRNet
-from .photo import BICUBIC_FOR_GRID, GRIDS, jpeg_strength
+from .nn.network import SRNet
 
 # Large images go through the network in tiles of TILE x TILE LR pixels, each with a halo of real
 # neighbouring pixels around it. A network sees the sum of its kernel radii to each side (the study's:
@@ -128,7 +128,7 @@ class SRModel:
             raise ValueError(f"SRModel: grid must be one of {', '.join(GRIDS)}, got {grid!r}")
         self.residual = residual
         self.output_scale = float(output_scale)
-        self.grid = grid  # the sampling grid of the LR images it was trained on (see photo.py)
+        self.grid = grid  # the sampling grid of the LR images it was trained on (see data/photo.py)
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint | str) -> "SRModel":

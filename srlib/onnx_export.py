@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .degrade import SCALE
+from .data.degrade import SCALE
 from .errors import SrlibError
-from .layers import Conv2d, JpegShift, PixelShuffle, ReLU
 from .model import SRModel
-from .network import SRNet
+from .nn.layers import Conv2d, JpegShift, PixelShuffle, ReLU
+from .nn.network import SRNet
 
 #: the opset the graphs use (DepthToSpace's CRD mode needs 11; Pad with pads as an input needs 11)
 OPSET = 13

@@ -22,21 +22,20 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import photo
 from .checkpoint import MAX_ITERATION, Checkpoint, check_shards, load_checkpoint, save_checkpoint
-from .data import ImageSet, Pairs
-from .degrade import blur_decimate
+from .data import photo
+from .data.celeba import ImageSet, Pairs
+from .data.degrade import blur_decimate
 from .display import progress as progress_bar
 from .errors import SrlibError
-from .layers import MSELoss
-from .metrics import mean_psnr
+from .evaluation.metrics import mean_psnr
 from .model import SRModel
-from .network import NetConfig, SRNet
-from .optimizers import OPTIMIZERS, Optimizer, make_optimizer
-from .parallel import run_shards, single_threaded_blas
-from .tuning import network_paths
-from .shared_adam import SharedAdam
-
+from .nn.layers import MSELoss
+from .nn.network import NetConfig, SRNet
+from .nn.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from .nn.parallel import run_shards, single_threaded_blas
+from .nn.shared_adam import SharedAdam
+from .nn.tuning import network_paths
 
 #: what a recipe may ask for (see ``Recipe.__post_init__``)
 MAX_IMAGES = 64  # the study's iteration: 10; a training batch of 64 colour images costs about 2 GB

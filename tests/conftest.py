@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from srlib.data import Pairs
-from srlib.degrade import degrade
+from srlib.data.celeba import Pairs
+from srlib.data.degrade import degrade
 
 # The convolutions take the same paths on every machine (not the ones tuned to it): results, and the
 # notebooks' stored outputs, are then the same bits wherever the tests run. Notebook kernels inherit it.

@@ -1,16 +1,15 @@
 """Checkpoints (atomic, validated, pickle-free) and training (seeded, resumable, diverges loudly)."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from srlib import checkpoint as ckpt_mod
 from srlib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from srlib.errors import SrlibError
-from srlib.network import NetConfig, SRNet
+from srlib.nn.network import NetConfig, SRNet
+from srlib.nn.optimizers import make_optimizer
 from srlib.train import RECIPES, Recipe, Trainer, TrainingDiverged, get_recipe, train_step
-from srlib.optimizers import make_optimizer
 
 SMALL = Recipe(name="small", images=2)
 
@@ -135,7 +134,7 @@ def test_unknown_recipe():
 
 
 def test_checkpoints_of_srlib_1_0_name_the_uniform_init_seed():
-    from srlib.network import NetConfig
+    from srlib.nn.network import NetConfig
 
     old = {**NetConfig().to_dict(), "init": "seed"}
     assert NetConfig.from_dict(old) == NetConfig(init="uniform")

@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srlib.checkpoint import load_checkpoint
-from srlib.data import CelebA
-from srlib.network import NetConfig, SRNet
-from srlib.train import RECIPES, Trainer
-
 from conftest import make_celeba, smooth_image
+from srlib.checkpoint import load_checkpoint
+from srlib.data.celeba import CelebA
+from srlib.nn.network import NetConfig, SRNet
+from srlib.train import RECIPES, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 

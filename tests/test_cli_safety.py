@@ -16,12 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from srlib import cli, files
-from srlib.checkpoint import load_checkpoint, save_checkpoint
-from srlib.network import NetConfig, SRNet
-from srlib.checkpoint import Checkpoint
-
 from conftest import make_celeba, smooth_image
+from srlib import cli, files
+from srlib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from srlib.nn.network import NetConfig, SRNet
 from test_cli import ROOT, error_line, srlib
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srlib import parallel, shifted, winograd
-from srlib.layers import OPS, Conv2d
-from srlib.network import NetConfig, SRNet
+from srlib.nn import parallel, shifted, winograd
+from srlib.nn.layers import OPS, Conv2d
+from srlib.nn.network import NetConfig, SRNet
+from srlib.nn.optimizers import Adam
 from srlib.train import train_step
-from srlib.optimizers import Adam
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -6,13 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from srlib.data import CelebA, evaluation_subset, load_pairs, read_image
-from srlib.degrade import (blur_decimate, degrade, study_kernel, to_uint8, upscale_bicubic,
-                           upscale_bicubic_centred, upscale_nearest)
-from srlib.errors import SrlibError
-from srlib.sample import build_sample
-
 from conftest import make_celeba, smooth_image
+from srlib.data.celeba import CelebA, evaluation_subset, load_pairs, read_image
+from srlib.data.degrade import blur_decimate, degrade, study_kernel, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
+from srlib.data.sample import build_sample
+from srlib.errors import SrlibError
 
 
 def test_kernel_matches_fact_sheet():
@@ -230,7 +228,7 @@ def test_partition_csv_with_a_byte_order_mark(tmp_path):
 
 
 def test_image_set_streams_the_same_pairs_with_a_bounded_cache(tmp_path):
-    from srlib.data import ImageSet
+    from srlib.data.celeba import ImageSet
 
     root = make_celeba(tmp_path / "c", counts=(7, 1, 1))
     paths = CelebA.open(root).split("train")
@@ -250,8 +248,8 @@ def test_image_set_streams_the_same_pairs_with_a_bounded_cache(tmp_path):
 
 
 def test_training_and_evaluation_give_the_same_numbers_streamed_or_in_memory(tmp_path):
-    from srlib.data import ImageSet
-    from srlib.evaluate import BASELINES, evaluate
+    from srlib.data.celeba import ImageSet
+    from srlib.evaluation.evaluate import BASELINES, evaluate
     from srlib.train import Recipe, Trainer
 
     root = make_celeba(tmp_path / "c", counts=(6, 1, 1))

@@ -22,12 +22,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import make_celeba, smooth_image
 from srlib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from srlib.legacy import load_array_pickle
-from srlib.network import NetConfig, SRNet
+from srlib.nn.network import NetConfig, SRNet
 from srlib.train import Recipe, Trainer
-
-from conftest import make_celeba, smooth_image
 from test_hostile_inputs import MAX_MIB, MAX_SECONDS, members_of, npy_bytes, probe, with_meta, write_npz
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import pytest
 
 from srlib.checkpoint import Checkpoint, save_checkpoint
 from srlib.errors import SrlibError
-from srlib.network import NetConfig, SRNet
+from srlib.nn.network import NetConfig, SRNet
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_MIB, MAX_SECONDS = 300, 5

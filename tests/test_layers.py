@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from scipy.signal import correlate
 
-from srlib import layers
-from srlib.layers import Conv2d, JpegShift, Layer, MSELoss, PixelShuffle, ReLU, pixel_shuffle, pixel_unshuffle
 from srlib.model import ChannelLayout
-from srlib.network import NetConfig, SRNet
+from srlib.nn import layers
+from srlib.nn.layers import Conv2d, JpegShift, Layer, MSELoss, PixelShuffle, ReLU, pixel_shuffle, pixel_unshuffle
+from srlib.nn.network import NetConfig, SRNet
 
 RTOL = 1e-6
 

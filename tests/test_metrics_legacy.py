@@ -10,9 +10,9 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from srlib.errors import SrlibError
-from srlib.evaluate import BASELINES, evaluate, summarize
+from srlib.evaluation.evaluate import BASELINES, evaluate, summarize
+from srlib.evaluation.metrics import crop, image_metrics, luma, psnr, ssim, study_psnr
 from srlib.legacy import import_study_weights, load_array_pickle
-from srlib.metrics import crop, image_metrics, luma, psnr, ssim, study_psnr
 from srlib.model import SRModel
 
 

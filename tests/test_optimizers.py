@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srlib.layers import Param
-from srlib.optimizers import OPTIMIZERS, make_optimizer
+from srlib.nn.layers import Param
+from srlib.nn.optimizers import OPTIMIZERS, make_optimizer
 
 
 def textbook(name: str, w: np.ndarray, grads: list[np.ndarray], **hp) -> np.ndarray:

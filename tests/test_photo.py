@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srlib import photo, plots
-from srlib.checkpoint import Checkpoint, save_checkpoint
-from srlib.data import Pairs
-from srlib.degrade import upscale_bicubic_centred
-from srlib.errors import SrlibError
-from srlib.evaluate import PHOTO_BASELINES, model_method, opencv_methods, photo_benchmark
-from srlib.metrics import paired_difference
-from srlib.model import SRModel
-from srlib.network import NetConfig, SRNet
-from srlib.train import RECIPES, Trainer, draw_batch
-
 from conftest import smooth_image
+from srlib.checkpoint import Checkpoint, save_checkpoint
+from srlib.data import photo
+from srlib.data.celeba import Pairs
+from srlib.data.degrade import upscale_bicubic_centred
+from srlib.errors import SrlibError
+from srlib.evaluation.evaluate import PHOTO_BASELINES, model_method, opencv_methods, photo_benchmark
+from srlib.evaluation.metrics import paired_difference
+from srlib.model import SRModel
+from srlib.nn.network import NetConfig, SRNet
+from srlib.report import plots
+from srlib.train import RECIPES, Trainer, draw_batch
 
 
 def ramp(h: int = 64, w: int = 64) -> np.ndarray:

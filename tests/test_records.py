@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from srlib import experiments as ex
-from srlib import records, report
+from srlib.report import experiments as ex
+from srlib.report import records, runner
+from srlib.report.sweep import Task, eval_names, finished, run_tasks
 from srlib.settings import DEADLINE
-from srlib.sweep import Task, eval_names, finished, run_tasks
 from srlib.train import RECIPES, BudgetSpent
 
 
@@ -77,7 +77,7 @@ def test_an_unfinished_run_is_stored_and_resumed_bit_for_bit(celeba, tmp_path, m
     data = small_data(celeba)
     t = Task("long", RECIPES["study"].with_(images=2), 6, seed=2)
     whole = run_tasks([t], tmp_path / "whole", data, scheduler="serial")["long"]
-    from srlib.sweep import _images
+    from srlib.report.sweep import _images
     from srlib.train import Trainer
 
     partial = Trainer(t.recipe, _images(data)[0], total=6, seed=2)
@@ -97,7 +97,7 @@ def test_report_budget_keeps_records_and_leaves_the_report_unchanged(celeba, tmp
     """The runner stores the records of a notebook stopped by its budget and says so (exit 75)."""
     import papermill as pm
 
-    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
     (tmp_path / "notebooks").mkdir()
     data = small_data(celeba)
 
@@ -109,11 +109,11 @@ def test_report_budget_keeps_records_and_leaves_the_report_unchanged(celeba, tmp
         except BudgetSpent as e:
             raise pm.PapermillExecutionError(3, 3, "", "BudgetSpent", str(e), []) from None
 
-    monkeypatch.setattr(report, "execute_notebook", notebook)
+    monkeypatch.setattr(runner, "execute_notebook", notebook)
     run_tasks(tasks()[:1], tmp_path / "runs" / "quick" / "hard_train", data, scheduler="serial")
     with pytest.raises(BudgetSpent, match="--resume"):
-        report.run_report("quick", only=["02_hard_training"], data=str(celeba), budget_minutes=60)
-    store = report.records_folder("quick", False, "02_hard_training")
+        runner.run_report("quick", only=["02_hard_training"], data=str(celeba), budget_minutes=60)
+    store = runner.records_folder("quick", False, "02_hard_training")
     assert (store / "kept.json").is_file() and not (tmp_path / "runs" / "quick" / "report" / "hard_train").exists()
 
 
@@ -137,15 +137,15 @@ def test_adam_restarted_midway_branches_from_the_snapshot(celeba, tmp_path):
 def test_dry_run_counts_what_is_left_from_records_and_checkpoints(celeba, tmp_path, monkeypatch):
     """report --dry-run: the preset's runs, minus finished records, minus the iterations an unfinished
     run's checkpoint has reached, priced at a measured step time."""
-    params = {**report.notebook_defaults("02_hard_training"), **report.PRESETS["quick"]["02_hard_training"],
+    params = {**runner.notebook_defaults("02_hard_training"), **runner.PRESETS["quick"]["02_hard_training"],
               "ITERATIONS": 4, "VALIDATE_EVERY": 2}
-    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
-    monkeypatch.setattr(report, "notebook_defaults", lambda name: params)
-    monkeypatch.setitem(report.PRESETS["quick"], "02_hard_training", params)
-    monkeypatch.setattr(report, "step_seconds", lambda: 0.5)
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(runner, "notebook_defaults", lambda name: params)
+    monkeypatch.setitem(runner.PRESETS["quick"], "02_hard_training", params)
+    monkeypatch.setattr(runner, "step_seconds", lambda: 0.5)
     planned = ex.planned_tasks("02_hard_training", params)
     assert [t.name for t in planned[:1]] == [f"adam-seed0-{params['ITERATIONS']}it"] and planned[-1].restart_optimizer_from
-    before = report.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
+    before = runner.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
     total = params["ITERATIONS"] * len(params["SEEDS"]) + params["ITERATIONS"] // 2
     assert before.iterations == total and before.iterations_done == 0
     assert before.hours_left == pytest.approx(total * 0.5 / 3600)
@@ -153,15 +153,15 @@ def test_dry_run_counts_what_is_left_from_records_and_checkpoints(celeba, tmp_pa
     data = ex.data_source(str(celeba), "test", 2, 2)
     small = planned[0]
     run_tasks([small], folder, data, scheduler="serial")  # finished: its record
-    after = report.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
+    after = runner.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
     assert after.runs_done == 1 and after.iterations_done == params["ITERATIONS"]
 
 
 def test_report_prints_progress_while_a_notebook_runs(monkeypatch, capsys):
     done = iter(range(0, 10_000, 1000))
-    monkeypatch.setattr(report, "progress_of", lambda preset, name: {"runs": 4, "iterations": 10_000, "runs_done": 1,
+    monkeypatch.setattr(runner, "progress_of", lambda preset, name: {"runs": 4, "iterations": 10_000, "runs_done": 1,
                                                                      "iterations_done": next(done)})
-    with report.reporting_progress("study", "02_hard_training", every_s=0.05):
+    with runner.reporting_progress("study", "02_hard_training", every_s=0.05):
         time.sleep(0.4)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 3 and lines[0].startswith("[study] 02_hard_training: 1/4 runs done, 0/10,000 iterations")

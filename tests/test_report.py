@@ -5,21 +5,19 @@ import subprocess
 import sys
 
 import nbformat
+import numpy as np
+import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-import numpy as np
-import pandas as pd
-
-from srlib import experiments as ex
-from srlib import report, sweep
-from srlib.sample import project_root
-from srlib.sweep import Task, run_tasks
-from srlib.train import Trainer
-from srlib.browser import ImageBrowser
 from srlib.errors import SrlibError
-from srlib.metrics import paired_difference
-from srlib.train import RECIPES
+from srlib.evaluation.metrics import paired_difference
+from srlib.paths import project_root
+from srlib.report import experiments as ex
+from srlib.report import runner, sweep
+from srlib.report.browser import ImageBrowser
+from srlib.report.sweep import Task, run_tasks
+from srlib.train import RECIPES, Trainer
 
 
 def test_ablation_ladder_ends_at_the_improved_recipe():
@@ -224,8 +222,8 @@ def test_runner_publishes_outputs_and_executed_copy(tmp_path, monkeypatch):
     old = fake_project(tmp_path, ["from pathlib import Path\n(Path(OUT_DIR) / 'fig.png').write_bytes(b'x')"])
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / "conclusion" / f".optimizer_compare.partial-{dead.stdout.strip()}").mkdir()  # a killed runner's
-    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
-    times = report.run_report("quick", only=["01_optimizer_comparison"], publish=True)
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
+    times = runner.run_report("quick", only=["01_optimizer_comparison"], publish=True)
     assert set(times) == {"01_optimizer_comparison"}
     assert sorted(p.name for p in old.iterdir()) == ["01_optimizer_comparison.ipynb", "fig.png"]
     assert [p.name for p in (tmp_path / "conclusion").iterdir()] == ["optimizer_compare"]
@@ -234,17 +232,17 @@ def test_runner_publishes_outputs_and_executed_copy(tmp_path, monkeypatch):
 def test_published_notebooks_hold_relative_paths_and_static_output(tmp_path, monkeypatch):
     fake_project(tmp_path, ["import os\nprint('static', os.environ.get('SRLIB_STATIC_OUTPUT'))",
                             "from srlib.display import progress\nfor _ in progress(range(3), desc='work'): pass"])
-    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
-    report.run_report("quick", only=["01_optimizer_comparison"], publish=True, data=str(tmp_path / "celeba"))
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
+    runner.run_report("quick", only=["01_optimizer_comparison"], publish=True, data=str(tmp_path / "celeba"))
     executed = tmp_path / "conclusion" / "optimizer_compare" / "01_optimizer_comparison.ipynb"
     text = executed.read_text()
     assert str(tmp_path) not in text and ".partial-" not in text
     nb = nbformat.read(executed, as_version=4)
     assert nb.metadata.papermill.output_path == "../conclusion/optimizer_compare/01_optimizer_comparison.ipynb"
-    assert nb.metadata.kernelspec == report.kernelspec()  # what JupyterLab writes: opening it changes nothing
+    assert nb.metadata.kernelspec == runner.kernelspec()  # what JupyterLab writes: opening it changes nothing
     injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert 'OUT_DIR = "../conclusion/optimizer_compare"' in injected and 'DATA = "../celeba"' in injected
-    assert injected.startswith(report.INJECTED_NOTE)  # told apart from the notebook's own parameters
+    assert injected.startswith(runner.INJECTED_NOTE)  # told apart from the notebook's own parameters
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any("static 1" in o.get("text", "") for o in outputs)
     assert any("work: 100%" in o.get("text", "") and o.get("name") == "stdout" for o in outputs)  # plain text
@@ -268,8 +266,8 @@ def test_static_output_progress_and_browser(pairs, monkeypatch):
 
 def test_runs_without_publish_leave_the_published_report_alone(tmp_path, monkeypatch):
     old = fake_project(tmp_path, ["from pathlib import Path\n(Path(OUT_DIR) / 'fig.png').write_bytes(b'x')"])
-    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
-    report.run_report("quick", only=["01_optimizer_comparison"])
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
+    runner.run_report("quick", only=["01_optimizer_comparison"])
     assert [p.name for p in old.iterdir()] == ["old.png"]
     assert [p.name for p in (tmp_path / "conclusion").iterdir()] == ["optimizer_compare"]
     run = tmp_path / "runs" / "quick" / "report" / "optimizer_compare"
@@ -279,9 +277,9 @@ def test_runs_without_publish_leave_the_published_report_alone(tmp_path, monkeyp
 def test_runner_failure_names_notebook_and_cell_and_keeps_old_results(tmp_path, monkeypatch):
     old = fake_project(tmp_path, ["from pathlib import Path\n(Path(OUT_DIR) / 'half.png').write_bytes(b'x')",
                                   "1 / 0"])
-    monkeypatch.setattr(report, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
     with pytest.raises(SrlibError) as e:
-        report.run_report("quick", only=["01_optimizer_comparison"], publish=True)
+        runner.run_report("quick", only=["01_optimizer_comparison"], publish=True)
     msg = str(e.value)
     assert "01_optimizer_comparison.ipynb failed in cell" in msg and "ZeroDivisionError" in msg
     assert [p.name for p in old.iterdir()] == ["old.png"]  # no half-written figures
@@ -291,9 +289,9 @@ def test_runner_failure_names_notebook_and_cell_and_keeps_old_results(tmp_path, 
 
 def test_runner_rejects_unknown_names():
     with pytest.raises(SrlibError, match="unknown preset"):
-        report.run_report("huge")
+        runner.run_report("huge")
     with pytest.raises(SrlibError, match="unknown notebook"):
-        report.run_report("quick", only=["05_nope"])
+        runner.run_report("quick", only=["05_nope"])
 
 
 def test_a_bad_scheduler_is_one_clear_error(celeba, tmp_path, monkeypatch):

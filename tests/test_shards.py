@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srlib import parallel
 from srlib.checkpoint import load_checkpoint, save_checkpoint
 from srlib.errors import SrlibError
-from srlib.network import NetConfig, SRNet
-from srlib.optimizers import SGD, Adam
+from srlib.nn import parallel
+from srlib.nn.network import NetConfig, SRNet
+from srlib.nn.optimizers import SGD, Adam
 from srlib.train import RECIPES, Recipe, Trainer, shard_bounds, train_step
 
 SMALL = Recipe(name="small", images=3)

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from srlib import cli, tuning
+from srlib import cli
 from srlib.checkpoint import load_checkpoint, save_checkpoint
 from srlib.errors import SrlibError
-from srlib.layers import OPS, PATHS, fixed_paths
-from srlib.network import NetConfig, SRNet
+from srlib.nn import tuning
+from srlib.nn.layers import OPS, PATHS, fixed_paths
+from srlib.nn.network import NetConfig, SRNet
 from srlib.train import Recipe, Trainer
 
 SMALL = Recipe(name="small", images=2)

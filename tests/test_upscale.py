@@ -4,14 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import smooth_image
 from srlib import model as model_module
-from srlib.degrade import to_uint8
+from srlib.data.degrade import to_uint8
 from srlib.errors import SrlibError
 from srlib.model import SRModel, check_output_size, tile_grid
-from srlib.network import SRNet
+from srlib.nn.network import SRNet
 from srlib.train import RECIPES
-
-from conftest import smooth_image
 
 
 @pytest.fixture(scope="module", params=["study", "photo"])

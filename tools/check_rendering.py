@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import os
+import re
 import secrets
 import socket
 import subprocess

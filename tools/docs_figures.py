@@ -8,7 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from srlib import plots  # noqa: E402
+from srlib.report import plots  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -34,7 +34,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def evaluation() -> str:
     """Every method on celeba-mini's 780 validation images (``srlib evaluate``)."""
-    from srlib.metrics import paired_difference
+    from srlib.evaluation.metrics import paired_difference
 
     s = pd.read_csv(ROOT / "docs" / "evaluation" / "summary_validation.csv", index_col=0)
     scores = pd.read_csv(ROOT / "docs" / "evaluation" / "scores_validation.csv")
@@ -116,7 +116,7 @@ OPENCV = "OpenCV "
 def photo(columns: list[str] = PHOTO_BRIEF) -> str:
     """``srlib photo-benchmark``: bicubic's PSNR and each method minus bicubic, per degradation, with the
     share of faces below bicubic where the summary has it; the best OpenCV model of each row."""
-    from srlib.photo import BENCHMARK
+    from srlib.data.photo import BENCHMARK
 
     s = pd.read_csv(ROOT / "docs" / "photo_benchmark" / "photo_summary_validation.csv")
     methods = [m for m in PHOTO_COLUMNS if m in set(s.method) and m in columns]

@@ -242,8 +242,8 @@ def comparison_grid(lr: list[np.ndarray], columns: dict[str, list[np.ndarray]], 
 def sampling_grids(path: str | Path | None = None) -> Figure:
     """What the sampling grid is (left: where each grid puts an LR pixel among the HR pixels) and why it
     matters (right: one edge, area-downscaled, then put back by bicubic on either grid)."""
-    from .degrade import SCALE, upscale_bicubic, upscale_bicubic_centred
-    from .photo import area
+    from ..data.degrade import SCALE, upscale_bicubic, upscale_bicubic_centred
+    from ..data.photo import area
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1, 1.5]})
     n = 2 * SCALE

@@ -25,11 +25,11 @@ from typing import BinaryIO, Iterator
 import cv2
 import numpy as np
 
+from ..display import progress
+from ..errors import SrlibError
+from ..files import open_regular
+from ..settings import env_int
 from .degrade import HR_SIZE, LR_SIZE, degrade
-from .display import progress
-from .errors import SrlibError
-from .files import open_regular
-from .settings import env_int
 
 SPLITS = {"train": 0, "validation": 1, "test": 2}
 IMAGE_DIR = "img_align_celeba"

@@ -33,18 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
-from .degrade import to_uint8
-from .display import progress
-from .errors import SrlibError
-from .files import atomic_write
-from . import __version__
-from .metrics import psnr_each
-from .model import SRModel
-from .parallel import threads
-from .sample import resolve_data_dir
-from .settings import budget_deadline
-from .train import BudgetSpent, Recipe, Trainer, TrainingDiverged
+from .. import __version__
+from ..data.celeba import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
+from ..data.degrade import to_uint8
+from ..display import progress
+from ..errors import SrlibError
+from ..evaluation.metrics import psnr_each
+from ..files import atomic_write
+from ..model import SRModel
+from ..nn.parallel import threads
+from ..paths import resolve_data_dir
+from ..settings import budget_deadline
+from ..train import BudgetSpent, Recipe, Trainer, TrainingDiverged
 
 
 @dataclass(frozen=True)

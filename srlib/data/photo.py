@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .degrade import SCALE, upscale_bicubic, upscale_bicubic_centred
+from .degrade import SCALE, to_uint8, upscale_bicubic, upscale_bicubic_centred
 
 #: Each sampling grid and the bicubic interpolation that puts LR samples where that grid has them.
 BICUBIC_FOR_GRID: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -80,12 +80,12 @@ def sharpen(lr: np.ndarray, amount: float) -> np.ndarray:
     """Unsharp masking, as cameras and image editors apply before saving: lr + amount (lr - blurred),
     blurred with sigma 1 LR pixel; rounded and clipped."""
     blurred = cv2.GaussianBlur(lr.astype(np.float32), (0, 0), 1.0, borderType=cv2.BORDER_REFLECT_101)
-    return np.clip(np.rint(lr + amount * (lr - blurred)), 0, 255).astype(np.uint8)
+    return to_uint8(lr + amount * (lr - blurred))
 
 
 def add_noise(lr: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise of ``sigma`` grey levels (sensor noise), rounded and clipped."""
-    return np.clip(np.rint(lr + rng.normal(0.0, sigma, lr.shape)), 0, 255).astype(np.uint8)
+    return to_uint8(lr + rng.normal(0.0, sigma, lr.shape))
 
 
 def jpeg(lr: np.ndarray, quality: int) -> np.ndarray:

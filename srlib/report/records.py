@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoint import load_checkpoint, model_only, save_checkpoint
-from .files import atomic_write
+from ..checkpoint import load_checkpoint, model_only, save_checkpoint
+from ..files import atomic_write
 from .sweep import final_loss
 
 _SNAPSHOT = re.compile(r".+\.at\d+\.npz")

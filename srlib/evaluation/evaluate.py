@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from . import photo
-from .data import ImageSet, Pairs
-from .degrade import HR_SIZE, SCALE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
-from .display import progress
-from .errors import SrlibError
+from ..data import photo
+from ..data.celeba import ImageSet, Pairs
+from ..data.degrade import HR_SIZE, SCALE, to_uint8, upscale_bicubic, upscale_bicubic_centred, upscale_nearest
+from ..data.photo import estimate_jpeg_quality
+from ..display import progress
+from ..errors import SrlibError
+from ..model import SRModel
 from .metrics import SSIM_WINDOW, as_method, image_metrics, paired_difference, psnr_each, study_psnr
-from .model import SRModel
-from .photo import estimate_jpeg_quality
 
 #: method: uint8 LR (N, h, w, 3) -> float HR estimate (N, 4h, 4w, 3) on 0..255
 Method = Callable[[np.ndarray], np.ndarray]
@@ -63,7 +63,7 @@ def model_method(model: SRModel, ensemble: bool = False, jpeg: str = "told") -> 
     return estimated
 
 
-#: Interpolation for LR images on the centre grid (photo.py): OpenCV's bicubic and Lanczos as they are.
+#: Interpolation for LR images on the centre grid (data/photo.py): OpenCV's bicubic and Lanczos as they are.
 PHOTO_BASELINES: dict[str, PhotoMethod] = {
     "bicubic": _blind(BASELINES["bicubic_centred"]),
     "lanczos": _blind(_per_image(lambda lr: cv2.resize(np.asarray(lr, np.float32), (lr.shape[1] * 4, lr.shape[0] * 4),

@@ -13,7 +13,6 @@ from .layers import Conv2d, JpegShift, Layer, Param, PixelShuffle, ReLU
 from .parallel import single_threaded_blas
 from .tuning import setting
 
-
 # Limits on what a configuration (e.g. one read from a checkpoint) may ask for: far above the study's
 # network (4 layers, 64 channels, 5x5 kernels), far below what would exhaust memory.
 MAX_LAYERS, MAX_CHANNELS, MAX_KERNEL = 16, 512, 15

@@ -18,9 +18,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from .errors import SrlibError
-from .display import STATIC_OUTPUT
-from .sample import project_root
+from ..display import STATIC_OUTPUT
+from ..errors import SrlibError
+from ..paths import project_root
 
 #: notebook -> experiment folder under conclusion/ (the study's folder names where it had one)
 NOTEBOOKS = {
@@ -193,8 +193,8 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
     becomes of the notebook, and with ``resume`` the store is laid back first: finished runs are not
     run again, unfinished ones continue from their last checkpoint. With ``budget_minutes`` the runs
     checkpoint and stop when the time is spent; ``BudgetSpent`` then says how far the report got."""
-    from .settings import DEADLINE
-    from .train import BudgetSpent
+    from ..settings import DEADLINE
+    from ..train import BudgetSpent
 
     saved = os.environ.get(DEADLINE)
     if budget_minutes is not None:
@@ -215,9 +215,9 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
                    publish: bool, scheduler: str, workers: int) -> dict[str, float]:
     import papermill as pm
 
+    from ..settings import budget_deadline
+    from ..train import BudgetSpent
     from . import records
-    from .settings import budget_deadline
-    from .train import BudgetSpent
 
     root = project_root()
     times = {}
@@ -280,11 +280,11 @@ def step_seconds(iterations: int = 8) -> float:
     measured on generated images after two warm-up iterations, divided by the threads."""
     import numpy as np
 
-    from .data import Pairs
-    from .degrade import degrade
-    from .parallel import serial, threads
-    from .train import RECIPES, Trainer
-    from .tuning import network_paths
+    from ..data.celeba import Pairs
+    from ..data.degrade import degrade
+    from ..nn.parallel import serial, threads
+    from ..nn.tuning import network_paths
+    from ..train import RECIPES, Trainer
 
     rng = np.random.default_rng(0)
     images = [degrade(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)) for _ in range(10)]
@@ -315,7 +315,7 @@ def progress_of(preset: str, name: str) -> dict[str, int]:
     for (``experiments.planned_tasks``), and those done: runs with a record in the run folder or a record
     store, iterations of unfinished runs from their last checkpoint (a run branching from another's
     snapshot counts from there)."""
-    from .checkpoint import load_checkpoint
+    from ..checkpoint import load_checkpoint
     from .experiments import planned_tasks
     from .sweep import recorded
 

@@ -11,12 +11,12 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .data import Pairs
-from .degrade import to_uint8
-from .display import static_output
-from .evaluate import BASELINES
-from .metrics import psnr
-from .model import SRModel
+from ..data.celeba import Pairs
+from ..data.degrade import to_uint8
+from ..display import static_output
+from ..evaluation.evaluate import BASELINES
+from ..evaluation.metrics import psnr
+from ..model import SRModel
 from .plots import comparison_grid
 
 

@@ -31,7 +31,7 @@ from typing import Callable, ContextManager, Iterator, Sequence, TypeVar
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .settings import env_int
+from ..settings import env_int
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .degrade import to_uint8
+from ..data.degrade import to_uint8
 
 # SSIM's Gaussian window (sigma 1.5, truncated at 3.5 sigma) spans 11 pixels; half of it is cut from
 # each border of the SSIM map.

@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from .errors import SrlibError
-from .files import atomic_write, read_regular
+from ..errors import SrlibError
+from ..files import atomic_write, read_regular
+from ..paths import cache_dir
+from ..settings import env_choice
 from .layers import OPS, PATHS, Conv2d, check_paths
 from .parallel import serial, single_threaded_blas, threads
-from .settings import env_choice
 
 if TYPE_CHECKING:  # the network asks this module for its paths
     from .network import NetConfig
@@ -52,9 +53,8 @@ def setting() -> str:
 
 
 def cache_file() -> Path:
-    """Where measured choices are kept: ``$XDG_CACHE_HOME/srlib/conv_paths.json`` (``~/.cache`` by default)."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "srlib" / "conv_paths.json"
+    """Where measured choices are kept: ``conv_paths.json`` in ``paths.cache_dir()``."""
+    return cache_dir() / "conv_paths.json"
 
 
 @lru_cache(maxsize=None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data import IMAGE_DIR, SPLITS
+from .celeba import IMAGE_DIR, SPLITS
 
 CROP_W, CROP_H = 178, 218
 
@@ -60,47 +60,9 @@ def build_sample(root: str | os.PathLike) -> Path:
         notes.append(f"| {first:06d}-{n:06d} | {split} | `skimage.data.{name}()` | {licence} |")
     (root / "SOURCES.md").write_text(
         "# Embedded sample: where each picture comes from\n\n"
-        "Built by `srlib.sample.build_sample` from images bundled with scikit-image; 178x218 crops at "
+        "Built by `srlib.data.sample.build_sample` from images bundled with scikit-image; 178x218 crops at "
         f"scales {SCALES}.\n\n| files | split | source | licence |\n|---|---|---|---|\n" + "\n".join(notes) + "\n")
     tmp = root / "list_eval_partition.csv.tmp"
     tmp.write_text("image_id,partition\n" + "\n".join(rows) + "\n")
     os.replace(tmp, root / "list_eval_partition.csv")  # written last: its presence marks a complete sample
     return root
-
-
-def project_root() -> Path:
-    """The checkout srlib runs from (the folder holding srlib/, notebooks/ and data/)."""
-    return Path(__file__).resolve().parent.parent
-
-
-def in_checkout() -> bool:
-    """True when srlib runs from its repository, False when installed (``pip install .``)."""
-    return (project_root() / "pyproject.toml").is_file() and (project_root() / "notebooks").is_dir()
-
-
-def cache_dir() -> Path:
-    """Where an installed srlib keeps what it builds: ``$XDG_CACHE_HOME/srlib`` (``~/.cache/srlib``),
-    never inside site-packages."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "srlib"
-
-
-def default_data_dir() -> Path:
-    """Where data comes from when the user names none: ``$SRLIB_DATA``; else ``<repo>/data`` if it holds
-    CelebA; else the embedded sample in ``<repo>/data/sample``, or in ``cache_dir()/sample`` for an
-    installed srlib (built on first use)."""
-    if os.environ.get("SRLIB_DATA"):
-        return Path(os.environ["SRLIB_DATA"])
-    data = project_root() / "data"
-    if in_checkout() and (data / IMAGE_DIR).is_dir():
-        return data
-    sample = (data if in_checkout() else cache_dir()) / "sample"
-    if not (sample / "list_eval_partition.csv").is_file():
-        build_sample(sample)
-    return sample
-
-
-def resolve_data_dir(data: str | os.PathLike | None) -> Path:
-    """A user's ``--data`` / notebook ``DATA`` value: None, "" or "auto" mean ``default_data_dir()``."""
-    if data is None or str(data) in ("", "auto"):
-        return default_data_dir()
-    return Path(data)

@@ -17,16 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import Pairs
-from .degrade import to_uint8
-from .evaluate import BASELINES
-from .metrics import paired_difference, psnr_each, psnr_per_image, seed_interval
-from .model import SRModel
-from .optimizers import OPTIMIZERS
-from .sample import in_checkout, project_root, resolve_data_dir
-from .sweep import Data, Result, Task, clear, psnr_matrix, run_tasks
-from .sweep import load_split, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
-from .train import RECIPES, Recipe, snapshot_path
+from ..data.celeba import Pairs
+from ..data.degrade import to_uint8
+from ..evaluation.evaluate import BASELINES
+from ..evaluation.metrics import paired_difference, psnr_each, psnr_per_image, seed_interval
+from ..model import SRModel
+from ..nn.optimizers import OPTIMIZERS
+from ..paths import in_checkout, project_root, resolve_data_dir
+from ..train import RECIPES, Recipe, snapshot_path
+from .sweep import Data, Result, Task, clear, load_split, psnr_matrix, run_tasks, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
 
 
 def notebook_path(path: str | Path) -> Path:
@@ -431,7 +430,7 @@ STUDY_WEIGHT_FOLDERS = {"train": "2022 model (43,114 iterations)", "many_adam": 
 def study_models(path: str | Path) -> dict[str, SRModel]:
     """The study's published models: ``path`` is its ``weights/`` folder (each of ``STUDY_WEIGHT_FOLDERS``
     found there is imported) or one network's folder of W1..W4.pickle ("2022 model")."""
-    from .legacy import import_study_weights
+    from ..legacy import import_study_weights
 
     path = notebook_path(path)
     found = {label: path / sub for sub, label in STUDY_WEIGHT_FOLDERS.items() if (path / sub).is_dir()}
