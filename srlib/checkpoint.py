@@ -225,6 +225,10 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
     if recipe.net != config:
         raise ValueError("its recipe names another network than the one stored")
     check_shards(meta.get("shards", 1))
+    train_s, timed_from = meta.get("train_s", 0.0), meta.get("timed_from", 0)
+    if (not isinstance(train_s, (int, float)) or isinstance(train_s, bool) or not 0 <= train_s < 1e9
+            or not isinstance(timed_from, int) or isinstance(timed_from, bool) or not 0 <= timed_from <= iteration):
+        raise ValueError(f"training time {train_s!r:.20} s from iteration {timed_from!r:.20} is out of range")
     paths = meta.get("conv_paths", [])
     if not isinstance(paths, list) or len(paths) not in (0, len(config.kernels)):
         raise ValueError(f"convolution paths {paths!r:.80} are not one per layer")

@@ -341,6 +341,11 @@ class Trainer:
         self.rng = np.random.default_rng(seed)
         self.iteration = 0
         self.history = History()
+        # Training seconds over every sitting of the run, counted from iteration ``timed_from`` (0, or
+        # where a run saved before srlib kept its time was resumed); checkpointed, so a run resumed
+        # across sittings reports its whole time.
+        self.train_s, self.timed_from = 0.0, 0
+        self._sitting_start: float | None = None
 
     # -- one iteration -------------------------------------------------------------------------
     def step(self) -> float:
@@ -386,6 +391,7 @@ class Trainer:
         beside it as ``NAME.atN.npz`` (``snapshot_path``), e.g. to branch another run from there. Past
         ``deadline`` (``time.time()`` seconds) the run checkpoints and raises ``BudgetSpent``."""
         until = self.total if until is None else min(until, self.total)
+        self._sitting_start = time.perf_counter()
         bar = progress_bar(total=until, initial=self.iteration, desc=f"training ({self.recipe.name})",
                          disable=not progress, smoothing=0.1)
         try:
@@ -412,7 +418,13 @@ class Trainer:
                                       f"{self.iteration}{saved}", signum)
         finally:
             bar.close()
+            self.train_s, self._sitting_start = self.elapsed(), None
         return self.history
+
+    def elapsed(self) -> float:
+        """Training seconds so far, over every sitting since iteration ``timed_from``."""
+        sitting = time.perf_counter() - self._sitting_start if self._sitting_start is not None else 0.0
+        return self.train_s + sitting
 
     def restart_optimizers(self) -> None:
         """Forget the optimizers' state (Adam's moments and step count), keeping the weights: what the
@@ -428,7 +440,7 @@ class Trainer:
             meta={"model": self.model.model_meta(), "recipe": self.recipe.to_dict(), "total": self.total,
                   "seed": self.seed, "per_channel": self.per_channel, "base_lr": self.base_lr,
                   "shared_optimizer_bug": self.shared_optimizer_bug, "conv_paths": self.conv_paths,
-                  "shards": self.shards})
+                  "shards": self.shards, "train_s": self.elapsed(), "timed_from": self.timed_from})
 
     def save(self, path: str | Path) -> Path:
         return save_checkpoint(path, self.checkpoint())
@@ -464,4 +476,6 @@ class Trainer:
         self.rng.bit_generator.state = ckpt.rng_state
         self.iteration = ckpt.iteration
         self.history = History.from_arrays(ckpt.history)
+        # a checkpoint saved before srlib kept training time: its earlier sittings are not known
+        self.train_s, self.timed_from = float(m.get("train_s", 0.0)), int(m.get("timed_from", ckpt.iteration))
         return self

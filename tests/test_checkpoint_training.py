@@ -100,6 +100,44 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, pairs, recipe, per_ch
     assert resumed.history.loss == full.history.loss
 
 
+def _edit_meta(path, edit) -> None:
+    """Rewrite a checkpoint's run metadata (``meta``) with ``edit(meta)``, as an older srlib or a hostile
+    hand would have written it."""
+    import json
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    stored = json.loads(str(arrays["meta_json"]))
+    edit(stored["meta"])
+    arrays["meta_json"] = np.array(json.dumps(stored))
+    np.savez(path, **arrays)
+
+
+def test_training_time_adds_up_over_sittings(tmp_path, pairs):
+    ck = tmp_path / "run.npz"
+    first = Trainer(SMALL, pairs, total=6, seed=0)
+    first.run(until=3, checkpoint=ck, progress=False)
+    saved = load_checkpoint(ck).meta
+    assert 0 < saved["train_s"] <= first.train_s and saved["timed_from"] == 0
+    resumed = Trainer.resume(ck, pairs)
+    assert (resumed.train_s, resumed.timed_from) == (saved["train_s"], 0)
+    resumed.run(progress=False)
+    assert resumed.train_s > saved["train_s"]  # the second sitting's time added to the first's
+
+    # a run checkpointed before srlib kept its time: timed from where it was resumed, and says so
+    _edit_meta(ck, lambda m: (m.pop("train_s"), m.pop("timed_from")))
+    legacy = Trainer.resume(ck, pairs)
+    assert (legacy.train_s, legacy.timed_from) == (0.0, 3)
+
+
+@pytest.mark.parametrize("train_s,timed_from", [(-1.0, 0), (float("inf"), 0), ("1", 0), (1.0, 7), (1.0, True)])
+def test_bad_training_time_is_refused(tmp_path, pairs, train_s, timed_from):
+    ck = tmp_path / "run.npz"
+    Trainer(SMALL, pairs, total=6, seed=0).run(until=3, checkpoint=ck, progress=False)
+    _edit_meta(ck, lambda m: m.update(train_s=train_s, timed_from=timed_from))
+    with pytest.raises(SrlibError, match="training time"):
+        load_checkpoint(ck)
+
+
 def test_same_seed_same_run_other_seed_other_run(pairs):
     runs = [Trainer(SMALL, pairs, total=3, seed=s).run(progress=False).loss for s in (1, 1, 2)]
     assert runs[0] == runs[1] and runs[0] != runs[2]

@@ -4,9 +4,9 @@ number it prints traces back to the runs behind it.
 
 A store folder (``conclusion/records/<preset>/<experiment>/`` for a published report) holds, per run:
 - ``NAME.json``: the run's record, written by ``sweep.run_task``: the task's whole definition and its
-  digest, srlib and NumPy versions, threads, wall time, the training loss of every iteration, the
-  validation curve, and the PSNR of each evaluation image, named (``records.table`` reads them all
-  into one pandas table);
+  digest, srlib and NumPy versions, threads, the last sitting's wall time and the training time over all
+  sittings, the training loss of every iteration, the validation curve, and the PSNR of each evaluation
+  image, named (``records.table`` reads them all into one pandas table);
 - ``NAME.npz``: the model alone (no optimizer state) of the runs whose images a figure shows
   (``Task.keep_weights``);
 - ``NAME.atN.npz``: a snapshot another run branches from (``Task.snapshot_at``);
@@ -87,7 +87,8 @@ def restore(records: str | Path, run_folder: str | Path) -> int:
 
 def table(records: str | Path) -> pd.DataFrame:
     """One row per record in ``records``: name, digest, optimizer, learning rate, seed, iterations,
-    mean PSNR on the evaluation images, final training loss, wall time, threads, srlib version."""
+    mean PSNR on the evaluation images, final training loss, training seconds over all sittings (counted from
+    iteration ``timed_from``: 0, unless the run began before srlib kept its time), threads, srlib version."""
     rows = []
     for path in sorted(Path(records).glob("*.json")):
         r = json.loads(path.read_text())
@@ -99,6 +100,7 @@ def table(records: str | Path) -> pd.DataFrame:
                      "iterations": task.get("iterations"), "eval_images": len(psnr),
                      "psnr_rgb": float(psnr.mean()) if len(psnr) else float("nan"),
                      "final_loss": final_loss(r["loss"]),
-                     "diverged_at": r.get("diverged_at"), "wall_s": r.get("wall_s"), "threads": r.get("threads"),
+                     "diverged_at": r.get("diverged_at"), "train_s": r.get("train_s"),
+                     "timed_from": r.get("timed_from"), "threads": r.get("threads"),
                      "srlib": r.get("srlib")})
     return pd.DataFrame(rows)

@@ -108,7 +108,6 @@ class Result:
     psnr: np.ndarray
     loss: np.ndarray
     diverged_at: int | None
-    wall_s: float
     val_iteration: list[int] = field(default_factory=list)
     val_psnr: list[float] = field(default_factory=list)
     checkpoint: Path | None = None
@@ -201,7 +200,8 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
         ck.unlink(missing_ok=True)
     h = trainer.history
     record = {"psnr": scores.tolist(), "loss": h.loss, "diverged_at": diverged_at,
-              "wall_s": time.perf_counter() - start, "val_iteration": h.val_iteration, "val_psnr": h.val_psnr,
+              "wall_s": time.perf_counter() - start, "train_s": trainer.train_s, "timed_from": trainer.timed_from,
+              "val_iteration": h.val_iteration, "val_psnr": h.val_psnr,
               "task": task.to_dict(), "task_digest": task.digest(), "eval_images": [p.name for p in ev.paths],
               "keep_weights": task.keep_weights, "conv_paths": trainer.conv_paths, "shards": trainer.shards,
               "srlib": __version__, "numpy": np.__version__, "threads": threads(), "finished": time.time()}
@@ -248,7 +248,7 @@ def load_result(task: Task, folder: str | Path) -> Result:
     r = json.loads((folder / f"{task.name}.json").read_text())
     ck = folder / f"{task.name}.npz"
     return Result(task, np.array(r["psnr"], np.float64), np.array(r["loss"], np.float64), r["diverged_at"],
-                  r["wall_s"], r["val_iteration"], r["val_psnr"], ck if ck.is_file() else None)
+                  r["val_iteration"], r["val_psnr"], ck if ck.is_file() else None)
 
 
 #: how long to try to reach an existing Dask scheduler before giving up
