@@ -189,10 +189,13 @@ def zoom_and_error(hr: np.ndarray, outputs: dict[str, np.ndarray], title: str, p
     pixels stay visible), then the absolute error against ``hr`` (mean over channels, 0..``error_range``
     grey levels, brighter = worse). ``outputs``: name -> uint8 BGR (176, 176, 3)."""
     names = list(outputs)
-    cols = len(regions) + 1
-    widths = [r[1].stop - r[1].start for r in regions.values()] + [hr.shape[1]]
-    fig, axes = plt.subplots(len(names) + 1, cols, figsize=(3.2 * cols, 2.3 * (len(names) + 1)),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    # Every panel fills a cell of the same height, so the rows line up: a column is as wide as its
+    # panel's aspect ratio, and constrained layout leaves no blank bands.
+    aspects = [(c.stop - c.start) / (r.stop - r.start) for r, c in regions.values()] + [hr.shape[1] / hr.shape[0]]
+    row_inches = 1.8
+    fig, axes = plt.subplots(len(names) + 1, len(aspects), squeeze=False, layout="constrained",
+                             figsize=(row_inches * sum(aspects) + 1.5, (row_inches + 0.3) * (len(names) + 1) + 0.5),
+                             gridspec_kw={"width_ratios": aspects})
     for r, name in enumerate(["ANSWER (HR)", *names]):
         img = hr if r == 0 else outputs[name]
         for c, (region, (rows, columns)) in enumerate(regions.items()):
@@ -209,8 +212,12 @@ def zoom_and_error(hr: np.ndarray, outputs: dict[str, np.ndarray], title: str, p
             im = ax.imshow(err, cmap="magma", vmin=0, vmax=error_range)
             ax.set_title(f"|error|, mean {err.mean():.1f} grey levels", fontsize=9)
         ax.axis("off")
-    fig.colorbar(im, ax=axes[1:, -1], fraction=0.05, label="absolute error (grey levels, 0..255)")
     fig.suptitle(title)
+    fig.canvas.draw()  # constrained layout places the panels; the colour bar then spans every error map
+    fig.set_layout_engine("none")
+    top, bottom = axes[1, -1].get_position(), axes[-1, -1].get_position()
+    cax = fig.add_axes((top.x1 + 0.012, bottom.y0, 0.015, top.y1 - bottom.y0))
+    fig.colorbar(im, cax=cax, label="absolute error (grey levels, 0..255)")
     return _save(fig, path)
 
 
