@@ -27,3 +27,29 @@ def test_zoom_and_error_rows_line_up_and_one_colour_bar_spans_every_error_map(tm
     # no blank band: the rows fill the figure's height below the title
     assert tops[0, 0] > 0.85 and bottoms[-1, 0] < 0.1
     assert (tmp_path / "zoom.png").stat().st_size > 0
+
+
+def test_identical_loss_curves_are_drawn_once_and_named_together():
+    dead = [2000.0, 1900.0, 2100.0]
+    fig = plots.loss_curves({"adam": [2000.0, 900.0, 500.0], "momentum": dead, "nesterov": dead, "sgd": list(dead)},
+                            "title")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["adam", "momentum = nesterov = sgd (the same curve)"]
+
+
+def test_interval_plots_levels_as_points_differences_as_bars_legend_clear_of_the_data():
+    import pandas as pd
+
+    levels = pd.DataFrame({"iterations": [10, 10, 30, 30], "step": ["a", "b", "a", "b"],
+                           "psnr_rgb": [16.0, 28.0, 17.0, 28.1], "ci_low": [13.0, 27.9, 16.5, 28.0],
+                           "ci_high": [19.0, 28.1, 17.5, 28.2]})
+    fig = plots.interval_bars(levels, "levels", "dB", levels={"bicubic": 28.0})
+    ax = fig.axes[0]
+    assert not ax.patches  # no bars cut off by an axis that does not start at 0
+    assert ax.get_ylim()[0] > 0
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 > ax.get_window_extent().x1  # beside the axes, not over them
+
+    differences = levels.assign(psnr_rgb=[0.2, -0.1, 0.3, 0.0], ci_low=[-0.1, -0.3, 0.1, -0.2],
+                                ci_high=[0.5, 0.1, 0.5, 0.2])
+    assert len(plots.interval_bars(differences, "differences", "dB").axes[0].patches) == 4  # bars from 0

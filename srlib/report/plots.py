@@ -48,11 +48,21 @@ def smooth(values, window: int) -> np.ndarray:
 
 def loss_curves(curves: dict[str, list[float]], title: str, path: str | Path | None = None,
                 window: int = 1) -> Figure:
-    """Training loss per iteration (MSE on the 0..255 scale), log y-axis, one line per run."""
+    """Training loss per iteration (MSE on the 0..255 scale), log y-axis, one line per run. Runs whose
+    curves are the same (e.g. networks whose output died, which all score the targets' mean square) are
+    drawn once and named together, rather than one hiding the others."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    lines: list[tuple[np.ndarray, list[str]]] = []
     for name, values in curves.items():
         v = smooth(values, window)
-        ax.plot(np.arange(1, len(v) + 1), v, label=name, lw=1.2)
+        same = [names for w, names in lines if len(w) == len(v) and np.allclose(w, v, rtol=1e-6, equal_nan=True)]
+        if same:
+            same[0].append(name)
+        else:
+            lines.append((v, [name]))
+    for v, names in lines:
+        label = " = ".join(names) + (" (the same curve)" if len(names) > 1 else "")
+        ax.plot(np.arange(1, len(v) + 1), v, label=label, lw=1.2)
     ax.set_yscale("log")
     ax.set_xlabel("iteration (10 images x 3 channels)")
     ax.set_ylabel("training MSE (0..255 scale)" + (f", {window}-iteration mean" if window > 1 else ""))
@@ -133,20 +143,28 @@ def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None
                   levels: dict[str, float] | None = None, group: str = "iterations", label: str = "step",
                   value: str = "psnr_rgb", low: str = "ci_low", high: str = "ci_high",
                   points: str | None = None) -> Figure:
-    """Grouped bars with 95% error bars: one bar colour per value of column ``group``, one x position
-    per value of ``label``; heights from ``value``, error bars from ``low`` .. ``high``. ``levels`` draws
-    reference lines (e.g. the bicubic's PSNR); ``points``: a column of space-separated values (each
-    seed's, as ``experiments.paired_table`` writes them) drawn as dots on their bar."""
+    """95% intervals side by side: one colour per value of column ``group``, one x position per value of
+    ``label``; the estimate from ``value``, the interval ``low`` .. ``high``. Differences (values either
+    side of 0) are bars from 0; levels (PSNR, all above 0) are points, so the axis can start near the
+    data without a truncated bar overstating a gap. ``levels`` draws reference lines (e.g. the bicubic's
+    PSNR); ``points``: a column of space-separated values (each seed's, as ``experiments.paired_table``
+    writes them) drawn as dots at their estimate. The legend sits outside the axes, clear of the data."""
     groups = list(dict.fromkeys(table[group]))
     labels = list(dict.fromkeys(table[label]))
     width = 0.8 / len(groups)
+    values = np.concatenate([table[low].dropna(), table[high].dropna(), table[value].dropna(),
+                             list((levels or {}).values())])
+    as_levels = bool(len(values)) and values.min() > 0
     fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(labels)), 4.5))
     for i, g in enumerate(groups):
         t = table[table[group] == g].set_index(label).reindex(labels)
         x = np.arange(len(labels)) + (i - (len(groups) - 1) / 2) * width
-        err = np.array([t[value] - t[low], t[high] - t[value]])
-        ax.bar(x, t[value], width, yerr=np.nan_to_num(err), capsize=3, label=f"{g:,} {group}" if isinstance(g, (int, np.integer))
-               else str(g), color=f"C{i}")
+        err = np.nan_to_num(np.array([t[value] - t[low], t[high] - t[value]]))
+        name = f"{g:,} {group}" if isinstance(g, (int, np.integer)) else str(g)
+        if as_levels:
+            ax.errorbar(x, t[value], yerr=err, fmt="D", ms=6, capsize=4, label=name, color=f"C{i}")
+        else:
+            ax.bar(x, t[value], width, yerr=err, capsize=3, label=name, color=f"C{i}")
         if points is not None:
             for xi, text in zip(x, t[points]):
                 seeds = [float(v) for v in str(text).split()] if isinstance(text, str) else []
@@ -157,10 +175,8 @@ def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    values = np.concatenate([table[low].dropna(), table[high].dropna(), table[value].dropna(),
-                             list((levels or {}).values())])
-    if len(values) and values.min() > 0:  # PSNR levels: start the axis near the data, not at 0 dB
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    if as_levels:  # PSNR levels: start the axis near the data, not at 0 dB
         span = values.max() - values.min()
         ax.set_ylim(values.min() - 0.3 * span - 0.1, values.max() + 0.15 * span + 0.1)
     return _save(fig, path)
