@@ -53,3 +53,17 @@ def test_interval_plots_levels_as_points_differences_as_bars_legend_clear_of_the
     differences = levels.assign(psnr_rgb=[0.2, -0.1, 0.3, 0.0], ci_low=[-0.1, -0.3, 0.1, -0.2],
                                 ci_high=[0.5, 0.1, 0.5, 0.2])
     assert len(plots.interval_bars(differences, "differences", "dB").axes[0].patches) == 4  # bars from 0
+
+
+def test_sample_grid_stays_narrow_however_many_methods():
+    rng = np.random.default_rng(0)
+    lr = [rng.integers(0, 256, (44, 44, 3), dtype=np.uint8) for _ in range(2)]
+
+    def grid(methods: int):
+        columns = {f"method {i}": [rng.integers(0, 256, (176, 176, 3), dtype=np.uint8) for _ in lr] for i in range(methods)}
+        return plots.comparison_grid(lr, columns, "title", psnrs={"method 0": [30.0, float("nan")]})
+
+    few, many = grid(2), grid(9)
+    assert many.get_figwidth() == few.get_figwidth() < 8  # shown at full size in a notebook: labels readable
+    titles = [ax.get_title() for ax in few.axes]
+    assert "method 0: 30.00 dB" in titles and "method 0" in titles  # a NaN score is left out, not printed

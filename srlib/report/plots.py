@@ -239,26 +239,26 @@ def zoom_and_error(hr: np.ndarray, outputs: dict[str, np.ndarray], title: str, p
 
 def comparison_grid(lr: list[np.ndarray], columns: dict[str, list[np.ndarray]], title: str,
                     path: str | Path | None = None, psnrs: dict[str, list[float]] | None = None) -> Figure:
-    """One row per image: the LR input at its true size (44x44, 4x smaller), then each method's
-    176x176 output (uint8 BGR), with per-image PSNR above each output when given."""
+    """One column per image: its LR input on top at its true size (44x44, 4x smaller), then one row per
+    method with its 176x176 output (uint8 BGR) and, when given, its PSNR on that image. Methods run down
+    the page, so however many there are the figure stays narrow enough to be shown at full size in a
+    notebook, its labels readable."""
     names = list(columns)
-    rows = len(lr)
-    widths = [1] + [4] * len(names)
-    fig, axes = plt.subplots(rows, len(names) + 1, figsize=(2.2 * len(names) + 1.2, 2.4 * rows),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for r in range(rows):
-        ax = axes[r, 0]
-        ax.imshow(lr[r][..., ::-1], interpolation="nearest")
-        ax.set_title("LR (44x44,\n4x smaller)" if r == 0 else "", fontsize=8)
+    n = len(lr)
+    fig, axes = plt.subplots(len(names) + 1, n, figsize=(2.7 * n + 0.3, 2.45 * len(names) + 1.3), squeeze=False,
+                             gridspec_kw={"height_ratios": [1] + [4] * len(names)}, layout="constrained")
+    for c in range(n):
+        ax = axes[0, c]
+        ax.imshow(lr[c][..., ::-1], interpolation="nearest")
+        ax.set_title("LR input (44x44, 4x smaller)", fontsize=8)
         ax.axis("off")
-        for c, name in enumerate(names, start=1):
+        for r, name in enumerate(names, start=1):
             ax = axes[r, c]
-            ax.imshow(columns[name][r][..., ::-1], interpolation="nearest")
-            caption = f"{psnrs[name][r]:.2f} dB" if psnrs and name in psnrs and np.isfinite(psnrs[name][r]) else ""
-            ax.set_title("\n".join(filter(None, [name if r == 0 else "", caption])), fontsize=9)
+            ax.imshow(columns[name][c][..., ::-1], interpolation="nearest")
+            score = psnrs[name][c] if psnrs and name in psnrs else float("nan")
+            ax.set_title(f"{name}: {score:.2f} dB" if np.isfinite(score) else name, fontsize=9)
             ax.axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
     return _save(fig, path)
 
 
