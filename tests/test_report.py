@@ -190,19 +190,19 @@ def train_one(pairs):
 def test_browser_shows_lr_at_true_size_and_psnr(pairs):
     trainer_model = train_one(pairs)
     b = ImageBrowser(pairs, {"model": trainer_model}, shipped=False)
-    assert b.slider.max == len(pairs) - 1
+    assert (b.slider.min, b.slider.max) == (1, len(pairs))  # counted as the caption counts
     panels = b.row.children
     assert len(panels) == 4  # LR, bicubic, model, ANSWER
     assert "4x smaller" in panels[0].children[2].value and panels[0].children[1].width == "44"
     assert "PSNR" in panels[2].children[2].value
     first = panels[3].children[2].value
     assert b.position.value.startswith(f"image 1 of {len(pairs)}")
-    b.slider.value = 2
+    b.slider.value = 3
     assert b.row.children[3].children[2].value != first
     assert b.position.value == f"image 3 of {len(pairs)} &mdash; {pairs.paths[2].name}"
     with_shipped = ImageBrowser(pairs, {"model": trainer_model})
     titles = [p.children[0].value for p in with_shipped.row.children]
-    assert titles[1:3] == ["<b>bicubic (aligned)</b>", "<b>shipped model</b>"]
+    assert titles[1:4] == ["<b>bicubic (aligned)</b>", "<b>model</b>", "<b>shipped model</b>"]  # the figures' order
     assert {p.layout.flex for p in with_shipped.row.children} == {"none"}
 
 

@@ -37,9 +37,11 @@ def _panel(title: str, img: np.ndarray, caption: str, width: int) -> widgets.VBo
 class ImageBrowser:
     """``ImageBrowser(pairs, {"model name": model, ...}).widget`` is the widget to display.
 
-    Outputs are computed once for all images (uint8, clipped), so moving the slider is instant. The
-    shipped study model is a column too (``shipped=False`` to leave it out), so a short run's output sits
-    beside a well-trained one.
+    Outputs are computed once for all images (uint8, clipped), so moving the slider is instant. Columns
+    come in the order of ``experiments.sample_outputs`` (the notebooks' sample figures): the aligned
+    bicubic, the models as given, then the shipped study model unless given already (``shipped=False``
+    to leave it out), so a short run's output sits beside a well-trained one. The slider counts images
+    from 1, as the caption beside it does.
     """
 
     def __init__(self, pairs: Pairs, models: dict[str, SRModel], shipped: bool = True):
@@ -47,14 +49,14 @@ class ImageBrowser:
             raise ValueError("ImageBrowser needs at least one image")
         self.pairs = pairs
         self.columns = {"bicubic (aligned)": to_uint8(BASELINES["bicubic_aligned"](pairs.lr))}
-        if shipped:
-            self.columns["shipped model"] = to_uint8(SRModel.shipped("study").predict(pairs.lr))
         self.columns.update({name: to_uint8(m.predict(pairs.lr)) for name, m in models.items()})
-        self.slider = widgets.IntSlider(value=0, min=0, max=len(pairs) - 1, description="image",
+        if shipped and "shipped model" not in self.columns:
+            self.columns["shipped model"] = to_uint8(SRModel.shipped("study").predict(pairs.lr))
+        self.slider = widgets.IntSlider(value=1, min=1, max=len(pairs), description="image",
                                         continuous_update=False)
         self.position = widgets.HTML()
         self.row = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
-        self.slider.observe(lambda change: self.show(change["new"]), names="value")
+        self.slider.observe(lambda change: self.show(change["new"] - 1), names="value")
         self.show(0)
         self.widget = self.figure() if static_output() else widgets.VBox([widgets.HBox([self.slider, self.position]),
                                                                            self.row])
