@@ -67,3 +67,9 @@ def test_sample_grid_stays_narrow_however_many_methods():
     assert many.get_figwidth() == few.get_figwidth() < 8  # shown at full size in a notebook: labels readable
     titles = [ax.get_title() for ax in few.axes]
     assert "method 0: 30.00 dB" in titles and "method 0" in titles  # a NaN score is left out, not printed
+
+
+def test_gain_histogram_counts_images_in_whole_numbers():
+    fig = plots.gain_histogram({"model": np.array([0.5, 1.0, 1.2, 2.0, -0.3])}, "title")
+    ticks = fig.axes[0].get_yticks()
+    assert np.all(ticks == np.round(ticks))

@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _save(fig: Figure, path: str | Path | None) -> Figure:
@@ -192,6 +193,7 @@ def gain_histogram(gains: dict[str, np.ndarray], title: str, path: str | Path | 
         ax.hist(g, bins=bins, histtype="step", lw=1.5,
                 label=f"{name}: mean {g.mean():+.2f} dB, {np.mean(g > 0):.0%} of images above 0")
     ax.axvline(0, color="k", lw=0.8)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of images: no 2.5 ticks
     return _save(_labelled(ax, "PSNR gain per image (dB, RGB)", "images", title), path)
 
 
