@@ -1,6 +1,6 @@
 """What a photo network costs on the CPU: the study-size network run on each colour channel (the first photo
 model), the same widths seeing B, G and R together, the shipped photo model's network (colour, two layers
-deeper, told the JPEG quality) and the fast tier's (``photo-fast``: colour, the study's depth, narrower). For
+deeper, told the JPEG quality) and the fast tier's (``photo-fast``: colour, one layer deeper than the study, narrower). For
 each: weights, one training iteration (10 colour 44x44 images -> 176x176: 30 single-channel examples for the
 first, 10 colour ones for the others; forward, backward and an Adam step), and upscaling one 512x512 RGB photo
 to 2048x2048 (``SRModel.upscale``), each with its peak memory.
@@ -37,7 +37,7 @@ NETS = {
     "study widths, colour": replace(PHOTO.net, channels=(64, 32, 32, 48), kernels=(5, 3, 3, 3), image_channels=3,
                                     jpeg_aware=False),
     "photo model (colour, 2 layers deeper, JPEG-aware)": PHOTO.net,
-    "fast tier (colour, study depth, JPEG-aware)": RECIPES["photo-fast"].net,
+    "fast tier (colour, one layer deeper than the study, JPEG-aware)": RECIPES["photo-fast"].net,
 }
 IMAGES, LR_SIZE, INFER_SIZE = 10, 44, 512
 

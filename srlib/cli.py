@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", metavar="CKPT", help="srlib checkpoint (default: the shipped model for --grid)")
     s.add_argument("--model", choices=list(SHIPPED),
                    help="a shipped model instead (see srlib/models/MODEL_CARD_*.md): photo, the default, for photos; "
-                        "fast, for photos at about OpenCV ESPCN's time (0.5-1 dB less); study, for the study's "
+                        "fast, for photos within 1.5x OpenCV ESPCN's time (0.1-0.3 dB less); study, for the study's "
                         "degradation (--grid study)")
     s.add_argument("--grid", choices=sorted(GRIDS),
                    help="where the input's pixels sit: centre (photos: area-averaged, resized, camera images; "
@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recipe", default="improved", choices=list(RECIPES),
                    help="study: the study's; improved: the report's shipped model; photo: the shipped photo model's; "
                         "photo-wide: the photo model on a wider mix (aliased resizes, off-centre samples, sharpening); "
-                        "photo-fast: a network of a quarter of its work per pixel on that mix")
+                        "photo-fast: a network of under a third of its work per pixel on that mix")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--iterations", type=count(1, MAX_ITERATION), default=12000, metavar="N",
                    help="iterations of 10 images x 3 channels")

@@ -66,7 +66,7 @@ def check_output_size(h: int, w: int, name: str = "the image") -> None:
 
 
 # The models shipped with the package, by name (each has a model card beside it): "photo" for photographs
-# (centre grid, ``upscale``'s default), "fast" for photographs at about OpenCV ESPCN's time, and "study" for
+# (centre grid, ``upscale``'s default), "fast" for photographs within 1.5x OpenCV ESPCN's time, and "study" for
 # the study's degradation (the report's model).
 SHIPPED = {name: Path(__file__).resolve().parent / "models" / f"{name}.npz" for name in ("photo", "fast", "study")}
 

@@ -148,11 +148,12 @@ RECIPES: dict[str, Recipe] = {
 # The photo network and recipe on the wider mix of how photos get small (``photo.random_wide_degradation``:
 # antialiased and aliased resizes of Pillow and OpenCV, blur sampled off the block centre, sharpening).
 RECIPES["photo-wide"] = replace(RECIPES["photo"], name="photo-wide", degradation="photo-wide")
-# The fast tier: the same recipe for a network of the study's depth and less than a quarter of the photo
-# network's work per pixel (conv 5x5 3->32, two 3x3 32->32, 3x3 32->48), about OpenCV's ESPCN's time
-# to upscale (benchmarks/photo_models.py --opencv-models).
+# The fast tier: the same recipe for a network one layer deeper than the study's and under a third of the
+# photo network's work per pixel (conv 5x5 3->32, three 3x3 32->32, 3x3 32->48), within 1.5x OpenCV's
+# ESPCN's time to upscale (benchmarks/photo_models.py --opencv-models).
 RECIPES["photo-fast"] = replace(RECIPES["photo-wide"], name="photo-fast",
-                                net=replace(RECIPES["photo"].net, channels=(32, 32, 32, 48), kernels=(5, 3, 3, 3)))
+                                net=replace(RECIPES["photo"].net, channels=(32, 32, 32, 32, 48),
+                                            kernels=(5, 3, 3, 3, 3)))
 
 
 def get_recipe(name: str) -> Recipe:

@@ -106,7 +106,9 @@ PHOTO_COLUMNS = {"lanczos": "Lanczos", "study model": "study model",
                  "photo model, not told the JPEG quality": "photo model, not told the JPEG quality",
                  "photo model, JPEG quality read from the pixels": "photo model, JPEG quality read from the pixels",
                  "photo model, 8-fold ensemble": "photo model, 8-fold ensemble",
-                 "photo model v2 (narrow mix)": "photo model v2 (narrow mix)", "fast tier": "fast tier"}
+                 "photo model v2 (narrow mix)": "photo model v2 (narrow mix)",
+                 "photo model v3 (18,000 iterations)": "photo model v3 (18,000 iterations)", "fast tier": "fast tier",
+                 "fast tier v1 (study depth, 18,000 iterations)": "fast tier v1 (study depth, 18,000 iterations)"}
 PHOTO_BRIEF = ["lanczos", "photo model", "photo model, JPEG quality read from the pixels", "photo model v2 (narrow mix)",
                "fast tier"]
 #: OpenCV's dnn_superres models (``photo-benchmark --opencv-models``): one column, the best of them per row
@@ -145,7 +147,9 @@ def photo(columns: list[str] = PHOTO_BRIEF) -> str:
 
 
 #: the tables of the model cards, by card
-CARD_TABLES = {"MODEL_CARD_photo.md": lambda: photo(list(PHOTO_COLUMNS)), "MODEL_CARD_fast.md": photo}
+CARD_TABLES = {"MODEL_CARD_photo.md": lambda: photo(list(PHOTO_COLUMNS)),
+               "MODEL_CARD_fast.md": lambda: photo(["lanczos", "photo model", "fast tier",
+                                                    "fast tier v1 (study depth, 18,000 iterations)"])}
 TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "hard training": lambda: paired("hard_train"),
           "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
           "ablation": ablation}
