@@ -423,7 +423,7 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
 
 # -- the study's published models -------------------------------------------------------------------
 #: The study's published weight folders (under its ``weights/``) and how the report names their models.
-STUDY_WEIGHT_FOLDERS = {"train": "2022 model (43,114 iterations)", "many_adam": "2022 model, trained on",
+STUDY_WEIGHT_FOLDERS = {"train": "2022 model (43,114 iterations)", "many_adam": "2022 model, trained longer (many_adam)",
                         "color_weight": "2022 colour networks"}
 
 
