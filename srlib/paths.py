@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .data.celeba import IMAGE_DIR
-
 
 def project_root() -> Path:
     """The checkout srlib runs from (the folder holding srlib/, notebooks/ and data/)."""
@@ -28,6 +26,8 @@ def default_data_dir() -> Path:
     """Where data comes from when the user names none: ``$SRLIB_DATA``; else ``<repo>/data`` if it holds
     CelebA; else the embedded sample in ``<repo>/data/sample``, or in ``cache_dir()/sample`` for an
     installed srlib (built on first use)."""
+    from .data.celeba import IMAGE_DIR  # here, not at the top: the engine asks this module for its cache folder
+
     if os.environ.get("SRLIB_DATA"):
         return Path(os.environ["SRLIB_DATA"])
     data = project_root() / "data"
