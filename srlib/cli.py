@@ -37,6 +37,14 @@ def load_model(weights: str | None, shipped: str = "photo"):
     return SRModel.from_checkpoint(weights)
 
 
+def model_file(name: str) -> str:
+    """The file of a shipped model for its name (``model.SHIPPED``: photo, fast, study) unless a file of
+    that name exists here; else the path as given."""
+    from .model import SHIPPED
+
+    return str(SHIPPED[name]) if name in SHIPPED and not Path(name).exists() else name
+
+
 def add_named_models(methods: dict, specs: list[str] | None, option: str) -> dict:
     """``methods`` plus a model for each ``[NAME=]CKPT`` in ``specs`` (NAME defaults to the file's stem);
     a name that is empty or already taken is refused in one line naming ``option``."""
@@ -258,7 +266,8 @@ def cmd_train(args) -> None:
         print(f"resuming {out} at iteration {trainer.iteration} of {trainer.total}")
     else:
         trainer = Trainer(get_recipe(args.recipe), train, total=args.iterations, seed=args.seed, val=val,
-                          shards=args.shards or threads())
+                          shards=args.shards or threads(),
+                          init_from=None if args.init_from is None else model_file(args.init_from))
     with stop_requests() as stop:
         trainer.run(checkpoint=out, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
                     stop=stop)
@@ -270,12 +279,10 @@ def cmd_train(args) -> None:
 def cmd_export(args) -> None:
     from .checkpoint import load_checkpoint, model_only, save_checkpoint
     from .files import atomic_write, check_new_file
-    from .model import SHIPPED, SRModel
+    from .model import SRModel
 
     check_new_file(args.out, args.force, "--out")
-    source = args.checkpoint
-    if source in SHIPPED and not Path(source).exists():
-        source = str(SHIPPED[source])
+    source = model_file(args.checkpoint)
     if args.onnx:
         from .onnx_export import to_onnx
 
@@ -443,7 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recipe", default="improved", choices=list(RECIPES),
                    help="study: the study's; improved: the report's shipped model; photo: the shipped photo model's; "
                         "photo-wide: the photo model on a wider mix (aliased resizes, off-centre samples, sharpening); "
-                        "photo-fast: a network of under a third of its work per pixel on that mix")
+                        "photo-fast: a network of under a third of its work per pixel on that mix; "
+                        "photo-tune, photo-fast-tune: fine-tuning of those two (with --init-from) on more JPEG and "
+                        "samples further off centre")
+    s.add_argument("--init-from", metavar="MODEL",
+                   help="start from this model's weights instead of the seed's (a model file or checkpoint, or a "
+                        "shipped model's name: photo, fast); its network must be the recipe's")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--iterations", type=count(1, MAX_ITERATION), default=12000, metavar="N",
                    help="iterations of 10 images x 3 channels")

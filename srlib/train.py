@@ -11,6 +11,7 @@ study), recorded as MSE on the 0..255 scale whatever the recipe's target scale.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 import signal
@@ -154,6 +155,12 @@ RECIPES["photo-wide"] = replace(RECIPES["photo"], name="photo-wide", degradation
 RECIPES["photo-fast"] = replace(RECIPES["photo-wide"], name="photo-fast",
                                 net=replace(RECIPES["photo"].net, channels=(32, 32, 32, 32, 48),
                                             kernels=(5, 3, 3, 3, 3)))
+# Fine-tuning (``srlib train --init-from``) of a model trained with photo-wide or photo-fast, on the mix
+# with more JPEG and blur sampled further off centre (``photo.tuning_wide_degradation``), at a quarter of
+# the learning rate: what the shipped photo models did last.
+RECIPES["photo-tune"] = replace(RECIPES["photo-wide"], name="photo-tune", degradation="photo-wide-tune", lr=5e-4)
+RECIPES["photo-fast-tune"] = replace(RECIPES["photo-fast"], name="photo-fast-tune", degradation="photo-wide-tune",
+                                     lr=5e-4)
 
 
 def get_recipe(name: str) -> Recipe:
@@ -286,6 +293,29 @@ def make_optimizers(recipe: Recipe, nets: list[SRNet], shared_optimizer_bug: boo
     return [make_optimizer(recipe.optimizer, n.params(), **hp) for n in nets]
 
 
+def start_from(model: SRModel, path: str | Path) -> dict[str, str]:
+    """Load the weights of the model file ``path`` (a shipped model, an exported or a training checkpoint)
+    into ``model``, whose networks and output mapping it must match: a fine-tuning run's starting point.
+    Returns what the run records of it: the file's name and the SHA-256 of its bytes."""
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    meta = ckpt.meta.get("model", {})
+    mine = model.model_meta()
+    mismatch = [f"{key} {meta.get(key, default)!r} (this recipe: {mine[key]!r})"
+                for key, default in (("residual", False), ("output_scale", 1.0), ("grid", "study"))
+                if meta.get(key, default) != mine[key]]
+    if ckpt.config != model.nets[0].config:
+        mismatch.insert(0, "another network")
+    elif len(ckpt.weights) != len(model.nets):
+        mismatch.insert(0, f"{len(ckpt.weights)} networks (this run: {len(model.nets)})")
+    if mismatch:
+        raise SrlibError(f"--init-from {path}: it holds {', '.join(mismatch)}; start from a model trained with "
+                         f"a recipe of the same network and outputs")
+    for net, weights in zip(model.nets, ckpt.weights):
+        net.load_weights(weights)
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def snapshot_path(checkpoint: str | Path, iteration: int) -> Path:
     """Where ``Trainer.run`` keeps the snapshot of ``checkpoint`` at ``iteration``."""
     checkpoint = Path(checkpoint)
@@ -309,7 +339,7 @@ class Trainer:
     def __init__(self, recipe: Recipe, train: Pairs | ImageSet, total: int, seed: int = 0, per_channel: bool = False,
                  shared_optimizer_bug: bool = False, val: Pairs | None = None,
                  conv_paths: str | list[dict[str, str]] | None = None, shards: int | None = None,
-                 **optimizer_overrides: float):
+                 init_from: str | Path | None = None, **optimizer_overrides: float):
         if total < 1:
             raise SrlibError(f"iterations must be at least 1, got {total}")
         if len(train) == 0:
@@ -333,9 +363,13 @@ class Trainer:
         first = SRNet(recipe.net, seed=seed * 10, paths=conv_paths)
         self.conv_paths = first.conv_paths()
         nets = [first] + [SRNet(recipe.net, seed=seed * 10 + i, paths=self.conv_paths) for i in range(1, 3 if per_channel else 1)]
-        self.replicas = [[net.replica() for _ in range(self.shards - 1)] for net in nets]
         self.model = SRModel(nets, residual=recipe.residual, output_scale=recipe.output_scale,
                              grid=degradation.grid)
+        # where the weights started, when not from the seed: the file's name and content hash, recorded
+        self.init_from: dict[str, str] | None = None
+        if init_from is not None:
+            self.init_from = start_from(self.model, init_from)
+        self.replicas = [[net.replica() for _ in range(self.shards - 1)] for net in nets]
         hp = {**dict(recipe.optimizer_args), "lr": recipe.lr, **optimizer_overrides}
         self.base_lr = hp["lr"]
         self.optimizers = make_optimizers(recipe, nets, shared_optimizer_bug, hp)
@@ -441,7 +475,8 @@ class Trainer:
             meta={"model": self.model.model_meta(), "recipe": self.recipe.to_dict(), "total": self.total,
                   "seed": self.seed, "per_channel": self.per_channel, "base_lr": self.base_lr,
                   "shared_optimizer_bug": self.shared_optimizer_bug, "conv_paths": self.conv_paths,
-                  "shards": self.shards, "train_s": self.elapsed(), "timed_from": self.timed_from})
+                  "shards": self.shards, "train_s": self.elapsed(), "timed_from": self.timed_from,
+                  **({"init_from": self.init_from} if self.init_from else {})})
 
     def save(self, path: str | Path) -> Path:
         return save_checkpoint(path, self.checkpoint())
@@ -479,4 +514,5 @@ class Trainer:
         self.history = History.from_arrays(ckpt.history)
         # a checkpoint saved before srlib kept training time: its earlier sittings are not known
         self.train_s, self.timed_from = float(m.get("train_s", 0.0)), int(m.get("timed_from", ckpt.iteration))
+        self.init_from = m.get("init_from")
         return self

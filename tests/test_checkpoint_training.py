@@ -178,3 +178,44 @@ def test_checkpoints_of_srlib_1_0_name_the_uniform_init_seed():
     assert NetConfig.from_dict(old) == NetConfig(init="uniform")
     with pytest.raises(ValueError, match="init must be 'uniform' or 'he'"):
         NetConfig(init="seed")
+
+
+def test_a_fine_tuning_run_starts_from_the_file_and_records_it(tmp_path, pairs):
+    import hashlib
+
+    start = tmp_path / "start.npz"
+    Trainer(SMALL, pairs, total=4, seed=5).run(checkpoint=start, progress=False)
+    tuned = Trainer(SMALL.with_(name="tune", lr=1e-4), pairs, total=6, seed=0, init_from=start)
+    for k, v in load_checkpoint(start).weights[0].items():
+        np.testing.assert_array_equal(tuned.model.nets[0].weights()[k], v)
+    record = {"file": "start.npz", "sha256": hashlib.sha256(start.read_bytes()).hexdigest()}
+    assert tuned.init_from == record
+
+    # killed and resumed, it is the uninterrupted fine-tuning run, and still says where it started
+    full = Trainer(SMALL.with_(name="tune", lr=1e-4), pairs, total=6, seed=0, init_from=start)
+    full.run(progress=False)
+    ck = tmp_path / "tune.npz"
+    tuned.run(until=3, checkpoint=ck, progress=False)
+    resumed = Trainer.resume(ck, pairs)
+    resumed.run(progress=False)
+    assert resumed.init_from == record and load_checkpoint(ck).meta["init_from"] == record
+    for k, v in full.model.nets[0].weights().items():
+        np.testing.assert_array_equal(resumed.model.nets[0].weights()[k], v)
+
+
+@pytest.mark.parametrize("other", [RECIPES["improved"].with_(images=2), SMALL.with_(output_scale=255.0)])
+def test_fine_tuning_from_another_network_or_output_is_one_line(tmp_path, pairs, other):
+    start = tmp_path / "start.npz"
+    Trainer(other, pairs, total=1, seed=0).run(checkpoint=start, progress=False)
+    with pytest.raises(SrlibError, match=r"--init-from .*start\.npz: it holds (another network|output_scale)"):
+        Trainer(SMALL, pairs, total=2, init_from=start)
+
+
+@pytest.mark.parametrize("bad", ["x", {"file": "a.npz"}, {"file": "a.npz", "sha256": "00"},
+                                 {"file": 3, "sha256": "0" * 64}])
+def test_a_damaged_fine_tuning_record_is_refused(tmp_path, pairs, bad):
+    ck = tmp_path / "run.npz"
+    Trainer(SMALL, pairs, total=2, seed=0).run(checkpoint=ck, progress=False)
+    _edit_meta(ck, lambda m: m.update(init_from=bad))
+    with pytest.raises(SrlibError, match="init_from"):
+        load_checkpoint(ck)

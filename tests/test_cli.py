@@ -117,6 +117,19 @@ def test_train_splits_steps_into_shards_and_resume_keeps_them(tmp_path):
     assert load_checkpoint(tmp_path / "default.npz").meta["shards"] == 2  # one per worker thread
 
 
+def test_train_fine_tunes_a_shipped_model_by_name_and_refuses_another_network(tmp_path):
+    from srlib.model import SHIPPED
+
+    data = make_celeba(tmp_path / "c", counts=(3, 1, 0))
+    args = ["train", "--data", data, "--validate-every", "0", "--iterations", "1", "--init-from", "fast"]
+    r = srlib(*args, "--recipe", "photo-fast-tune", "--out", tmp_path / "tuned.npz")
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(tmp_path / "tuned.npz").meta["init_from"]["file"] == "fast.npz"
+    r = srlib(*args, "--recipe", "photo-tune", "--out", tmp_path / "other.npz")
+    assert r.returncode == 1 and f"--init-from {SHIPPED['fast']}: it holds another network" in error_line(r)
+    assert not (tmp_path / "other.npz").exists()
+
+
 @pytest.mark.slow
 def test_train_refuses_to_overwrite_and_kill_resume_matches(tmp_path):
     """A real SIGKILL in the middle of a CLI training run; --resume finishes it with the same weights

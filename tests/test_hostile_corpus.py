@@ -322,6 +322,8 @@ def test_checkpoint_container_sizes_and_metadata(tmp_path, pairs):
         cases[f"photo-benchmark: {name}"] = ["photo-benchmark", "--data", data, "--limit", "1",
                                              "--compare-with", f"x={path}", "--out", tmp_path / "pb"]
         cases[f"train --resume: {name}"] = ["train", "--data", data, "--out", path, "--resume"]
+        cases[f"train --init-from: {name}"] = ["train", "--data", data, "--recipe", "study", "--iterations", "1",
+                                               "--init-from", path, "--out", tmp_path / f"tuned-{len(cases)}.npz"]
     run_corpus(tmp_path, cases, kept)
 
 
