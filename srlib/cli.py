@@ -71,11 +71,11 @@ def print_path(path: Path) -> None:
         out.flush()
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
+def write_png(path: Path, image: np.ndarray, alpha: np.ndarray | None = None) -> None:
     from .data.png import encode_png
     from .files import atomic_write
 
-    atomic_write(path, lambda f: encode_png(f, image), "image")
+    atomic_write(path, lambda f: encode_png(f, image, alpha), "image")
 
 
 def write_csv(path: Path, table, **options) -> None:
@@ -139,11 +139,11 @@ def upscale_targets(images: list[str], out_dir: Path, force: bool, compare: bool
 
 
 def cmd_upscale(args) -> None:
-    from .data.celeba import read_image
+    from .data.celeba import read_alpha, read_image
     from .data.photo import estimate_jpeg_quality, jpeg_quality
     from .display import progress
     from .files import check_writable_folder
-    from .model import check_output_size
+    from .model import check_output_size, upscale_alpha
 
     if args.model and args.weights:
         raise SrlibError("give --model (a shipped model) or --weights (a checkpoint), not both")
@@ -159,6 +159,9 @@ def cmd_upscale(args) -> None:
         img = read_image(path)
         h, w = img.shape[:2]
         check_output_size(h, w, str(path))
+        alpha, frames = read_alpha(path, (h, w))
+        if frames > 1:
+            print(f"srlib: note: {path} holds {frames} frames; upscaling the first", file=sys.stderr)
         quality = args.jpeg_quality
         if quality == "auto":  # the file's own table, else what its pixels show (a JPEG saved again as PNG)
             quality = jpeg_quality(path) or estimate_jpeg_quality(img)
@@ -168,7 +171,7 @@ def cmd_upscale(args) -> None:
             hr = model.upscale(img, progress=bar.update, ensemble=args.ensemble, jpeg_quality=quality)
         if grey:
             hr = hr[..., 0] if len(model.nets) == 1 and not model.sees_colour else cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY)
-        write_png(target, hr)
+        write_png(target, hr, None if alpha is None else upscale_alpha(alpha, model.grid))
         print_path(target)
         if compare:
             name = f"{'photo' if model.grid == 'centre' else 'study'} model" if args.weights is None else Path(args.weights).stem

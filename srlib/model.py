@@ -55,6 +55,18 @@ def hr_slice(s: slice) -> slice:
     return slice(s.start * SCALE, s.stop * SCALE)
 
 
+def upscale_alpha(alpha: np.ndarray, grid: str) -> np.ndarray:
+    """A transparency mask (H, W) uint8 -> (4H, 4W) uint8: bicubic on the sampling ``grid`` of the model
+    that upscales the pixels beside it, rounded and clipped, streamed tile by tile as ``SRModel.upscale``
+    is. The networks never saw a mask; interpolating it is what upscalers that keep transparency do."""
+    h, w = alpha.shape
+    out = np.empty((h * SCALE, w * SCALE), np.uint8)
+    for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, BICUBIC_REACH + 1):
+        y = BICUBIC_FOR_GRID[grid](alpha[rows, cols])
+        out[hr_slice(tr), hr_slice(tc)] = to_uint8(y[hr_slice(ir), hr_slice(ic)])
+    return out
+
+
 def check_output_size(h: int, w: int, name: str = "the image") -> None:
     """Refuse, in one line, an h x w LR image whose 4x upscale could not be held or read back."""
     out_px = h * SCALE * w * SCALE

@@ -71,6 +71,33 @@ def test_upscale_colour_and_grey_any_size(tmp_path, study_ckpt):
     assert c.shape == (200, 280, 3) and g.shape == (1200, 720)  # the grey one is tiled (LR > TILE px)
 
 
+def test_upscale_keeps_transparency_and_says_which_frame(tmp_path, study_ckpt):
+    from PIL import Image
+
+    from srlib.model import upscale_alpha
+
+    rng = np.random.default_rng(1)
+    colour, grey = smooth_image(rng, 30, 40), smooth_image(rng, 30, 40)[..., 0]
+    alpha = np.zeros((30, 40), np.uint8)
+    alpha[5:25, 8:30] = 255  # an opaque patch on a clear background, as an icon or a logo has
+    Image.fromarray(np.dstack([colour[..., ::-1], alpha])).save(tmp_path / "rgba.png")
+    Image.fromarray(np.dstack([grey, alpha]), "LA").save(tmp_path / "la.png")
+    Image.fromarray(np.dstack([colour[..., ::-1], np.full_like(alpha, 255)])).save(tmp_path / "opaque.png")
+    frames = [Image.fromarray(smooth_image(rng, 12, 12)) for _ in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    files = ["rgba.png", "la.png", "opaque.png", "anim.gif"]
+    r = srlib("upscale", *[tmp_path / f for f in files], "-o", tmp_path / "out", "--weights", study_ckpt)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == f"srlib: note: {tmp_path / 'anim.gif'} holds 3 frames; upscaling the first"
+    out = {f: Image.open(tmp_path / "out" / (Path(f).stem + "_x4.png")) for f in files}
+    assert {f: im.mode for f, im in out.items()} == {"rgba.png": "RGBA", "la.png": "LA", "opaque.png": "RGB",
+                                                     "anim.gif": "RGB"}
+    for f in ("rgba.png", "la.png"):
+        np.testing.assert_array_equal(np.asarray(out[f])[..., -1], upscale_alpha(alpha, "study"))
+    # the colour is what the same image without transparency gives
+    np.testing.assert_array_equal(np.asarray(out["rgba.png"])[..., :3], np.asarray(out["opaque.png"]))
+
+
 def test_upscale_errors(tmp_path, study_ckpt):
     (tmp_path / "bad.jpg").write_text("nope")
     r = srlib("upscale", tmp_path / "bad.jpg", "-o", tmp_path / "o", "--weights", study_ckpt)

@@ -266,3 +266,26 @@ def test_training_and_evaluation_give_the_same_numbers_streamed_or_in_memory(tmp
     b = evaluate(ImageSet(paths, cache_mb=0), methods)
     assert list(b["method"]) == ["bicubic_aligned"] * 6 + ["nearest"] * 6
     assert a.equals(b)
+
+
+def test_transparency_is_read_turned_as_the_pixels_are(tmp_path):
+    from PIL import Image
+
+    from srlib.data.celeba import read_alpha
+
+    rng = np.random.default_rng(3)
+    rgba = np.dstack([smooth_image(rng, 10, 20), rng.integers(0, 256, (10, 20), dtype=np.uint8)])
+    img = Image.fromarray(rgba)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show"
+    img.save(tmp_path / "turned.png", exif=exif.tobytes())
+    img.save(tmp_path / "plain.png")
+    pixels = read_image(tmp_path / "turned.png")
+    alpha, frames = read_alpha(tmp_path / "turned.png", pixels.shape[:2])
+    assert pixels.shape[:2] == (20, 10) and frames == 1
+    np.testing.assert_array_equal(alpha, np.rot90(rgba[..., 3], -1))
+    np.testing.assert_array_equal(read_alpha(tmp_path / "plain.png", (10, 20))[0], rgba[..., 3])
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "none.png")
+    assert read_alpha(tmp_path / "none.png", (10, 20)) == (None, 1)
+    with pytest.raises(SrlibError, match=r"plain\.png: its transparency is 20x10 and its pixels 10x20"):
+        read_alpha(tmp_path / "plain.png", (20, 10))

@@ -8,7 +8,8 @@ from conftest import smooth_image
 from srlib import model as model_module
 from srlib.data.degrade import to_uint8
 from srlib.errors import SrlibError
-from srlib.model import SRModel, check_output_size, tile_grid
+from srlib.data.photo import BICUBIC_FOR_GRID
+from srlib.model import SRModel, check_output_size, tile_grid, upscale_alpha
 from srlib.nn.network import SRNet
 from srlib.train import RECIPES
 
@@ -39,6 +40,14 @@ def test_tiles_join_without_seams(residual_model, monkeypatch):
     np.testing.assert_allclose(tiled_float, whole, atol=1e-3)
     assert tiled.dtype == np.uint8 and tiled.shape == (180, 152, 3)
     assert np.abs(tiled.astype(int) - to_uint8(whole)).max() <= 1
+
+
+@pytest.mark.parametrize("grid", ["study", "centre"])
+def test_transparency_upscales_in_tiles_as_in_one_piece(grid, monkeypatch):
+    alpha = smooth_image(np.random.default_rng(2), 45, 38)[..., 1]
+    whole = to_uint8(BICUBIC_FOR_GRID[grid](alpha))
+    monkeypatch.setattr(model_module, "TILE", 8)
+    np.testing.assert_array_equal(upscale_alpha(alpha, grid), whole)
 
 
 def test_upscale_reports_progress(residual_model, monkeypatch):

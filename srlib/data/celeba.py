@@ -137,6 +137,28 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> n
     return img
 
 
+def read_alpha(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[np.ndarray | None, int]:
+    """The transparency of the image file at ``path`` already read by ``read_image`` into pixels of
+    ``shape`` (H, W), and how many frames the file holds (an animated GIF, a multi-page TIFF: ``read_image``
+    reads the first). The transparency is uint8 (H, W), 0 clear to 255 opaque, turned by the EXIF
+    orientation as the pixels are; None when the file has none or every pixel is opaque."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            frames = int(getattr(img, "n_frames", 1))
+            if "A" not in img.getbands() and "transparency" not in img.info:
+                return None, frames
+            alpha = np.asarray(ImageOps.exif_transpose(img).convert("RGBA").getchannel("A"))
+    except (OSError, ValueError, SyntaxError, struct.error) as e:
+        raise SrlibError(f"{path}: its transparency cannot be read ({type(e).__name__}: {e}); save it "
+                         f"again, or without transparency") from None
+    if alpha.shape != tuple(shape):
+        raise SrlibError(f"{path}: its transparency is {alpha.shape[1]}x{alpha.shape[0]} and its pixels "
+                         f"{shape[1]}x{shape[0]}; save it again, or without transparency")
+    return (None if bool(np.all(alpha == 255)) else alpha), frames
+
+
 def _read_partition(path: Path, present: set[str]) -> dict[str, int]:
     """image name -> partition number, from either partition file form, streamed line by line: only the
     images that are in ``present`` are kept, so a file of millions of lines naming missing images costs

@@ -24,24 +24,35 @@ def _chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
     f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
 
 
-def encode_png(f: BinaryIO, image: np.ndarray) -> None:
+#: PNG's colour type for each number of channels: grey, grey + alpha, RGB, RGBA
+_COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
+
+
+def encode_png(f: BinaryIO, image: np.ndarray, alpha: np.ndarray | None = None) -> None:
     """Write ``image`` as an 8-bit PNG to ``f``: (H, W) uint8 grey, or (H, W, 3) uint8 BGR (OpenCV's
-    channel order; stored as RGB)."""
+    channel order; stored as RGB); with ``alpha`` (H, W) uint8, its transparency beside it (grey + alpha,
+    or RGBA), joined band by band so no four-channel copy of a large image is made."""
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise ValueError(f"encode_png takes (H, W) or (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if alpha is not None and (alpha.dtype != np.uint8 or alpha.shape != image.shape[:2]):
+        raise ValueError(f"encode_png: alpha must be uint8 {image.shape[:2]}, got {alpha.shape} {alpha.dtype}")
     h, w = image.shape[:2]
     if not (0 < h < 2 ** 31 and 0 < w < 2 ** 31):
         raise ValueError(f"a PNG is 1 .. 2^31 - 1 pixels on each side, got {w}x{h}")
-    colour = image.ndim == 3
+    channels = (3 if image.ndim == 3 else 1) + (alpha is not None)
     f.write(_SIGNATURE)
-    _chunk(f, b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2 if colour else 0, 0, 0, 0))
+    _chunk(f, b"IHDR", struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[channels], 0, 0, 0))
     deflate = zlib.compressobj(1)
-    row_bytes = w * (3 if colour else 1)
+    row_bytes = w * channels
     band = max(1, _BAND_BYTES // row_bytes)
     previous = np.zeros(row_bytes, np.uint8)
     for r in range(0, h, band):
         rows = image[r:r + band]
-        rows = (rows[..., ::-1] if colour else rows).reshape(len(rows), row_bytes)
+        if rows.ndim == 3:
+            rows = rows[..., ::-1]  # BGR -> RGB
+        if alpha is not None:
+            rows = np.dstack([rows, alpha[r:r + band]])
+        rows = np.ascontiguousarray(rows).reshape(len(rows), row_bytes)
         filtered = np.empty((len(rows), row_bytes + 1), np.uint8)
         filtered[:, 0] = _UP
         np.subtract(rows[:1], previous, out=filtered[:1, 1:])
