@@ -8,6 +8,7 @@ terminated (SIGTERM; ``train`` checkpoints first).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import stat
 import sys
@@ -268,9 +269,10 @@ def cmd_train(args) -> None:
         trainer = Trainer.resume(out, train, val)
         print(f"resuming {out} at iteration {trainer.iteration} of {trainer.total}")
     else:
+        rate = {} if args.lr is None else {"lr": args.lr}
         trainer = Trainer(get_recipe(args.recipe), train, total=args.iterations, seed=args.seed, val=val,
                           shards=args.shards or threads(),
-                          init_from=None if args.init_from is None else model_file(args.init_from))
+                          init_from=None if args.init_from is None else model_file(args.init_from), **rate)
     with stop_requests() as stop:
         trainer.run(checkpoint=out, checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
                     stop=stop)
@@ -388,6 +390,17 @@ def count(minimum: int, maximum: int | None = None, why: str = ""):
     return parse
 
 
+def learning_rate(text: str) -> float:
+    """argparse type: a learning rate in (0, 10], as a recipe's (usage error, exit 2, otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0 < value <= 10):
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 10], got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .checkpoint import MAX_ITERATION, MAX_SHARDS
     from .data.photo import GRIDS
@@ -453,12 +466,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recipe", default="improved", choices=list(RECIPES),
                    help="study: the study's; improved: the report's shipped model; photo: the shipped photo model's; "
                         "photo-wide: the photo model on a wider mix (aliased resizes, off-centre samples, sharpening); "
-                        "photo-fast: a network of under a third of its work per pixel on that mix; "
-                        "photo-tune, photo-fast-tune: fine-tuning of those two (with --init-from) on more JPEG and "
-                        "samples further off centre")
+                        "photo-fast: a network of under a third of its work per pixel on that mix")
     s.add_argument("--init-from", metavar="MODEL",
-                   help="start from this model's weights instead of the seed's (a model file or checkpoint, or a "
-                        "shipped model's name: photo, fast); its network must be the recipe's")
+                   help="fine-tune: start from this model's weights instead of the seed's (a model file or "
+                        "checkpoint, or a shipped model's name: photo, fast, study); its network must be the recipe's")
+    s.add_argument("--lr", type=learning_rate, metavar="RATE",
+                   help="the recipe's learning rate replaced (e.g. a quarter of it to fine-tune); part of the run: "
+                        "--resume keeps the checkpoint's")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--iterations", type=count(1, MAX_ITERATION), default=12000, metavar="N",
                    help="iterations of 10 images x 3 channels")

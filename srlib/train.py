@@ -155,12 +155,6 @@ RECIPES["photo-wide"] = replace(RECIPES["photo"], name="photo-wide", degradation
 RECIPES["photo-fast"] = replace(RECIPES["photo-wide"], name="photo-fast",
                                 net=replace(RECIPES["photo"].net, channels=(32, 32, 32, 32, 48),
                                             kernels=(5, 3, 3, 3, 3)))
-# Fine-tuning (``srlib train --init-from``) of a model trained with photo-wide or photo-fast, on the mix
-# with more JPEG and blur sampled further off centre (``photo.tuning_wide_degradation``), at a quarter of
-# the learning rate: what the shipped photo models did last.
-RECIPES["photo-tune"] = replace(RECIPES["photo-wide"], name="photo-tune", degradation="photo-wide-tune", lr=5e-4)
-RECIPES["photo-fast-tune"] = replace(RECIPES["photo-fast"], name="photo-fast-tune", degradation="photo-wide-tune",
-                                     lr=5e-4)
 
 
 def get_recipe(name: str) -> Recipe:

@@ -95,6 +95,9 @@ def test_stale_temporary_from_a_killed_write_is_removed(tmp_path, model_ckpt):
     (["train", "--seed", "-1", "--out", "x.npz"], "must be at least 0"),
     (["train", "--validate-every", "-1", "--out", "x.npz"], "must be at least 0"),
     (["train", "--iterations", "0", "--out", "x.npz"], "must be at least 1"),
+    (["train", "--lr", "nan", "--out", "x.npz"], "must be a number in (0, 10]"),
+    (["train", "--lr", "0", "--out", "x.npz"], "must be a number in (0, 10]"),
+    (["train", "--lr", "fast", "--out", "x.npz"], "is not a number"),
     (["evaluate", "--crop-border", "-5"], "must be at least 0"),
 ])
 def test_bad_values_are_usage_errors(args, message):

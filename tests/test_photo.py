@@ -236,23 +236,3 @@ def test_jpeg_quality_is_read_from_the_pixels(quality):
     assert photo.estimate_jpeg_quality(resized) is None
     assert photo.estimate_jpeg_quality(photo.jpeg(img, quality)[3:, 5:]) is None
     assert photo.estimate_jpeg_quality(img[:7, :7]) is None  # smaller than one block
-
-
-def test_the_tuning_mix_draws_more_jpeg_and_samples_further_off_centre():
-    hr = smooth_image(np.random.default_rng(1), 176, 176)
-    jpeg_share = [np.mean([mix(hr, np.random.default_rng(s))[1] is not None for s in range(200)])
-                  for mix in (photo.random_wide_degradation, photo.tuning_wide_degradation)]
-    assert 0.4 < jpeg_share[0] < 0.6 and 0.65 < jpeg_share[1] < 0.85
-    assert (photo.random_wide_degradation.max_phase, photo.tuning_wide_degradation.max_phase) == (0.5, 0.75)
-    # the blur kind samples (dy, dx) drawn within +-max_phase, so half a pixel off is inside the tuning mix
-    blur = photo.WIDE_KINDS["blur, sampled off centre"]
-    draws = [_blur_draw(np.random.default_rng(s), 0.75) for s in range(20)]
-    for s, draw in enumerate(draws[:3]):
-        np.testing.assert_array_equal(blur(hr, np.random.default_rng(s), 0.75), photo.blur_sample_at(hr, *draw))
-    assert max(max(abs(dy), abs(dx)) for _, dy, dx in draws) > 0.5
-
-
-def _blur_draw(rng: np.random.Generator, max_phase: float) -> tuple[float, float, float]:
-    sigma = rng.uniform(0.6, 1.6)
-    dy, dx = rng.uniform(-max_phase, max_phase, 2)
-    return sigma, dy, dx

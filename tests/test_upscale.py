@@ -7,8 +7,8 @@ import pytest
 from conftest import smooth_image
 from srlib import model as model_module
 from srlib.data.degrade import to_uint8
-from srlib.errors import SrlibError
 from srlib.data.photo import BICUBIC_FOR_GRID
+from srlib.errors import SrlibError
 from srlib.model import SRModel, check_output_size, tile_grid, upscale_alpha
 from srlib.nn.network import SRNet
 from srlib.train import RECIPES

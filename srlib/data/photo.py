@@ -202,53 +202,35 @@ def random_degradation(hr: np.ndarray, rng: np.random.Generator, jpeg_probabilit
     return lr, quality
 
 
-#: How the wide training mix (``WideMix``) makes LR images: one of these, drawn evenly, each called as
-#: ``kind(hr, rng, max_phase)``. Antialiased and aliased resizes of both libraries and blur with a sampling
-#: phase off the block centre (up to ``max_phase`` HR pixels on each axis); nearest neighbour is never used
-#: (no camera or sensible resize makes it). Held out, to show how a model generalises: Pillow's Lanczos and
-#: OpenCV's INTER_LANCZOS4 (``BENCHMARK``).
-WIDE_KINDS: dict[str, Callable[[np.ndarray, np.random.Generator, float], np.ndarray]] = {
-    "area": lambda hr, rng, max_phase: area(hr),
-    "Pillow bilinear": lambda hr, rng, max_phase: pillow_resize(hr, Image.Resampling.BILINEAR),
-    "Pillow bicubic": lambda hr, rng, max_phase: pillow_resize(hr, Image.Resampling.BICUBIC),
-    "OpenCV linear, aliased": lambda hr, rng, max_phase: opencv_resize(hr, cv2.INTER_LINEAR),
-    "OpenCV cubic, aliased": lambda hr, rng, max_phase: opencv_resize(hr, cv2.INTER_CUBIC),
-    "blur, sampled off centre": lambda hr, rng, max_phase: blur_sample_at(
-        hr, rng.uniform(0.6, 1.6), *rng.uniform(-max_phase, max_phase, 2)),
+#: How the wide training mix (``random_wide_degradation``) makes LR images: one of these, drawn evenly.
+#: Antialiased and aliased resizes of both libraries and blur with a sampling phase off the block centre;
+#: nearest neighbour is never used (no camera or sensible resize makes it). Held out, to show how a model
+#: generalises: Pillow's Lanczos and OpenCV's INTER_LANCZOS4 (``BENCHMARK``).
+WIDE_KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "area": lambda hr, rng: area(hr),
+    "Pillow bilinear": lambda hr, rng: pillow_resize(hr, Image.Resampling.BILINEAR),
+    "Pillow bicubic": lambda hr, rng: pillow_resize(hr, Image.Resampling.BICUBIC),
+    "OpenCV linear, aliased": lambda hr, rng: opencv_resize(hr, cv2.INTER_LINEAR),
+    "OpenCV cubic, aliased": lambda hr, rng: opencv_resize(hr, cv2.INTER_CUBIC),
+    "blur, sampled off centre": lambda hr, rng: blur_sample_at(hr, rng.uniform(0.6, 1.6), *rng.uniform(-0.5, 0.5, 2)),
 }
 
 
-@dataclass(frozen=True)
-class WideMix:
-    """The wider training mix for photographs: one of ``WIDE_KINDS``; then, each with probability 1/2,
-    light noise (sigma 0.5..3 grey levels); with 1/4 mild sharpening (amount 0.2..0.8); with
-    ``jpeg_probability`` JPEG (quality 60..95). ``max_phase``: how far off the block centre the blur
-    kind samples, in HR pixels on each axis. Called as ``mix(hr, rng)``, it returns the LR image and its
-    JPEG quality (None when not compressed)."""
-
-    jpeg_probability: float = 0.5
-    max_phase: float = 0.5
-
-    def __call__(self, hr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
-        kinds = list(WIDE_KINDS.values())
-        lr = kinds[int(rng.integers(len(kinds)))](hr, rng, self.max_phase)
-        if rng.random() < 0.5:
-            lr = add_noise(lr, rng.uniform(0.5, 3.0), rng)
-        if rng.random() < 0.25:
-            lr = sharpen(lr, rng.uniform(0.2, 0.8))
-        quality = None
-        if rng.random() < self.jpeg_probability:
-            quality = int(rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1))
-            lr = jpeg(lr, quality)
-        return lr, quality
-
-
-#: The mix the shipped models first trained on (recipes ``photo-wide``, ``photo-fast``).
-random_wide_degradation = WideMix()
-#: The mix they were then fine-tuned on (``photo-tune``, ``photo-fast-tune``): JPEG on 3 images in 4
-#: instead of 1 in 2, and blur sampled up to 0.75 HR pixels off the block centre instead of 0.5, so that
-#: half a pixel off is inside what training draws, not at its corner.
-tuning_wide_degradation = WideMix(jpeg_probability=0.75, max_phase=0.75)
+def random_wide_degradation(hr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int | None]:
+    """The wider training mix for photographs, drawn from ``rng``: one of ``WIDE_KINDS``; then, each with
+    probability 1/2, light noise (sigma 0.5..3 grey levels); with 1/4 mild sharpening (amount 0.2..0.8);
+    with 1/2 JPEG (quality 60..95). Returns the LR image and its JPEG quality (None when not compressed)."""
+    kinds = list(WIDE_KINDS.values())
+    lr = kinds[int(rng.integers(len(kinds)))](hr, rng)
+    if rng.random() < 0.5:
+        lr = add_noise(lr, rng.uniform(0.5, 3.0), rng)
+    if rng.random() < 0.25:
+        lr = sharpen(lr, rng.uniform(0.2, 0.8))
+    quality = None
+    if rng.random() < 0.5:
+        quality = int(rng.integers(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1))
+        lr = jpeg(lr, quality)
+    return lr, quality
 
 
 @dataclass(frozen=True)
@@ -268,7 +250,6 @@ TRAINING: dict[str, TrainingDegradation] = {
     "study": TrainingDegradation("study", None, None),
     "photo": TrainingDegradation("centre", random_degradation, area),
     "photo-wide": TrainingDegradation("centre", random_wide_degradation, area),
-    "photo-wide-tune": TrainingDegradation("centre", tuning_wide_degradation, area),
 }
 
 
