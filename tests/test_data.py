@@ -2,6 +2,8 @@
 the embedded sample, and one clear error line for every kind of bad input."""
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -289,3 +291,22 @@ def test_transparency_is_read_turned_as_the_pixels_are(tmp_path):
     assert read_alpha(tmp_path / "none.png", (10, 20)) == (None, 1)
     with pytest.raises(SrlibError, match=r"plain\.png: its transparency is 20x10 and its pixels 10x20"):
         read_alpha(tmp_path / "plain.png", (20, 10))
+
+
+def test_a_png_chunk_claiming_more_than_the_file_is_refused_before_decoding(tmp_path):
+    """A flipped bit in a chunk's length can claim 256 MB, which OpenCV's reader would allocate."""
+    data = bytearray(cv2.imencode(".png", smooth_image(np.random.default_rng(0), 16, 16))[1].tobytes())
+    data[33:37] = (0x10000280).to_bytes(4, "big")  # the length of the chunk after IHDR
+    (tmp_path / "long.png").write_bytes(bytes(data))
+    with pytest.raises(SrlibError, match=r"long\.png: damaged or truncated PNG"):
+        read_image(tmp_path / "long.png")
+
+
+def test_damaged_tiff_metadata_is_one_line_without_pillow_warnings(tmp_path):
+    data = bytearray(cv2.imencode(".tif", smooth_image(np.random.default_rng(0), 16, 16))[1].tobytes())
+    data[4:8] = (1 << 30).to_bytes(4, "little")  # the first directory's offset, far past the end
+    (tmp_path / "d.tif").write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning from Pillow would print above srlib's one line
+        with pytest.raises(SrlibError, match=r"d\.tif: not a readable image"):
+            read_image(tmp_path / "d.tif")

@@ -450,8 +450,8 @@ def test_images_bombs_devices_and_names(tmp_path):
     cases["import --force onto /dev/null"] = ["import-study-weights", tmp_path, "--out", "/dev/null", "--force"]
     rng = np.random.default_rng(SEED)
     damaged = set()
-    for i in range(24):  # header damage, fresh each run: refused in one line, or still an image, upscaled
-        fmt = (".png", ".jpg", ".bmp")[i % 3]
+    for i in range(30):  # header damage, fresh each run: refused in one line, or still an image, upscaled
+        fmt = (".png", ".jpg", ".bmp", ".tif", ".webp")[i % 5]
         good = cv2.imencode(fmt, smooth_image(np.random.default_rng(i), 16, 16))[1].tobytes()
         path = inputs / f"mut{i}{fmt}"
         path.write_bytes(flip_bytes(good, rng, 1 + i % 3, within=64))

@@ -43,6 +43,20 @@ def _jpeg_is_complete(data: bytes) -> bool:
     return data.find(b"\xff\xd9", data.rfind(b"\xff\xda")) != -1
 
 
+def _png_chunks_fit(data: bytes) -> bool:
+    """Every chunk of a PNG ends inside the file. A damaged length field (a flipped bit can claim 256 MB)
+    makes OpenCV's reader allocate what it claims before it finds the file short."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        pos += 12 + length
+        if pos > len(data):
+            return False
+        if kind == b"IEND":
+            break
+    return True
+
+
 _stderr_lock = threading.Lock()  # file descriptor 2 is one per process: one capture at a time
 
 
@@ -77,8 +91,10 @@ def image_size(f: BinaryIO) -> tuple[int, int] | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():  # a large header is refused by the caller, not warned about
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # a large header is refused by the caller and a damaged one by the decoder, not warned about
+        # (Pillow warns of corrupt EXIF tags, for one)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             with Image.open(f) as img:
                 return img.size
     except Image.DecompressionBombError:
@@ -122,6 +138,9 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> n
     if jpeg and not _jpeg_is_complete(data):
         # libjpeg decodes a truncated JPEG with only a warning, filling the rest with grey: refuse it.
         raise SrlibError(f"{path}: truncated JPEG (no end-of-image marker); re-download or remove it")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and not _png_chunks_fit(data):
+        raise SrlibError(f"{path}: damaged or truncated PNG (a chunk runs past the end of the file); "
+                         f"re-download or remove it")
     try:
         with _stderr_captured() as captured:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data else None
@@ -145,7 +164,8 @@ def read_alpha(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[np.ndar
     from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings(), Image.open(path) as img:
+            warnings.simplefilter("ignore")  # damaged metadata is not the transparency's concern
             frames = int(getattr(img, "n_frames", 1))
             if "A" not in img.getbands() and "transparency" not in img.info:
                 return None, frames
