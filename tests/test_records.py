@@ -165,7 +165,19 @@ def test_report_prints_progress_while_a_notebook_runs(monkeypatch, capsys):
         time.sleep(0.4)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 3 and lines[0].startswith("[study] 02_hard_training: 1/4 runs done, 0/10,000 iterations")
-    assert "min left at this rate" in lines[-1]
+    assert "it/s over the last 15 min, about" in lines[-1] and "min left at this rate" in lines[-1]
+
+
+def test_the_progress_rate_is_the_recent_one():
+    """An hour at 1 it/s (the cores shared), then 10 it/s: the rate over the last 15 minutes is the speed
+    now, where the rate since the start would still read about 2.5."""
+    recent = runner.RecentRate(window_s=900)
+    done, rate = 0, 0.0
+    for minute in range(0, 81):
+        rate = recent.add(60.0 * minute, done)
+        done += 60 * (1 if minute < 60 else 10)
+    assert rate == pytest.approx(10.0) and len(recent.samples) == 16
+    assert runner.RecentRate(900).add(0.0, 500) == 0.0  # one sample: no rate yet
 
 
 def test_a_checkpoint_of_another_definition_is_not_resumed(celeba, tmp_path):

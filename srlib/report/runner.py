@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -357,29 +358,48 @@ def dry_run(preset: str, only: list[str] | None = None):
     return table
 
 
+class RecentRate:
+    """Iterations per second over the last ``window_s`` seconds of (time, iterations done) samples: the
+    speed now, which a rate since the start hides once the machine's load changes (a run sharing the
+    cores for an hour, then not)."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, done: int) -> float:
+        """Record a sample; the rate from the oldest sample still inside the window (or the last before
+        it) to this one, 0 before two samples."""
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - self.window_s:
+            self.samples.popleft()
+        then, before = self.samples[0]
+        return (done - before) / (now - then) if now > then else 0.0
+
+
 @contextmanager
-def reporting_progress(preset: str, name: str, every_s: float = 60.0) -> Iterator[None]:
+def reporting_progress(preset: str, name: str, every_s: float = 60.0, window_s: float = 900.0) -> Iterator[None]:
     """While inside, a line on stdout every ``every_s`` seconds: the notebook's runs and iterations done
-    of those it asks for, the rate since the notebook started (checkpoints come every 500 iterations, so
-    shorter spans are lumpy) and the time left at that rate. The notebook itself runs in a kernel whose
-    output goes into the executed notebook, not to the terminal."""
+    of those it asks for, the rate over the last ``window_s`` seconds (``RecentRate``; checkpoints come
+    every 500 iterations, so much shorter spans are lumpy) and the time left at that rate. The notebook
+    itself runs in a kernel whose output goes into the executed notebook, not to the terminal."""
     stop = threading.Event()
+    recent = RecentRate(window_s)
+    span = f"the last {window_s / 60:.0f} min" if window_s >= 60 else f"the last {window_s:.0f} s"
 
     def report() -> None:
-        first = None
         while not stop.wait(every_s):
             try:
                 p = progress_of(preset, name)
             except Exception:  # a progress line is never worth stopping a report for
                 continue
-            now, done = time.monotonic(), p["iterations_done"]
-            first = first or (now, done)
-            rate = (done - first[1]) / (now - first[0]) if now > first[0] else 0.0
+            done = p["iterations_done"]
+            rate = recent.add(time.monotonic(), done)
             hours = (p["iterations"] - done) / rate / 3600 if rate > 0 else float("nan")
             left = ("rate not known yet" if hours != hours else f"about {hours:.1f} h left at this rate" if hours >= 1
                     else f"about {60 * hours:.0f} min left at this rate")
             print(f"[{preset}] {name}: {p['runs_done']}/{p['runs']} runs done, {done:,}/{p['iterations']:,} iterations "
-                  f"({100 * done / max(1, p['iterations']):.0f}%), {rate:.1f} it/s, {left}", flush=True)
+                  f"({100 * done / max(1, p['iterations']):.0f}%), {rate:.1f} it/s over {span}, {left}", flush=True)
 
     thread = threading.Thread(target=report, name="srlib-progress", daemon=True)
     thread.start()
