@@ -8,7 +8,8 @@ seed, then scored on the first --images faces of ``evaluation_subset(validation,
 minus centre-grid bicubic, per degradation. These faces take part in the choice, so a report on the
 validation split should leave them out (``photo-benchmark --exclude-subset N``).
 
-    python benchmarks/photo_design.py --data ../shared/celeba-mini [--iterations 3000] [--images 200] [NAME ...]
+    python benchmarks/photo_design.py --data ../shared/celeba-mini [--iterations 3000] [--images 200]
+                                      [--mix narrow|wide] [--threads 2] [NAME ...]
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ PHOTO = RECIPES["photo"]  # its learning rate and schedule; the networks are the
 
 # name: (image channels, hidden widths, the first kernel 5x5 and the rest 3x3; JPEG probability in training;
 #        extra: "" | "jpeg" (told the JPEG strength: a learned shift per hidden channel, as NetConfig.jpeg_aware)
+#        | "jpeg-scale" (and a learned scale: h (1 + s a) + s v, FiLM-like)
 #        | "phase" (a learned bias per channel and position mod 16 after conv1: where JPEG blocks fall))
 CANDIDATES = {
     "one channel at a time, study size": (1, (64, 32, 32), 0.5, ""),
@@ -41,7 +43,12 @@ CANDIDATES = {
     "colour, 2 layers deeper and wider": (3, (128, 96, 64, 32), 0.5, ""),
     "colour, 2 layers deeper, block phase": (3, (64, 64, 64, 64, 32), 0.5, "phase"),
     "colour, 2 layers deeper, JPEG-aware (the photo model)": (3, (64, 64, 64, 64, 32), 0.5, "jpeg"),
+    "colour, 2 layers deeper, JPEG-aware with a scale": (3, (64, 64, 64, 64, 32), 0.5, "jpeg-scale"),
+    "colour, 2 layers deeper, 1.5x wider, JPEG-aware": (3, (96, 96, 96, 96, 48), 0.5, "jpeg"),
 }
+#: How the training LR images are drawn: version 2's narrow mix (its JPEG probability the candidate's) or the
+#: shipped models' wide mix (``photo.random_wide_degradation``, JPEG on 1 image in 2 whatever the candidate says)
+MIXES = {"narrow": photo.random_degradation, "wide": lambda hr, rng, jpeg_probability: photo.random_wide_degradation(hr, rng)}
 
 
 def build(torch, channels: int, widths: tuple[int, ...], extra: str):
@@ -58,15 +65,20 @@ def build(torch, channels: int, widths: tuple[int, ...], extra: str):
                 nn.init.zeros_(c.bias)
             with torch.no_grad():
                 self.convs[-1].weight *= 0.01
-            self.shift = nn.ParameterList(nn.Parameter(torch.zeros(w)) for w in widths) if extra == "jpeg" else None
+            told = extra in ("jpeg", "jpeg-scale")
+            self.shift = nn.ParameterList(nn.Parameter(torch.zeros(w)) for w in widths) if told else None
+            self.scale = nn.ParameterList(nn.Parameter(torch.zeros(w)) for w in widths) if extra == "jpeg-scale" else None
             self.phase = nn.Parameter(torch.zeros(widths[0], 16, 16)) if extra == "phase" else None
 
         def forward(self, x, strength):
             h = x
             for i, conv in enumerate(self.convs[:-1]):
                 h = conv(h)
+                s = strength[:, None, None, None]
+                if self.scale is not None:
+                    h = h * (1 + s * self.scale[i][None, :, None, None])
                 if self.shift is not None:
-                    h = h + strength[:, None, None, None] * self.shift[i][None, :, None, None]
+                    h = h + s * self.shift[i][None, :, None, None]
                 if self.phase is not None and i == 0:
                     rows, cols = -(-h.shape[2] // 16), -(-h.shape[3] // 16)
                     h = h + self.phase.repeat(1, rows, cols)[:, :h.shape[2], :h.shape[3]]
@@ -88,7 +100,8 @@ def from_net(y, n: int) -> np.ndarray:
     return y.detach().numpy().reshape(n, 3, *y.shape[2:]).transpose(0, 2, 3, 1) * 255
 
 
-def run(torch, name: str, train_hr: np.ndarray, val_hr: np.ndarray, iterations: int, seed: int = 0) -> dict:
+def run(torch, name: str, train_hr: np.ndarray, val_hr: np.ndarray, iterations: int, seed: int = 0,
+        mix: str = "narrow") -> dict:
     channels, widths, jpeg_probability, extra = CANDIDATES[name]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -101,7 +114,7 @@ def run(torch, name: str, train_hr: np.ndarray, val_hr: np.ndarray, iterations: 
         hr = train_hr[rng.integers(0, len(train_hr), 10)].copy()
         flip = rng.random(10) < 0.5
         hr[flip] = hr[flip][:, :, ::-1]
-        drawn = [photo.random_degradation(h, rng, jpeg_probability) for h in hr]
+        drawn = [MIXES[mix](h, rng, jpeg_probability) for h in hr]
         lr = np.stack([d[0] for d in drawn])
         strength = torch.tensor([photo.jpeg_strength(q) for _, q in drawn], dtype=torch.float32)
         x, base = to_net(torch, lr, channels)
@@ -128,17 +141,19 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="CelebA-layout folder with train and validation partitions")
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--images", type=int, default=200, help="validation faces scored (default 200)")
+    ap.add_argument("--mix", choices=list(MIXES), default="narrow", help="the training mix (default: narrow, version 2's)")
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch's threads (default 2)")
     ap.add_argument("names", nargs="*", help=f"candidates (default: all): {'; '.join(CANDIDATES)}")
     args = ap.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     data = CelebA.open(args.data)
     train_hr = load_pairs(data.split("train")).hr
     val_hr = load_pairs(evaluation_subset(data.split("validation"), args.images)).hr
-    print(f"{args.iterations} iterations, {args.images} validation faces; PSNR RGB minus bicubic, dB")
+    print(f"{args.iterations} iterations, {args.mix} mix, {args.images} validation faces; PSNR RGB minus bicubic, dB")
     for name in args.names or CANDIDATES:
-        g = run(torch, name, train_hr, val_hr, args.iterations)
+        g = run(torch, name, train_hr, val_hr, args.iterations, mix=args.mix)
         print(f"{name}: {g.pop('weights'):,} weights, {g.pop('seconds'):.0f} s; "
               + ", ".join(f"{deg} {v:+.2f}" for deg, v in g.items()), flush=True)
 
