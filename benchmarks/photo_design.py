@@ -3,9 +3,10 @@ benchmark's degradations. PyTorch only for speed (srlib trains the shipped model
 
 Every candidate is trained with the photo recipe (residual on centre-grid bicubic, He init with the last
 layer x0.01, Adam 2e-3 with 200 warm-up iterations and cosine decay, 10 images per iteration, horizontal
-flips, ``photo.random_degradation`` drawn afresh for every image) for the same number of iterations and
-seed, then scored on the first --images faces of ``evaluation_subset(validation, N)``: mean PSNR RGB
-minus centre-grid bicubic, per degradation. These faces take part in the choice, so a report on the
+flips, ``photo.random_degradation``, or with ``--mix wide`` the shipped models' ``photo.random_wide_degradation``,
+drawn afresh for every image) for the same number of iterations and seed, then scored on the first
+--images faces of ``evaluation_subset(validation, N)``: mean PSNR RGB minus centre-grid bicubic, per
+degradation. These faces take part in the choice, so a report on the
 validation split should leave them out (``photo-benchmark --exclude-subset N``).
 
     python benchmarks/photo_design.py --data ../shared/celeba-mini [--iterations 3000] [--images 200]
