@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=200, help="validation faces scored (default 200)")
     ap.add_argument("--mix", choices=list(MIXES), default="narrow", help="the training mix (default: narrow, version 2's)")
     ap.add_argument("--threads", type=int, default=2, help="PyTorch's threads (default 2)")
-    ap.add_argument("names", nargs="*", help=f"candidates (default: all): {'; '.join(CANDIDATES)}")
+    ap.add_argument("names", nargs="*", help=f"candidates (default: all): {'; '.join(CANDIDATES)}".replace("%", "%%"))
     args = ap.parse_args()
     import torch
 
