@@ -229,8 +229,9 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
     if (not isinstance(train_s, (int, float)) or isinstance(train_s, bool) or not 0 <= train_s < 1e9
             or not isinstance(timed_from, int) or isinstance(timed_from, bool) or not 0 <= timed_from <= iteration):
         raise ValueError(f"training time {train_s!r:.20} s from iteration {timed_from!r:.20} is out of range")
-    start = meta.get("init_from", {"file": "", "sha256": "0" * 64})
-    if (not isinstance(start, dict) or set(start) != {"file", "sha256"} or not isinstance(start["file"], str)
+    start = meta.get("init_from")  # a fine-tuning run's starting point (``train.start_from``)
+    if "init_from" in meta and (
+            not isinstance(start, dict) or set(start) != {"file", "sha256"} or not isinstance(start["file"], str)
             or len(start["file"]) > 255 or not isinstance(start["sha256"], str)
             or re.fullmatch("[0-9a-f]{64}", start["sha256"]) is None):
         raise ValueError(f"init_from {start!r:.80} is not a file name and its SHA-256")

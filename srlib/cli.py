@@ -8,7 +8,6 @@ terminated (SIGTERM; ``train`` checkpoints first).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import stat
 import sys
@@ -391,13 +390,17 @@ def count(minimum: int, maximum: int | None = None, why: str = ""):
 
 
 def learning_rate(text: str) -> float:
-    """argparse type: a learning rate in (0, 10], as a recipe's (usage error, exit 2, otherwise)."""
+    """argparse type: a learning rate a recipe accepts (``train.Recipe``; usage error, exit 2, otherwise)."""
+    from .train import RANGES, Recipe
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and 0 < value <= 10):
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 10], got {text}")
+    try:
+        Recipe(lr=value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {RANGES['lr']}, got {text}") from None
     return value
 
 

@@ -292,21 +292,18 @@ def start_from(model: SRModel, path: str | Path) -> dict[str, str]:
     into ``model``, whose networks and output mapping it must match: a fine-tuning run's starting point.
     Returns what the run records of it: the file's name and the SHA-256 of its bytes."""
     path = Path(path)
-    ckpt = load_checkpoint(path)
-    meta = ckpt.meta.get("model", {})
-    mine = model.model_meta()
-    mismatch = [f"{key} {meta.get(key, default)!r} (this recipe: {mine[key]!r})"
-                for key, default in (("residual", False), ("output_scale", 1.0), ("grid", "study"))
-                if meta.get(key, default) != mine[key]]
-    if ckpt.config != model.nets[0].config:
+    start = SRModel.from_checkpoint(str(path))
+    theirs, mine = start.model_meta(), model.model_meta()
+    mismatch = [f"{key} {theirs[key]!r} (this recipe: {mine[key]!r})" for key in mine if theirs[key] != mine[key]]
+    if start.nets[0].config != model.nets[0].config:
         mismatch.insert(0, "another network")
-    elif len(ckpt.weights) != len(model.nets):
-        mismatch.insert(0, f"{len(ckpt.weights)} networks (this run: {len(model.nets)})")
+    elif len(start.nets) != len(model.nets):
+        mismatch.insert(0, f"{len(start.nets)} networks (this run: {len(model.nets)})")
     if mismatch:
         raise SrlibError(f"--init-from {path}: it holds {', '.join(mismatch)}; start from a model trained with "
                          f"a recipe of the same network and outputs")
-    for net, weights in zip(model.nets, ckpt.weights):
-        net.load_weights(weights)
+    for net, other in zip(model.nets, start.nets):
+        net.load_weights(other.weights())
     return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 

@@ -385,7 +385,7 @@ def reporting_progress(preset: str, name: str, every_s: float = 60.0, window_s: 
     itself runs in a kernel whose output goes into the executed notebook, not to the terminal."""
     stop = threading.Event()
     recent = RecentRate(window_s)
-    span = f"the last {window_s / 60:.0f} min" if window_s >= 60 else f"the last {window_s:.0f} s"
+    span = f"the last {window_s / 60:g} min"
 
     def report() -> None:
         while not stop.wait(every_s):
