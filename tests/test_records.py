@@ -191,3 +191,15 @@ def test_a_checkpoint_of_another_definition_is_not_resumed(celeba, tmp_path):
     assert np.array_equal(again.loss, fresh.loss)  # trained anew, not continued from the other's weights
     rescored = run_tasks([new], tmp_path, ex.data_source(str(celeba), "validation", 1), scheduler="serial")["run"]
     assert np.array_equal(rescored.loss, fresh.loss) and len(rescored.psnr) == 1  # other images: scored again
+
+
+@pytest.mark.slow
+def test_a_budget_stop_on_dask_is_one_clean_line(celeba, tmp_path, monkeypatch, capfd):
+    """Dask workers log every exception a task raises as a failed computation: a budget stop, which
+    is no failure, must not put a page of worker tracebacks in the terminal."""
+    data = small_data(celeba)
+    monkeypatch.setenv(DEADLINE, repr(time.time() - 1))  # the workers inherit it, as the report's do
+    with pytest.raises(BudgetSpent, match="0 of 2 runs"):
+        run_tasks(tasks(), tmp_path, data, scheduler="local", workers=2)
+    out, err = capfd.readouterr()
+    assert "Compute Failed" not in out + err and "Traceback" not in out + err

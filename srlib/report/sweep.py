@@ -210,6 +210,16 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
     return task.name
 
 
+def run_until_budget(task: Task, folder: str, data: Data) -> str | None:
+    """``run_task``, or None when the time budget stopped the run (checkpointed). A value rather than
+    ``BudgetSpent``: a Dask worker logs every exception a task raises as a failed computation, a page of
+    tracebacks in the terminal for what is a clean stop."""
+    try:
+        return run_task(task, folder, data)
+    except BudgetSpent:
+        return None
+
+
 def _trainer(task: Task, folder: Path, train: ImageSet, val: Pairs | None) -> Trainer:
     """The trainer of ``task``: resumed from its checkpoint in ``folder`` when that is this task's (same
     recipe, length, seed and set-up; a finished run's is only scored again), continued from the snapshot
@@ -311,11 +321,10 @@ def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str 
             # one task alone runs faster here, on all cores, than on one single-threaded worker
             if scheduler == "serial" or (scheduler == "local" and min(len(todo), workers or default_workers()) == 1):
                 for t in todo:
-                    try:
-                        run_task(t, str(folder), data)
-                        bar.update(1)
-                    except BudgetSpent:
+                    if run_until_budget(t, str(folder), data) is None:
                         stopped.append(t.name)
+                    else:
+                        bar.update(1)
             else:
                 stopped = _run_on_dask(todo, folder, data, scheduler, workers, bar)
     if stopped:
@@ -344,15 +353,14 @@ def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, wor
     try:
         # the longest first, so the last worker does not start a long task when the others are done
         order = sorted(todo, key=lambda t: -t.iterations)
-        futures = client.map(run_task, order, folder=str(folder), data=data, key=[f"srlib-{t.name}" for t in order],
-                             pure=False)
+        futures = client.map(run_until_budget, order, folder=str(folder), data=data,
+                             key=[f"srlib-{t.name}" for t in order], pure=False)
         stopped = []
-        for future in as_completed(futures):
-            try:
-                future.result()
-                bar.update(1)
-            except BudgetSpent:  # the others reach the same deadline: let them checkpoint too
+        for future in as_completed(futures):  # the others reach the same deadline: they checkpoint too
+            if future.result() is None:
                 stopped.append(future.key.removeprefix("srlib-"))
+            else:
+                bar.update(1)
         return stopped
     finally:
         client.close()
