@@ -61,6 +61,18 @@ def test_lr_sweep_halves_over_rungs_and_runs_the_studys_rate_to_the_end(celeba, 
     assert sweep.best_scores("study", "adam").shape == (3, 2)  # final seeds x images
     assert list(sweep.rescue().index) == ["sgd"] and "verdict" in sweep.rescue()
     assert "**sgd**" in ex.sweep_findings(sweep, vs, 2)
+    # the plan the progress lines and --dry-run price: exact once the runs are recorded, never short before
+    params = {"LEARNING_RATES": args["grids"], "SEARCH_SEEDS": [0, 1], "RUNGS": [1, 2, 3], "KEEP": [2, 1],
+              "FINAL_SEEDS": [0, 1, 2], "IMAGES": 2, "WIDEN": 1}
+    assert sorted(t.name for t in ex.planned_tasks("01_optimizer_comparison", params, [tmp_path / "runs"])) == \
+        sorted(runs.task)
+    partly = tmp_path / "partly"  # the second rung not run yet: its rates are known, the last rung's are not
+    partly.mkdir()
+    for name in runs[runs.iterations == 1].task:
+        (partly / f"{name}.json").write_bytes((tmp_path / "runs" / f"{name}.json").read_bytes())
+    plan = ex.planned_tasks("01_optimizer_comparison", params, [partly])
+    assert {t.name for t in plan if t.iterations < 3} == set(runs[runs.iterations < 3].task)
+    assert len([t for t in plan if t.iterations == 3]) == len(pairs) * 2 * 3 >= len(final)
     files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
     again = ex.lr_sweep(**args)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()} == files  # nothing re-run

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from ..model import SRModel
 from ..nn.optimizers import OPTIMIZERS
 from ..paths import in_checkout, project_root, resolve_data_dir
 from ..train import RECIPES, Recipe, snapshot_path
-from .sweep import Data, Result, Task, clear, load_split, psnr_matrix, run_tasks, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
+from .sweep import Data, Result, Task, clear, load_split, psnr_matrix, recorded, run_tasks, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
 
 
 def notebook_path(path: str | Path) -> Path:
@@ -330,6 +330,69 @@ def initial_grids(grids: dict[str, list[float]], setups: dict[str, Recipe]) -> d
             for s in setups for o in grids if s not in RESCUE_SETUPS or o in RESCUED}
 
 
+def _ranked(means: dict[int, float]) -> list[int]:
+    """Steps best first; ties (e.g. none moved at all) larger first: a rate too small to move in a short
+    run is the one most likely to move in a longer one."""
+    return sorted(means, key=lambda k: (means[k], k), reverse=True)
+
+
+def halving(steps: dict[tuple[str, str], set[int]], rungs: list[int], keep: list[int], widen: int, run) -> None:
+    """Walk the rungs of ``lr_sweep``: ``run(rung, chosen)`` is called with the steps each (set-up,
+    optimizer) runs at that rung; it runs (or looks up) them and gives their mean PSNR per pair and step,
+    or None when they are not known (a plan made before they ran, ``planned_tasks``: each later rung then
+    keeps the largest rates other than the study's, as many as it will keep, so the plan is never short)."""
+    steps = {key: set(ks) for key, ks in steps.items()}
+    final = len(rungs) - 1
+    for round_ in range(widen + 1):
+        means = run(0, {key: sorted(ks) for key, ks in steps.items()})
+        if means is None or round_ == widen:
+            break
+        grown = False
+        for key, m in means.items():
+            best = _ranked(m)[0]
+            ends = [min(m) - 1, max(m) + 1] if m[best] < BLANK_PSNR_DB else \
+                [best - 1] * (best == min(m)) + [best + 1] * (best == max(m))
+            for k in ends:
+                if LR_LIMITS[0] <= k <= LR_LIMITS[1] and k not in steps[key]:
+                    steps[key].add(k)
+                    grown = True
+        if not grown:
+            break
+    chosen = {key: sorted(ks) for key, ks in steps.items()}
+    for rung in range(1, len(rungs)):
+        if means is None:
+            chosen = {key: [k for k in sorted(ks, reverse=True) if k != step_of(STUDY_LR)][:keep[rung - 1]]
+                      for key, ks in chosen.items()}
+        else:
+            chosen = {key: _ranked(m)[:keep[rung - 1]] for key, m in means.items()}
+        if rung == final:
+            chosen = {key: sorted({*ks, step_of(STUDY_LR)}) for key, ks in chosen.items()}
+        known = run(rung, chosen)
+        means = None if means is None else known  # rates chosen by that estimate: the rest is one too
+
+
+def _rung_tasks(setups: dict[str, Recipe], images: int, rungs: list[int], final_seeds: list[int],
+                search_seeds: list[int], rung: int, chosen: dict[tuple[str, str], list[int]]
+                ) -> list[tuple[tuple[str, str, int], Task]]:
+    """The runs of one rung of ``lr_sweep``, each with its (set-up, optimizer, step): every chosen rate of
+    every pair, for each seed of the rung (the first final seed keeps its weights, for the figures)."""
+    final = rung == len(rungs) - 1
+    seeds = final_seeds if final else search_seeds
+    return [((s, o, k), _sweep_task(s, setups[s].with_(images=images), o, k, seed, rungs[rung],
+                                    keep_weights=final and seed == final_seeds[0]))
+            for (s, o), ks in chosen.items() for k in ks for seed in seeds]
+
+
+def _rung_means(runs: dict[str, tuple[str, str, int]], psnr: dict[str, float]) -> dict[tuple[str, str], dict[int, float]]:
+    """Mean PSNR over seeds per (set-up, optimizer) and step of the runs named in ``runs``; a run that
+    diverged (NaN) counts as worst."""
+    out: dict[tuple[str, str], dict[int, list[float]]] = {}
+    for name, (s, o, k) in runs.items():
+        v = psnr[name]
+        out.setdefault((s, o), {}).setdefault(k, []).append(-np.inf if math.isnan(v) else v)
+    return {key: {k: float(np.mean(v)) for k, v in ks.items()} for key, ks in out.items()}
+
+
 def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list[int], keep: list[int],
              final_seeds: list[int], folder: str | Path, data: Data, setups: dict[str, Recipe] | None = None,
              images: int = 10, widen: int = 3, scheduler: str = "local", workers: int | None = None,
@@ -355,57 +418,22 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r} in LEARNING_RATES; choose from {', '.join(OPTIMIZERS)}")
 
-    steps = initial_grids(grids, setups)
     tasks: dict[str, tuple[str, str, int, Task]] = {}
     cleared: set[str] = set()
-    final = len(rungs) - 1
+    results: dict[str, Result] = {}
 
-    def run(rung: int, chosen: dict) -> dict[str, Result]:
-        seeds = final_seeds if rung == final else search_seeds
-        for (s, o), ks in chosen.items():
-            for k in ks:
-                for seed in seeds:
-                    t = _sweep_task(s, setups[s].with_(images=images), o, k, seed, rungs[rung],
-                                    keep_weights=rung == final and seed == final_seeds[0])
-                    tasks[t.name] = (s, o, k, t)
+    def run(rung: int, chosen: dict[tuple[str, str], list[int]]) -> dict[tuple[str, str], dict[int, float]]:
+        for where, t in _rung_tasks(setups, images, rungs, final_seeds, search_seeds, rung, chosen):
+            tasks[t.name] = (*where, t)
         if fresh:  # once per run: the rungs after the first list the earlier runs again
             clear([t for name, (*_, t) in tasks.items() if name not in cleared], folder)
             cleared.update(tasks)
-        return run_tasks([t for *_, t in tasks.values()], folder, data, scheduler, workers,
-                         desc=f"learning-rate sweep ({rungs[rung]} iterations)")
+        results.update(run_tasks([t for *_, t in tasks.values()], folder, data, scheduler, workers,
+                                 desc=f"learning-rate sweep ({rungs[rung]} iterations)"))
+        return _rung_means({name: (s, o, k) for name, (s, o, k, t) in tasks.items() if t.iterations == rungs[rung]},
+                           {name: r.mean_psnr for name, r in results.items()})
 
-    def means(results: dict[str, Result], iterations: int) -> dict[tuple[str, str], dict[int, float]]:
-        out: dict[tuple[str, str], dict[int, list[float]]] = {}
-        for name, (s, o, k, t) in tasks.items():
-            if t.iterations == iterations:
-                v = results[name].mean_psnr
-                out.setdefault((s, o), {}).setdefault(k, []).append(-np.inf if math.isnan(v) else v)
-        return {key: {k: float(np.mean(v)) for k, v in ks.items()} for key, ks in out.items()}
-
-    def ranked(m: dict[int, float]) -> list[int]:
-        return sorted(m, key=lambda k: (m[k], k), reverse=True)
-
-    for round_ in range(widen + 1):
-        results = run(0, steps)
-        if round_ == widen:
-            break
-        grown = False
-        for key, m in means(results, rungs[0]).items():
-            best = ranked(m)[0]
-            ends = [min(m) - 1, max(m) + 1] if m[best] < BLANK_PSNR_DB else \
-                [best - 1] * (best == min(m)) + [best + 1] * (best == max(m))
-            for k in ends:
-                if LR_LIMITS[0] <= k <= LR_LIMITS[1] and k not in steps[key]:
-                    steps[key].add(k)
-                    grown = True
-        if not grown:
-            break
-    for rung in range(1, len(rungs)):
-        by_setup = means(results, rungs[rung - 1])
-        chosen = {key: ranked(ks)[:keep[rung - 1]] for key, ks in by_setup.items()}
-        if rung == final:
-            chosen = {key: sorted({*ks, step_of(STUDY_LR)}) for key, ks in chosen.items()}
-        results = run(rung, chosen)
+    halving(initial_grids(grids, setups), rungs, keep, widen, run)
     rows = []
     for name, (s, o, k, t) in tasks.items():
         r = results[name]
@@ -573,22 +601,34 @@ def leave_one_out_table(results: dict[tuple[int, str], list[Result]]) -> pd.Data
 
 
 # -- planning: what a notebook's parameters ask to run -------------------------------------------------
-def planned_tasks(notebook: str, p: dict) -> list[Task]:
-    """The training runs notebook ``notebook`` asks for with parameters ``p`` (a report preset's): exact
-    for 02, 03 and 04; for 01 the runs of its first grids and of every rung after (a grid that widens
-    adds a few short runs). For ``report --dry-run``: what is left, and what it will cost."""
+def _recorded_psnr(task: Task, folders: Sequence[str | Path]) -> float | None:
+    """The mean PSNR a record of ``task`` in one of ``folders`` holds (NaN: it diverged), else None."""
+    for folder in folders:
+        r = recorded(task, folder)
+        if r is not None:
+            return float("nan") if r["diverged_at"] is not None else float(np.mean(r["psnr"]))
+    return None
+
+
+def planned_tasks(notebook: str, p: dict, folders: Sequence[str | Path] = ()) -> list[Task]:
+    """The training runs notebook ``notebook`` asks for with parameters ``p`` (a report preset's), for
+    ``report --dry-run`` and the progress lines: what is left, and what it will cost. Exact for 02, 03 and
+    04. For 01 each rung's rates depend on the rung before: the rungs whose runs all have records in
+    ``folders`` are replayed exactly (with any widening of the first grid), the ones after are estimated
+    (``halving``; a first grid that will still widen adds a few short runs)."""
     if notebook == "01_optimizer_comparison":
-        recipe = {s: r.with_(images=p.get("IMAGES", 10)) for s, r in SETUPS.items()}
-        grids, rungs, keep = initial_grids(p["LEARNING_RATES"], SETUPS), p["RUNGS"], p["KEEP"]
-        tasks = []
-        for (s, o), ks in grids.items():
-            chosen = sorted(ks)
-            for rung, n in enumerate(rungs):
-                if rung:
-                    chosen = chosen[-keep[rung - 1]:] + ([step_of(STUDY_LR)] if rung == len(rungs) - 1 else [])
-                seeds = p["FINAL_SEEDS"] if rung == len(rungs) - 1 else p["SEARCH_SEEDS"]
-                tasks += [_sweep_task(s, recipe[s], o, k, seed, n) for k in dict.fromkeys(chosen) for seed in seeds]
-        return tasks
+        tasks: dict[str, Task] = {}
+
+        def look_up(rung: int, chosen: dict[tuple[str, str], list[int]]) -> dict | None:
+            runs = _rung_tasks(SETUPS, p.get("IMAGES", 10), p["RUNGS"], p["FINAL_SEEDS"], p["SEARCH_SEEDS"], rung,
+                               chosen)
+            tasks.update((t.name, t) for _, t in runs)
+            psnr = {t.name: _recorded_psnr(t, folders) for _, t in runs}
+            known = {name: v for name, v in psnr.items() if v is not None}
+            return _rung_means({t.name: where for where, t in runs}, known) if len(known) == len(psnr) else None
+
+        halving(initial_grids(p["LEARNING_RATES"], SETUPS), p["RUNGS"], p["KEEP"], p["WIDEN"], look_up)
+        return list(tasks.values())
     if notebook == "02_hard_training":
         base = hard_training_tasks(RECIPES["study"].with_(images=p.get("IMAGES", 10), lr=p.get("LR", 1e-3)),
                                    p["ITERATIONS"], p["SEEDS"], p["VALIDATE_EVERY"])

@@ -322,7 +322,7 @@ def progress_of(preset: str, name: str) -> dict[str, int]:
 
     folders = [project_root() / "runs" / preset / NOTEBOOKS[name], records_folder(preset, True, name),
                records_folder(preset, False, name)]
-    tasks = planned_tasks(name, {**notebook_defaults(name), **PRESETS[preset][name]})
+    tasks = planned_tasks(name, {**notebook_defaults(name), **PRESETS[preset][name]}, folders)
     done_runs = done_its = total = 0
     for t in tasks:
         start = t.iterations // 2 if t.restart_optimizer_from else 0

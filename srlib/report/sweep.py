@@ -79,7 +79,12 @@ class Task:
     def digest(self) -> str:
         """A short hash of the task's definition: two records of one name with different digests come
         from different tasks."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return _digest(self)
+
+
+@lru_cache(maxsize=4096)  # the progress lines look up every run of a report each minute
+def _digest(task: Task) -> str:
+    return hashlib.sha256(json.dumps(task.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
