@@ -61,3 +61,15 @@ def test_output_too_large_is_refused_before_any_work():
     check_output_size(8192, 8192)
     with pytest.raises(SrlibError, match=r"photo.png: 16000x16000 upscales to 64000x64000 .* crop"):
         check_output_size(16000, 16000, "photo.png")
+
+
+@pytest.mark.parametrize("name", list(model_module.SHIPPED))
+def test_a_shipped_model_is_what_its_recipe_trains(name):
+    """The model card's command reproduces the file: the recipe the model records is the one of that name
+    in RECIPES today, network and all (a recipe changed after the model shipped would train another)."""
+    from srlib.checkpoint import load_checkpoint
+    from srlib.train import Recipe
+
+    recorded = Recipe.from_dict(load_checkpoint(model_module.SHIPPED[name]).meta["recipe"])
+    assert recorded == RECIPES[recorded.name]
+    assert recorded.net == SRModel.shipped(name).nets[0].config
