@@ -12,6 +12,7 @@ that sees them together (the photo model).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +27,39 @@ from .nn.network import SRNet
 # neighbouring pixels around it. A network sees the sum of its kernel radii to each side (the study's:
 # 2 + 1 + 1 + 1 = 5 LR pixels; the photo model's 7) and the bicubic base BICUBIC_REACH, so with a halo
 # one wider than the larger (``SRModel.halo``) every output pixel is computed from exactly the pixels it
-# would see in one piece: tiles join without seams, and memory stays that of one tile. 192 trades the
-# halo's extra work (17% at 192 for the study's network, 25% at 128) against the tile's activations
-# (about 60 MB at 192 for three colour channels).
-TILE = 192
+# would see in one piece: tiles join without seams, and memory stays that of one tile. Tiles of at most
+# 256 (as even as can be, ``_spans``) trade the halo's extra work (the photo model's on a 512x512 image:
+# 6% in 2 x 2 tiles, against 13% in the 3 x 3 tiles of at most 192) against the tile's activations (the
+# photo model's NumPy arrays at their peak: about 160 MiB, against 76 with tiles of 192). A wider
+# activation than TILE_FLOATS over one tile (the study's network runs the three channels together: 3 x 64
+# planes) spills out of the caches and runs slower than the halo's work saves: such a model takes
+# smaller tiles (``SRModel.tile``).
+TILE = 256
+TILE_FLOATS = 256 * 256 * 96
 BICUBIC_REACH = 2
 # OpenCV refuses to read images above 2**30 pixels (its CV_IO_MAX_IMAGE_PIXELS default): an output
 # larger than that could not be opened again, so ``upscale`` refuses it before any work.
 MAX_OUTPUT_PIXELS = 1 << 30
 
 
-def tile_grid(h: int, w: int, halo: int):
-    """Tiles covering an h x w LR image, each with ``halo`` LR pixels around it. Yields (window, inner,
-    tile), each a (rows, cols) pair of LR slices: ``window`` is what to compute (the tile and its halo),
-    ``inner`` the tile within the window's result, ``tile`` where that lands in the image. ``hr_slice`` maps
-    an LR slice to HR pixels."""
-    for r in range(0, h, TILE):
-        for c in range(0, w, TILE):
+def _spans(n: int, tile: int) -> list[tuple[int, int]]:
+    """[start, stop) of the fewest tiles of at most ``tile`` pixels that cover n, as even as can be: with
+    tiles of 256 a 600-pixel side takes three of 200 rather than 256 + 256 + 88, so no tile is a sliver
+    whose halo costs more than its pixels."""
+    k = -(-n // tile)
+    edges = [i * n // k for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def tile_grid(h: int, w: int, halo: int, tile: int | None = None):
+    """Tiles of at most ``tile`` (default TILE) LR pixels a side covering an h x w LR image, each with
+    ``halo`` LR pixels around it. Yields (window, inner, tile), each a (rows, cols) pair of LR slices:
+    ``window`` is what to compute (the tile and its halo), ``inner`` the tile within the window's result,
+    ``tile`` where that lands in the image. ``hr_slice`` maps an LR slice to HR pixels."""
+    side = TILE if tile is None else tile
+    for r, r1 in _spans(h, side):
+        for c, c1 in _spans(w, side):
             r0, c0 = max(r - halo, 0), max(c - halo, 0)
-            r1, c1 = min(r + TILE, h), min(c + TILE, w)
             yield ((slice(r0, min(r1 + halo, h)), slice(c0, min(c1 + halo, w))),
                    (slice(r - r0, r1 - r0), slice(c - c0, c1 - c0)),
                    (slice(r, r1), slice(c, c1)))
@@ -169,6 +184,15 @@ class SRModel:
         return max(reach, BICUBIC_REACH) + 1
 
     @property
+    def tile(self) -> int:
+        """The largest tile side ``predict`` and ``upscale`` cut for this model: TILE, or less where one
+        tile's widest activation (over the channel planes that go through a network together) would hold
+        more than TILE_FLOATS values."""
+        planes = 3 if self.layout.kind == "shared" else 1
+        widest = planes * max(max(net.config.channels) for net in self.nets)
+        return max(1, min(TILE, math.isqrt(TILE_FLOATS // widest)))
+
+    @property
     def sees_colour(self) -> bool:
         """True when the network takes B, G and R together (``image_channels`` 3)."""
         return self.nets[0].config.image_channels == 3
@@ -246,7 +270,7 @@ class SRModel:
             raise ValueError(f"SRModel.predict expects (N, h, w, 3) BGR images, got shape {lr.shape}")
         out = np.empty((n, h * SCALE, w * SCALE, c), np.float32)
         for s in range(0, n, batch):
-            for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, self.halo):
+            for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, self.halo, self.tile):
                 y = self._window(lr[s:s + batch, rows, cols], ensemble, jpeg_quality)
                 out[s:s + batch, hr_slice(tr), hr_slice(tc)] = y[:, hr_slice(ir), hr_slice(ic)]
         return out
@@ -263,7 +287,7 @@ class SRModel:
         h, w, c = image.shape
         check_output_size(h, w)
         out = np.empty((h * SCALE, w * SCALE, c), np.uint8)
-        for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, self.halo):
+        for (rows, cols), (ir, ic), (tr, tc) in tile_grid(h, w, self.halo, self.tile):
             y = self._window(image[None, rows, cols], ensemble, jpeg_quality)
             out[hr_slice(tr), hr_slice(tc)] = to_uint8(y[0, hr_slice(ir), hr_slice(ic)])
             if progress is not None:

@@ -1,6 +1,8 @@
 """Large images: tiled inference equals one-piece inference, and outputs too large are refused early."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -21,13 +23,26 @@ def residual_model(request) -> SRModel:
     return SRModel(net, residual=True, output_scale=255.0, grid="study" if request.param == "study" else "centre")
 
 
-def test_tile_grid_covers_every_pixel_once():
-    seen = np.zeros((37, 50), int)
+def test_tile_grid_covers_every_pixel_once_in_even_tiles(monkeypatch):
+    monkeypatch.setattr(model_module, "TILE", 16)
+    seen, heights, widths = np.zeros((37, 50), int), set(), set()
     for (rows, cols), (ir, ic), (tr, tc) in tile_grid(37, 50, 6):
         assert ir.stop - ir.start == tr.stop - tr.start and ic.stop - ic.start == tc.stop - tc.start
         assert rows.start + ir.start == tr.start and cols.start + ic.start == tc.start
         seen[tr, tc] += 1
+        heights.add(tr.stop - tr.start)
+        widths.add(tc.stop - tc.start)
     assert (seen == 1).all()
+    assert heights == {12, 13} and widths == {12, 13}  # 3 x 4 tiles of at most 16, none a sliver
+
+
+def test_tiles_shrink_for_networks_that_hold_more_per_pixel():
+    """Colour networks of up to 96 channels take the largest tiles; the study's network, which runs
+    three channel planes of 64 together, takes tiles of a quarter fewer pixels a side."""
+    assert SRModel.shipped("photo").tile == SRModel.shipped("fast").tile == model_module.TILE
+    assert SRModel.shipped("study").tile == 181
+    wide = SRModel(SRNet(replace(RECIPES["photo"].net, channels=(512, 48), kernels=(3, 3)), seed=0), grid="centre")
+    assert 0 < wide.tile < 120 and wide.tile ** 2 * 512 <= model_module.TILE_FLOATS
 
 
 def test_tiles_join_without_seams(residual_model, monkeypatch):
