@@ -3,14 +3,17 @@
 
 Exit codes: 0 success, 1 a user-facing error (printed as one line), 2 bad usage, 75 ``report --budget``
 spent its time (run it again with --resume), 130 interrupted (SIGINT), 141 the output pipe closed, 143
-terminated (SIGTERM; ``train`` checkpoints first).
+terminated (SIGTERM; ``train`` checkpoints first, ``report`` keeps its finished runs' records).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -322,6 +325,25 @@ def cmd_import(args) -> None:
     print(f"wrote {args.out} ({len(ckpt.weights)} network(s) from {args.folder})")
 
 
+@contextmanager
+def terminate_unwinds() -> Iterator[None]:
+    """While inside, SIGTERM (``kill``, a batch scheduler's time limit) raises ``Interrupted`` in the main
+    thread, as Ctrl-C raises KeyboardInterrupt, instead of ending the process where it stands: a report
+    then stores the records of the runs its notebook finished and shuts the notebook's kernel down (the
+    kernel runs in a session of its own, which a signal to the report's process group does not reach)."""
+    from .train import Interrupted
+
+    def handler(signum, frame):
+        raise Interrupted("terminated (SIGTERM); the finished runs are kept: run again with --resume to continue",
+                          signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_report(args) -> None:
     from .data.celeba import CelebA
     from .paths import project_root, resolve_data_dir
@@ -354,9 +376,10 @@ def cmd_report(args) -> None:
     if args.study_weights:
         args.study_weights = str(Path(args.study_weights).resolve())  # given from here, not from notebooks/
         study_models(args.study_weights)
-    times = run_report(args.preset, only=args.only, data=args.data, study_weights=args.study_weights,
-                       resume=args.resume, publish=args.publish, scheduler=args.scheduler, workers=args.workers,
-                       budget_minutes=args.budget)
+    with terminate_unwinds():
+        times = run_report(args.preset, only=args.only, data=args.data, study_weights=args.study_weights,
+                           resume=args.resume, publish=args.publish, scheduler=args.scheduler, workers=args.workers,
+                           budget_minutes=args.budget)
     where = report_folder(args.preset, args.publish).relative_to(project_root())
     print(f"report ({args.preset}) written to {where}/ in {sum(times.values()):.0f} s")
 

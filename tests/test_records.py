@@ -203,3 +203,29 @@ def test_a_budget_stop_on_dask_is_one_clean_line(celeba, tmp_path, monkeypatch, 
         run_tasks(tasks(), tmp_path, data, scheduler="local", workers=2)
     out, err = capfd.readouterr()
     assert "Compute Failed" not in out + err and "Traceback" not in out + err
+
+
+def test_a_terminated_report_keeps_its_records(celeba, tmp_path, monkeypatch, capsys):
+    """SIGTERM (``kill``, a batch scheduler's time limit) stops ``srlib report`` as Ctrl-C does: one line,
+    exit 143, and the records of the runs finished so far in the store (it used to end on the spot)."""
+    import os
+    import signal
+
+    from srlib import cli
+
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    data = small_data(celeba)
+
+    def notebook(source, target, parameters):  # terminated after the notebook's first run
+        run_tasks(tasks()[:1], tmp_path / "notebooks" / parameters["CHECKPOINT_DIR"], data, scheduler="serial")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+        raise AssertionError("SIGTERM did not stop the report")
+
+    monkeypatch.setattr(runner, "execute_notebook", notebook)
+    assert cli.main(["report", "--preset", "quick", "--only", "02_hard_training", "--data", str(celeba)]) == 143
+    last = capsys.readouterr().err.splitlines()[-1]  # after the run's progress bar
+    assert last.startswith("srlib: terminated (SIGTERM)") and "--resume" in last
+    assert (runner.records_folder("quick", False, "02_hard_training") / "kept.json").is_file()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
