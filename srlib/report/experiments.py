@@ -10,9 +10,10 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -336,7 +337,11 @@ def _ranked(means: dict[int, float]) -> list[int]:
     return sorted(means, key=lambda k: (means[k], k), reverse=True)
 
 
-def halving(steps: dict[tuple[str, str], set[int]], rungs: list[int], keep: list[int], widen: int, run) -> None:
+Means = dict[tuple[str, str], dict[int, float]]  # mean PSNR per (set-up, optimizer) and learning-rate step
+
+
+def halving(steps: dict[tuple[str, str], set[int]], rungs: list[int], keep: list[int], widen: int,
+            run: Callable[[int, dict[tuple[str, str], list[int]]], Means | None]) -> None:
     """Walk the rungs of ``lr_sweep``: ``run(rung, chosen)`` is called with the steps each (set-up,
     optimizer) runs at that rung; it runs (or looks up) them and gives their mean PSNR per pair and step,
     or None when they are not known (a plan made before they ran, ``planned_tasks``: each later rung then
@@ -383,7 +388,7 @@ def _rung_tasks(setups: dict[str, Recipe], images: int, rungs: list[int], final_
             for (s, o), ks in chosen.items() for k in ks for seed in seeds]
 
 
-def _rung_means(runs: dict[str, tuple[str, str, int]], psnr: dict[str, float]) -> dict[tuple[str, str], dict[int, float]]:
+def _rung_means(runs: dict[str, tuple[str, str, int]], psnr: dict[str, float]) -> Means:
     """Mean PSNR over seeds per (set-up, optimizer) and step of the runs named in ``runs``; a run that
     diverged (NaN) counts as worst."""
     out: dict[tuple[str, str], dict[int, list[float]]] = {}
@@ -422,7 +427,7 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
     cleared: set[str] = set()
     results: dict[str, Result] = {}
 
-    def run(rung: int, chosen: dict[tuple[str, str], list[int]]) -> dict[tuple[str, str], dict[int, float]]:
+    def run(rung: int, chosen: dict[tuple[str, str], list[int]]) -> Means:
         for where, t in _rung_tasks(setups, images, rungs, final_seeds, search_seeds, rung, chosen):
             tasks[t.name] = (*where, t)
         if fresh:  # once per run: the rungs after the first list the earlier runs again
@@ -619,7 +624,7 @@ def planned_tasks(notebook: str, p: dict, folders: Sequence[str | Path] = ()) ->
     if notebook == "01_optimizer_comparison":
         tasks: dict[str, Task] = {}
 
-        def look_up(rung: int, chosen: dict[tuple[str, str], list[int]]) -> dict | None:
+        def look_up(rung: int, chosen: dict[tuple[str, str], list[int]]) -> Means | None:
             runs = _rung_tasks(SETUPS, p.get("IMAGES", 10), p["RUNGS"], p["FINAL_SEEDS"], p["SEARCH_SEEDS"], rung,
                                chosen)
             tasks.update((t.name, t) for _, t in runs)
