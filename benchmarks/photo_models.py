@@ -1,16 +1,17 @@
 """What a photo network costs on the CPU: the study-size network run on each colour channel (the first photo
-model), the same widths seeing B, G and R together, the shipped photo model's network (colour, two layers
-deeper, told the JPEG quality) and the fast tier's (``photo-fast``: colour, one layer deeper than the study, narrower). For
-each: weights, one training iteration (10 colour 44x44 images -> 176x176: 30 single-channel examples for the
-first, 10 colour ones for the others; forward, backward and an Adam step), and upscaling one 512x512 RGB photo
-to 2048x2048 (``SRModel.upscale``), each with its peak memory.
+model), the same widths seeing B, G and R together, and the networks of the shipped photo model and fast tier
+(read from ``srlib/models/``; their model cards say what they are). For each: weights, one training iteration
+(10 colour 44x44 images -> 176x176: 30 single-channel examples for the first, 10 colour ones for the others;
+forward, backward and an Adam step), and upscaling one 512x512 RGB photo to 2048x2048 (``SRModel.upscale``),
+each with its peak memory.
 
 ``--opencv-models DIR`` also times OpenCV's dnn_superres x4 models found there on the same image (what users
 run instead; needs opencv-contrib-python-headless 4.x) and prints each srlib network's upscaling time as a
 multiple of each of theirs.
 
 Each measurement runs in its own process, so its peak RSS is its own; times are the median of interleaved
-rounds. Run by hand, on a quiet machine:  python benchmarks/photo_models.py [--rounds 5] [--passes 2] [--opencv-models DIR]
+rounds. Run by hand, on a quiet machine:
+    python benchmarks/photo_models.py [--rounds 5] [--passes 2] [--opencv-models DIR] [--model LABEL=FILE ...]
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from srlib.model import SRModel  # noqa: E402
 from srlib.train import RECIPES  # noqa: E402
 
 PHOTO = RECIPES["photo"]
@@ -36,8 +38,9 @@ NETS = {
                                               image_channels=1, jpeg_aware=False),
     "study widths, colour": replace(PHOTO.net, channels=(64, 32, 32, 48), kernels=(5, 3, 3, 3), image_channels=3,
                                     jpeg_aware=False),
-    "photo model (colour, 2 layers deeper, JPEG-aware)": PHOTO.net,
-    "fast tier (colour, one layer deeper than the study, JPEG-aware)": RECIPES["photo-fast"].net,
+    # the networks that ship, whichever recipe trained them
+    "photo model (shipped)": SRModel.shipped("photo").nets[0].config,
+    "fast tier (shipped)": SRModel.shipped("fast").nets[0].config,
 }
 IMAGES, LR_SIZE, INFER_SIZE = 10, 44, 512
 
@@ -47,7 +50,6 @@ def peak_mib() -> float:
 
 
 def worker(name: str, what: str, rounds: int) -> None:
-    from srlib.model import SRModel
     from srlib.nn.layers import MSELoss
     from srlib.nn.network import SRNet
     from srlib.nn.optimizers import Adam
@@ -60,7 +62,7 @@ def worker(name: str, what: str, rounds: int) -> None:
         image = rng.integers(0, 256, (1, INFER_SIZE, INFER_SIZE, 3), dtype=np.uint8)
         _timed(lambda: method(image, None), rounds, 0)
         return
-    config = NETS[name]
+    config = network(name)
     net = SRNet(config, seed=0)
     if what == "train":
         c = config.image_channels
@@ -83,6 +85,13 @@ def worker(name: str, what: str, rounds: int) -> None:
     _timed(run, rounds, net.n_weights())
 
 
+def network(name: str):
+    """The network of ``name``: one of NETS, or ``LABEL=FILE``, a model file's (``--model``)."""
+    if name in NETS:
+        return NETS[name]
+    return SRModel.from_checkpoint(name.split("=", 1)[1]).nets[0].config
+
+
 def _timed(run, rounds: int, weights: int) -> None:
     """Print, as JSON, the times of ``rounds`` calls of ``run`` after a warm-up, and the memory they held."""
     base = peak_mib()
@@ -100,6 +109,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="timed runs per process (default 5)")
     ap.add_argument("--passes", type=int, default=2, help="interleaved passes over the networks (default 2)")
     ap.add_argument("--opencv-models", metavar="DIR", help="also time OpenCV's dnn_superres x4 models in DIR")
+    ap.add_argument("--model", action="append", default=[], metavar="LABEL=FILE",
+                    help="also time the network of this model file (e.g. a version before the shipped one)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -110,7 +121,12 @@ def main() -> None:
         from srlib.evaluation.evaluate import opencv_models
 
         anchors = {str(path): f"OpenCV {name}" for name, path in opencv_models(args.opencv_models).items()}
-    jobs = [(name, what) for name in NETS for what in ("train", "infer")] + [(a, "opencv") for a in anchors]
+    for m in args.model:
+        if "=" not in m:
+            ap.error(f"--model {m!r}: give it as LABEL=FILE")
+        network(m)  # a file that is not a model fails here, not in a worker
+    names = [*NETS, *args.model]
+    jobs = [(name, what) for name in names for what in ("train", "infer")] + [(a, "opencv") for a in anchors]
     results: dict[tuple[str, str], dict] = {}
     for _ in range(args.passes):
         for name, what in jobs:
@@ -124,17 +140,17 @@ def main() -> None:
             acc["run_mib"] = max(acc["run_mib"], rec["run_mib"])
     print(f"{'network':<52} {'weights':>8} {'ms/iteration':>12} {'train MiB':>9} "
           f"{'upscale 512->2048 ms':>20} {'upscale MiB':>11}")
-    for name in NETS:
+    for name in names:
         tr, inf = results[(name, "train")], results[(name, "infer")]
-        print(f"{name:<52} {tr['weights']:>8,} {1000 * np.median(tr['times']):12.0f} {tr['run_mib']:9.0f} "
+        print(f"{name.split('=')[0]:<52} {tr['weights']:>8,} {1000 * np.median(tr['times']):12.0f} {tr['run_mib']:9.0f} "
               f"{1000 * np.median(inf['times']):20.0f} {inf['run_mib']:11.0f}")
     print("(MiB: the growth of the process's peak RSS over loading the libraries, i.e. what the work itself held)")
     for anchor, label in anchors.items():
         theirs = 1000 * np.median(results[(anchor, "opencv")]["times"])
         print(f"{label}: upscale 512->2048 {theirs:.0f} ms, {results[(anchor, 'opencv')]['run_mib']:.0f} MiB")
-        for name in NETS:
+        for name in names:
             ours = 1000 * np.median(results[(name, "infer")]["times"])
-            print(f"  srlib {name} / {label}: {ours / theirs:.2f}x the time")
+            print(f"  srlib {name.split('=')[0]} / {label}: {ours / theirs:.2f}x the time")
 
 
 if __name__ == "__main__":
