@@ -490,9 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a model with a named recipe (seeded, resumable)")
     s.add_argument("--recipe", default="improved", choices=list(RECIPES),
-                   help="study: the study's; improved: the report's shipped model; photo: the shipped photo model's; "
-                        "photo-wide: the photo model on a wider mix (aliased resizes, off-centre samples, sharpening); "
-                        "photo-fast: a network of under a third of its work per pixel on that mix")
+                   help="study: the study's; improved: the report's shipped model; photo: the photo model's on area "
+                        "and centred blur; photo-wide: on a wider mix (aliased resizes, off-centre samples, "
+                        "sharpening); photo-wide-96: that network 1.5x wider (the shipped photo model); photo-fast: a "
+                        "network of a third of the work per pixel on that mix; photo-fast-40: 40 channels, 3x3 "
+                        "first layer (the shipped fast tier)")
     s.add_argument("--init-from", metavar="MODEL",
                    help="fine-tune: start from this model's weights instead of the seed's (a model file or "
                         "checkpoint, or a shipped model's name: photo, fast, study); its network must be the recipe's")

@@ -149,7 +149,7 @@ def test_train_fine_tunes_a_shipped_model_by_name_and_refuses_another_network(tm
 
     data = make_celeba(tmp_path / "c", counts=(3, 1, 0))
     args = ["train", "--data", data, "--validate-every", "0", "--iterations", "1", "--init-from", "fast"]
-    r = srlib(*args, "--recipe", "photo-fast", "--lr", "5e-4", "--out", tmp_path / "tuned.npz")
+    r = srlib(*args, "--recipe", "photo-fast-40", "--lr", "5e-4", "--out", tmp_path / "tuned.npz")
     assert r.returncode == 0, r.stderr
     meta = load_checkpoint(tmp_path / "tuned.npz").meta
     assert meta["init_from"]["file"] == "fast.npz" and meta["base_lr"] == 5e-4

@@ -107,8 +107,8 @@ PHOTO_COLUMNS = {"lanczos": "Lanczos", "study model": "study model",
                  "photo model, JPEG quality read from the pixels": "photo model, JPEG quality read from the pixels",
                  "photo model, 8-fold ensemble": "photo model, 8-fold ensemble",
                  "photo model v2 (narrow mix)": "photo model v2 (narrow mix)",
-                 "photo model v3 (18,000 iterations)": "photo model v3 (18,000 iterations)", "fast tier": "fast tier",
-                 "fast tier v1 (study depth, 18,000 iterations)": "fast tier v1 (study depth, 18,000 iterations)"}
+                 "photo model v4 (64 channels)": "photo model v4 (64 channels)", "fast tier": "fast tier",
+                 "fast tier v2 (32 channels, 5x5 first layer)": "fast tier v2 (32 channels, 5x5 first layer)"}
 PHOTO_BRIEF = ["lanczos", "photo model", "photo model, JPEG quality read from the pixels", "photo model v2 (narrow mix)",
                "fast tier"]
 #: OpenCV's dnn_superres models (``photo-benchmark --opencv-models``): one column, the best of them per row
@@ -149,7 +149,7 @@ def photo(columns: list[str] = PHOTO_BRIEF) -> str:
 #: the tables of the model cards, by card
 CARD_TABLES = {"MODEL_CARD_photo.md": lambda: photo(list(PHOTO_COLUMNS)),
                "MODEL_CARD_fast.md": lambda: photo(["lanczos", "photo model", "fast tier",
-                                                    "fast tier v1 (study depth, 18,000 iterations)"])}
+                                                    "fast tier v2 (32 channels, 5x5 first layer)"])}
 TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "hard training": lambda: paired("hard_train"),
           "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
           "ablation": ablation}
