@@ -26,7 +26,7 @@ from ..model import SRModel
 from ..nn.optimizers import OPTIMIZERS
 from ..paths import in_checkout, project_root, resolve_data_dir
 from ..train import RECIPES, Recipe, snapshot_path
-from .sweep import Data, Result, Task, clear, load_split, psnr_matrix, recorded, run_tasks, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
+from .sweep import Data, Result, Task, clear, load_result, load_split, psnr_matrix, recorded, run_tasks, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
 
 
 def notebook_path(path: str | Path) -> Path:
@@ -609,9 +609,8 @@ def leave_one_out_table(results: dict[tuple[int, str], list[Result]]) -> pd.Data
 def _recorded_psnr(task: Task, folders: Sequence[str | Path]) -> float | None:
     """The mean PSNR a record of ``task`` in one of ``folders`` holds (NaN: it diverged), else None."""
     for folder in folders:
-        r = recorded(task, folder)
-        if r is not None:
-            return float("nan") if r["diverged_at"] is not None else float(np.mean(r["psnr"]))
+        if recorded(task, folder) is not None:
+            return load_result(task, folder).mean_psnr
     return None
 
 
