@@ -159,7 +159,7 @@ RECIPES["photo-fast"] = replace(RECIPES["photo-wide"], name="photo-fast",
                                 net=replace(RECIPES["photo"].net, channels=(32, 32, 32, 32, 48),
                                             kernels=(5, 3, 3, 3, 3)))
 # The fast tier's version 3: 40 channels instead of 32 and a 3x3 first layer instead of 5x5 (a 5x5 kernel
-# over 3 input channels is the engine's least efficient product: the change pays for most of the width).
+# over 3 input channels is the engine's least efficient product: the change pays for the width).
 RECIPES["photo-fast-40"] = replace(RECIPES["photo-fast"], name="photo-fast-40",
                                    net=replace(RECIPES["photo-fast"].net, channels=(40, 40, 40, 40, 48),
                                                kernels=(3, 3, 3, 3, 3)))
