@@ -609,8 +609,9 @@ def leave_one_out_table(results: dict[tuple[int, str], list[Result]]) -> pd.Data
 def _recorded_psnr(task: Task, folders: Sequence[str | Path]) -> float | None:
     """The mean PSNR a record of ``task`` in one of ``folders`` holds (NaN: it diverged), else None."""
     for folder in folders:
-        if recorded(task, folder) is not None:
-            return load_result(task, folder).mean_psnr
+        r = recorded(task, folder)
+        if r is not None:
+            return load_result(task, folder, r).mean_psnr
     return None
 
 

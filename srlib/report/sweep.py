@@ -258,9 +258,10 @@ def _scores(model: SRModel, pairs: Pairs, iteration: int) -> np.ndarray:
     return psnr_each(to_uint8(out), pairs.hr)
 
 
-def load_result(task: Task, folder: str | Path) -> Result:
+def load_result(task: Task, folder: str | Path, record: dict | None = None) -> Result:
+    """The result of ``task`` from its record in ``folder`` (``record``: that record, already read)."""
     folder = Path(folder)
-    r = json.loads((folder / f"{task.name}.json").read_text())
+    r = record if record is not None else json.loads((folder / f"{task.name}.json").read_text())
     ck = folder / f"{task.name}.npz"
     return Result(task, np.array(r["psnr"], np.float64), np.array(r["loss"], np.float64), r["diverged_at"],
                   r["val_iteration"], r["val_psnr"], ck if ck.is_file() else None)
