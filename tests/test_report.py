@@ -306,6 +306,17 @@ def test_runner_rejects_unknown_names():
         runner.run_report("quick", only=["05_nope"])
 
 
+@pytest.mark.parametrize("preset", list(runner.PRESETS))
+def test_presets_validate_at_a_cadence_that_fits_their_length(preset):
+    """A preset that leaves a notebook's validation at its nbval defaults (every 2 iterations on 3 images)
+    would draw a 25,000-iteration curve from 12,500 looks at 3 images."""
+    for name, own in runner.PRESETS[preset].items():
+        p = {**runner.notebook_defaults(name), **own}
+        if "VALIDATE_EVERY" in p:
+            assert 4 <= p["ITERATIONS"] / p["VALIDATE_EVERY"] <= 100, name
+            assert p["VAL_IMAGES"] >= 9, name
+
+
 def test_a_bad_scheduler_is_one_clear_error(celeba, tmp_path, monkeypatch):
     task = [Task("t", RECIPES["study"].with_(images=2), 1, seed=0), Task("u", RECIPES["study"].with_(images=2), 1, seed=1)]
     with pytest.raises(SrlibError, match="not local, serial or a Dask address"):
