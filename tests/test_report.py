@@ -16,7 +16,7 @@ from srlib.paths import project_root
 from srlib.report import experiments as ex
 from srlib.report import runner, sweep
 from srlib.report.browser import ImageBrowser
-from srlib.report.sweep import Task, run_tasks
+from srlib.report.sweep import Result, Task, run_tasks
 from srlib.train import RECIPES, Trainer
 
 
@@ -79,6 +79,43 @@ def test_lr_sweep_halves_over_rungs_and_runs_the_studys_rate_to_the_end(celeba, 
     pd.testing.assert_frame_equal(again.runs, runs)
     with pytest.raises(ValueError, match="unknown optimizer"):
         ex.lr_sweep({"lbfgs": [1.0]}, [0], [1], [], [0], tmp_path / "x", small_data(celeba), scheduler="serial")
+
+
+def _synthetic_sweep(psnr: dict[str, list[float]]) -> ex.LRSweep:
+    """A finished 1-rate sweep in the study set-up: per optimizer, each seed's mean PSNR (NaN: diverged)
+    over 4 images."""
+    rows, results = [], {}
+    for opt, per_seed in psnr.items():
+        for seed, v in enumerate(per_seed):
+            task = Task(f"{opt}-{seed}", RECIPES["study"].with_(optimizer=opt), 10, seed)
+            dead = bool(np.isnan(v))
+            results[task.name] = Result(task, np.full(4, v) + np.arange(4) * 0.01, np.full(10, 2e4), 7 if dead else None)
+            rows.append({"setup": "study", "optimizer": opt, "lr": 0.01, "seed": seed, "iterations": 10, "val_psnr": v,
+                         "first_loss": 2e4, "max_loss": 2e16 if v < 10 else 2e4, "final_loss": 2e4 if v < 10 else 300,
+                         "diverged": dead, "diverged_at": 7 if dead else None, "library_default": False, "study_lr": True,
+                         "task": task.name,
+                         "outcome": ex.outcome(2e4, 2e16 if v < 10 else 2e4, 2e4 if v < 10 else 300, v, dead)})
+    return ex.LRSweep(pd.DataFrame(rows), results, list(range(len(next(iter(psnr.values()))))))
+
+
+def test_a_seed_that_diverged_is_left_out_and_said_not_made_a_nan_or_a_tie():
+    """SGD: 4 seeds ended black (6 dB), one diverged; Adam learned. The table keeps the 4 black seeds'
+    PSNR and says a seed diverged; the comparison is over the other 4 seeds, a measurable loss."""
+    sweep = _synthetic_sweep({"sgd": [6.0, 6.1, np.nan, 6.0, 6.2], "adam": [27.0, 27.5, 26.8, 27.2, 27.1]})
+    s = sweep.summary().set_index("optimizer")
+    assert s.loc["sgd"].val_psnr == pytest.approx(np.mean([6.0, 6.1, 6.0, 6.2]))
+    assert s.loc["sgd"].diverged == 1 and s.loc["sgd"].outcome == "blew up, then dead (4 of 5), diverged (1 of 5)"
+    vs = sweep.against("adam").set_index("a").loc["sgd"]
+    assert vs.measurable and vs.a_minus_b_db < -20 and vs.interval == "t over 4 seeds" and vs.diverged_seeds == 1
+    assert vs.per_seed_db.split()[2] == "+nan"
+    text = ex.sweep_findings(sweep, sweep.against("adam"), 4)
+    assert "against Adam (over the other 4 seeds: 1 diverged)" in text and "no measurable" not in text
+    learned = _synthetic_sweep({"sgd": [20.0, np.nan, 21.0], "adam": [27.0, 27.5, 26.8]}).summary()
+    assert "over the 2 seeds that did not diverge" in ex._state(learned.set_index("optimizer").loc["sgd"])
+    everything = ex.paired_table({"a": np.full((3, 4), np.nan), "b": np.ones((3, 4))}, [("a", "b")]).iloc[0]
+    assert np.isnan(everything.a_minus_b_db) and everything.diverged_seeds == 3
+    assert ex.difference_words(everything.a_minus_b_db, everything.ci_low, everything.ci_high,
+                               everything.measurable) == "n/a (diverged)"
 
 
 @pytest.mark.parametrize("losses,psnr,diverged,expected", [

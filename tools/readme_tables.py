@@ -64,8 +64,19 @@ def optimizers() -> str:
         key = (r.setup, r.optimizer)
         against = _db(*vs.loc[key, ["a_minus_b_db", "ci_low", "ci_high"]], signed=True) if key in vs.index else ""
         edge = "yes" if r.lr in (tried.loc[key, "min"], tried.loc[key, "max"]) else ""
-        rows.append([r.setup, r.optimizer, f"{r.lr:.3g}", edge, _db(r.val_psnr, r.ci_low, r.ci_high), against])
-    return _table(["set-up", "optimizer", "best lr", "at the grid's end", "validation PSNR, dB", "minus Adam, dB"], rows)
+        rows.append([r.setup, r.optimizer, f"{r.lr:.3g}", edge, _db(r.val_psnr, r.ci_low, r.ci_high), against,
+                     r.outcome])
+    return _table(["set-up", "optimizer", "best lr", "at the grid's end", "validation PSNR, dB", "minus Adam, dB",
+                   "what the seeds did"], rows)
+
+
+def study_rate() -> str:
+    """Notebook 01: the study's own experiment, every optimizer at lr 0.01 in the study's set-up."""
+    t = pd.read_csv(CONCLUSION / "optimizer_compare" / "at_study_lr.csv")
+    rows = [[r.optimizer, _db(r.val_psnr, r.ci_low, r.ci_high), f"{r.max_loss:.2g}", f"{r.final_loss:,.0f}", r.outcome]
+            for _, r in t[t.setup == "study"].iterrows()]
+    return _table(["optimizer", "validation PSNR, dB", "largest training loss", "final training loss",
+                   "what the seeds did"], rows)
 
 
 def paired(folder: str) -> str:
@@ -150,7 +161,8 @@ def photo(columns: list[str] = PHOTO_BRIEF) -> str:
 CARD_TABLES = {"MODEL_CARD_photo.md": lambda: photo(list(PHOTO_COLUMNS)),
                "MODEL_CARD_fast.md": lambda: photo(["lanczos", "photo model", "fast tier",
                                                     "fast tier v2 (32 channels, 5x5 first layer)"])}
-TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "hard training": lambda: paired("hard_train"),
+TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "study's rate": study_rate,
+          "hard training": lambda: paired("hard_train"),
           "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
           "ablation": ablation}
 

@@ -57,7 +57,7 @@ def data_label(data: Data) -> str:
 
 def difference_words(mean: float, low: float, high: float, measurable: bool) -> str:
     """A paired difference in words: "+0.42 dB [+0.31, +0.53]", marked when its interval holds 0."""
-    return fmt_db(mean, low, high, True) + ("" if measurable else " (no measurable difference)")
+    return fmt_db(mean, low, high, True) + ("" if measurable or not np.isfinite(mean) else " (no measurable difference)")
 
 
 def difference_text(paired: pd.DataFrame, a: str, b: str) -> str:
@@ -89,17 +89,21 @@ def paired_table(scores: dict[str, np.ndarray], comparisons: list[tuple[str, str
     the scores are (seeds, images)), with its 95% interval (``metrics.paired_difference``: Student's t
     over the seeds' own differences, or a bootstrap over images for a single run), each seed's
     difference (``per_seed_db``) and which interval it is. ``measurable`` is False when the interval
-    contains 0: no measurable difference, whatever the sign of the mean."""
+    contains 0: no measurable difference, whatever the sign of the mean.
+
+    A seed in which either run diverged (NaN scores: it has no output to compare) is left out of the
+    mean and the interval (``diverged_seeds`` counts them); it stays in ``per_seed_db`` as nan."""
     rows = []
     for a, b in comparisons:
         # a method without a seed (a baseline) is paired with every seed of the other
         x, y = np.broadcast_arrays(np.atleast_2d(scores[a]), np.atleast_2d(scores[b]))
-        mean, low, high = paired_difference(x, y)
         per_seed = (x - y).mean(axis=1)
+        kept = np.isfinite(per_seed)
+        mean, low, high = paired_difference(x[kept], y[kept]) if kept.any() else (np.nan,) * 3
         rows.append({"a": a, "b": b, "a_minus_b_db": mean, "ci_low": low, "ci_high": high,
                      "measurable": bool(low > 0 or high < 0),
-                     "interval": f"t over {len(x)} seeds" if len(x) > 1 else f"bootstrap over {x.shape[1]} images",
-                     "per_seed_db": " ".join(f"{v:+.2f}" for v in per_seed)})
+                     "interval": f"t over {kept.sum()} seeds" if kept.sum() > 1 else f"bootstrap over {x.shape[1]} images",
+                     "diverged_seeds": int((~kept).sum()), "per_seed_db": " ".join(f"{v:+.2f}" for v in per_seed)})
     return pd.DataFrame(rows)
 
 
@@ -195,19 +199,19 @@ class LRSweep:
         return int(self.runs.iterations.max())
 
     def summary(self) -> pd.DataFrame:
-        """Per setup, optimizer, learning rate and run length: mean validation PSNR over seeds with its
-        95% t-interval (NaN when a seed diverged), how many seeds diverged, and what the runs did
-        (``outcome``: the most common, with its count)."""
+        """Per setup, optimizer, learning rate and run length: mean validation PSNR over the seeds that
+        did not diverge, with its 95% t-interval (NaN when every seed diverged), how many seeds diverged,
+        and what the runs did (``outcome``: each kind with its count, the most common first)."""
         g = self.runs.groupby(["setup", "optimizer", "lr", "iterations"], sort=False)
         rows = []
         for (setup, opt, lr, its), runs in g:
-            m, low, high = seed_interval(runs.val_psnr.to_numpy())
-            common = runs.outcome.value_counts()
+            m, low, high = seed_interval(runs.val_psnr[~runs.diverged].to_numpy())
+            kinds = runs.outcome.value_counts()
             rows.append({"setup": setup, "optimizer": opt, "lr": lr, "iterations": its,
                          "library_default": bool(runs.library_default.iloc[0]), "study_lr": bool(runs.study_lr.iloc[0]),
                          "val_psnr": m, "ci_low": low, "ci_high": high, "seeds": len(runs),
                          "diverged": int(runs.diverged.sum()),
-                         "outcome": f"{common.index[0]} ({common.iloc[0]} of {len(runs)})",
+                         "outcome": ", ".join(f"{k} ({n} of {len(runs)})" for k, n in kinds.items()),
                          "first_loss": runs.first_loss.mean(), "max_loss": runs.max_loss.max(),
                          "final_loss": runs.final_loss.mean()})
         return pd.DataFrame(rows)
@@ -251,6 +255,20 @@ class LRSweep:
             tables.append(t)
         return pd.concat(tables, ignore_index=True)
 
+    def against_bicubic(self, pairs: Pairs) -> pd.DataFrame:
+        """Per setup, each optimizer at its best rate minus the aligned bicubic on the same images
+        (``pairs``: the evaluation images the runs were scored on, in order), paired on images and
+        taken per seed; ``bicubic_db`` is the bicubic's own mean PSNR."""
+        bicubic = baseline_scores(pairs, {"bicubic (aligned)": BASELINES["bicubic_aligned"]})
+        tables = []
+        for setup, opt in self.best().index:
+            t = paired_table({opt: self.best_scores(setup, opt), **bicubic}, [(opt, "bicubic (aligned)")])
+            t.insert(0, "setup", setup)
+            tables.append(t)
+        t = pd.concat(tables, ignore_index=True)
+        t["bicubic_db"] = float(np.mean(bicubic["bicubic (aligned)"]))
+        return t
+
     def best_models(self, setup: str) -> dict[str, SRModel]:
         """Each optimizer's model at its best rate in ``setup``, from the first seed (diverged ones left out)."""
         models = {}
@@ -283,15 +301,24 @@ class LRSweep:
 
 def _state(r) -> str:
     """A summary row in words: what its runs did and, when they learned, their PSNR."""
-    if r.val_psnr >= BLANK_PSNR_DB and not r.diverged:
-        return f"{r.outcome}, {fmt_db(r.val_psnr, r.ci_low, r.ci_high)}"
-    return r.outcome
+    if not r.val_psnr >= BLANK_PSNR_DB:
+        return r.outcome
+    over = f" over the {r.seeds - r.diverged} seeds that did not diverge" if r.diverged else ""
+    return f"{r.outcome}, {fmt_db(r.val_psnr, r.ci_low, r.ci_high)}{over}"
 
 
-def sweep_findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int) -> str:
+def _against_adam(d) -> str:
+    """A row of ``LRSweep.against`` in words, saying which seeds it leaves out."""
+    left_out = f" (over the other {d.interval.removeprefix('t over ')}: {d.diverged_seeds} diverged)" \
+        if d.diverged_seeds else ""
+    return f", {difference_words(d.a_minus_b_db, d.ci_low, d.ci_high, d.measurable)} against Adam{left_out}"
+
+
+def sweep_findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int, vs_bicubic: pd.DataFrame | None = None) -> str:
     """What a learning-rate sweep found, as Markdown bullets written from its numbers: per set-up each
     optimizer at its best rate against Adam; per optimizer the study failed with, what it did at the
-    study's rate and which set-up rescues it (``LRSweep.rescue``)."""
+    study's rate and which set-up rescues it (``LRSweep.rescue``); per set-up its best optimizer against
+    the aligned bicubic (``LRSweep.against_bicubic``), when given."""
     best, at_study, rescue = sweep.best(), sweep.at_study_lr(), sweep.rescue()
     rungs = sorted(sweep.runs.iterations.unique())
     lines = [f"Rates ran {', '.join(f'{n:,}' for n in rungs)} iterations rung by rung; the finalists and the study's rate "
@@ -299,9 +326,7 @@ def sweep_findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int) -> str:
     for setup in [s for s in SETUPS if s in best.index.get_level_values(0)]:
         v = vs_adam[vs_adam.setup == setup].set_index("a")
         lines.append(f"- **{setup} set-up**, each optimizer at its best rate: " + "; ".join(
-            f"{o} (lr {r.lr:.3g}) {_state(r)}" + (
-                f", {fmt_db(v.loc[o].a_minus_b_db, v.loc[o].ci_low, v.loc[o].ci_high, True)} against Adam"
-                + ("" if v.loc[o].measurable else " (no measurable difference)") if o in v.index else "")
+            f"{o} (lr {r.lr:.3g}) {_state(r)}" + (_against_adam(v.loc[o]) if o in v.index else "")
             for o, r in best.loc[setup].iterrows()) + ".")
     for opt, r in rescue.iterrows():
         at = at_study.loc[("study", opt)] if ("study", opt) in at_study.index else None
@@ -309,6 +334,13 @@ def sweep_findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int) -> str:
                           for s in SETUPS if (s, opt) in best.index)
         lines.append(f"- **{opt}**" + (f" at the study's lr {STUDY_LR:g} in the study set-up: {_state(at)}." if at is not None
                                       else ".") + f" Best rate per set-up: {where}. So: {r.verdict}.")
+    if vs_bicubic is not None and len(vs_bicubic):
+        scored = vs_bicubic.dropna(subset=["a_minus_b_db"])
+        top = scored.loc[scored.groupby("setup", sort=False).a_minus_b_db.idxmax()]
+        lines.append(f"- **Against the aligned bicubic** ({vs_bicubic.bicubic_db.iloc[0]:.2f} dB on the same images), the "
+                     f"best optimizer of each set-up after {rungs[-1]:,} iterations: " + "; ".join(
+                         f"{r.setup}: {r.a} {difference_words(r.a_minus_b_db, r.ci_low, r.ci_high, r.measurable)}"
+                         for r in top.itertuples()) + ".")
     return "\n".join(lines)
 
 

@@ -93,16 +93,20 @@ def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, pa
 
 def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float | None = None) -> Figure:
     """Validation PSNR against learning rate, one panel per set-up (two per row) and one colour per
-    optimizer: the first rung's runs of every rate as a line (means over seeds; the band is 95%, clipped
-    to the plot), the final-length runs as diamonds with error bars. How the first rung's runs failed is
-    marked: an open circle where they never moved, a cross where they blew up or diverged (drawn at the
-    black-output line, their PSNR meaning nothing). ``summary``: ``LRSweep.summary()``."""
+    optimizer: the first rung's runs of every rate as a line (means over seeds; a band, clipped to the
+    plot, gives the 95% interval where they ran 3 seeds or more), the final-length runs as diamonds with
+    error bars. How the first rung's runs failed is marked: an open circle where they never moved, a
+    cross where they blew up or diverged (drawn at the black-output line, their PSNR meaning nothing).
+    ``summary``: ``LRSweep.summary()``."""
     setups = list(dict.fromkeys(summary.setup))
     cols = min(2, len(setups))
     rows = -(-len(setups) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False, sharey=True)
     short, long = summary.iterations.min(), summary.iterations.max()
-    finite = summary[["val_psnr", "ci_high"]].to_numpy(float)
+    # the axis fits the means and the final runs' intervals, not a first rung's (a band that would
+    # flatten everything else is cut off)
+    finite = np.concatenate([summary.val_psnr.to_numpy(float),
+                             summary.ci_high[summary.iterations == summary.iterations.max()].to_numpy(float)])
     finite = finite[np.isfinite(finite)]
     low_y = min(0.0, float(finite.min())) if finite.size else 0.0
     high_y = max([*finite, blank or 0.0, 1.0]) + 1.0
@@ -112,7 +116,8 @@ def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float
             colour = f"C{i}"
             a = s[(s.optimizer == opt) & (s.iterations == short)].sort_values("lr")
             ax.plot(a.lr, a.val_psnr, color=colour, marker="o", ms=3, label=opt)
-            ax.fill_between(a.lr, a.ci_low.clip(lower=low_y), a.ci_high, color=colour, alpha=0.15, lw=0)
+            if (a.seeds >= 3).all():  # over 2 seeds a t-interval spans +-12.7 standard errors: no band
+                ax.fill_between(a.lr, a.ci_low.clip(lower=low_y), a.ci_high, color=colour, alpha=0.15, lw=0)
             still = a[a.outcome.str.startswith("never moved")]
             ax.plot(still.lr, still.val_psnr, ls="none", marker="o", ms=9, mfc="none", color=colour)
             failed = a[a.outcome.str.startswith(("blew up, then dead", "diverged"))]
@@ -130,9 +135,11 @@ def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float
         ax.set_ylim(low_y, high_y)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("validation PSNR, RGB (dB)")
-        ax.set_title(f"{setup} set-up (line: {short:,} iterations, diamonds: {long:,})", fontsize=10)
+        seeds = s[s.iterations == short].seeds.max()
+        ax.set_title(f"{setup} set-up (line: {short:,} iterations, mean of {seeds} seeds; diamonds: {long:,})",
+                     fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(setups):]:
         ax.set_visible(False)
     fig.suptitle(title)
