@@ -118,6 +118,23 @@ def test_a_seed_that_diverged_is_left_out_and_said_not_made_a_nan_or_a_tie():
                                everything.measurable) == "n/a (diverged)"
 
 
+def test_colour_set_ups_are_also_compared_at_equal_optimizer_steps_per_network():
+    """The shared network takes 3 steps per iteration: 6 iterations of a per-channel network (6 steps each)
+    meet the shared network's validation point nearest 6 steps, iteration 2, not its last one."""
+    def run(label: str, seed: int, val: list[float]) -> Result:
+        task = Task(f"{label}-{seed}", RECIPES["study"], 6, seed, validate_every=2, **ex.COLOUR_SETUPS[label])
+        return Result(task, np.zeros(4), np.zeros(6), None, [2, 4, 6], val)
+    shared, own = "shared network", "three networks"
+    runs = {shared: [run(shared, 0, [10.0, 20.0, 30.0]), run(shared, 1, [11.0, 21.0, 31.0])],
+            own: [run(own, 0, [5.0, 9.0, 14.0]), run(own, 1, [5.0, 9.0, 13.0])]}
+    t = ex.at_equal_steps(runs).set_index("a").loc[own]
+    assert (t.a_steps_per_network, t.b_iterations, t.b_steps_per_network) == (6, 2, 6)
+    assert t.a_minus_b_db == pytest.approx(3.0) and t.per_seed_db == "+4.00 +2.00"
+    assert t.ci_low < 3.0 < t.ci_high and t.interval == "t over 2 seeds"
+    no_curves = {k: [Result(r.task, r.psnr, r.loss, None) for r in rs] for k, rs in runs.items()}
+    assert ex.at_equal_steps(no_curves).empty
+
+
 @pytest.mark.parametrize("losses,psnr,diverged,expected", [
     ((2e4, 2e4, 2e4), 5.0, False, "never moved"), ((2e4, 2e16, 2e4), 5.0, False, "blew up, then dead"),
     ((2e4, 2e16, 100), 25.0, False, "blew up, recovered"), ((2e4, 2e4, 1e4), 5.0, False, "loss fell, output black"),

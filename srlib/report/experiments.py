@@ -541,6 +541,27 @@ def colour_tasks(recipe: Recipe, iterations: int, seeds: list[int], validate_eve
             for i, (label, kw) in enumerate(COLOUR_SETUPS.items())}
 
 
+def at_equal_steps(runs: dict[str, list[Result]], reference: str = "shared network") -> pd.DataFrame:
+    """Equal optimizer steps per network instead of equal iterations: each per-channel set-up at the end
+    of its runs minus the ``reference`` (shared) network at the point of its validation curve nearest the
+    same number of steps (``COLOUR_STEPS``), on the validation curve's images. Per seed the difference
+    of the two validation PSNRs, with a t interval over the seeds. Empty without validation curves."""
+    ref_runs, rows = runs[reference], []
+    points = np.array(ref_runs[0].val_iteration)
+    for label, rs in runs.items():
+        if label == reference or not len(points) or not rs[0].val_iteration:
+            continue
+        steps = rs[0].task.iterations * COLOUR_STEPS[label]
+        at = int(points[np.argmin(np.abs(points * COLOUR_STEPS[reference] - steps))])
+        d = np.array([r.val_psnr[-1] - ref.val_psnr[ref.val_iteration.index(at)] for r, ref in zip(rs, ref_runs)])
+        mean, low, high = seed_interval(d)
+        rows.append({"a": label, "a_iterations": rs[0].val_iteration[-1], "a_steps_per_network": steps,
+                     "b": reference, "b_iterations": at, "b_steps_per_network": at * COLOUR_STEPS[reference],
+                     "a_minus_b_db": mean, "ci_low": low, "ci_high": high, "measurable": bool(low > 0 or high < 0),
+                     "interval": f"t over {len(d)} seeds", "per_seed_db": " ".join(f"{v:+.2f}" for v in d)})
+    return pd.DataFrame(rows)
+
+
 # -- 04: what each change of the improved recipe is worth -------------------------------------------
 #: The improved recipe's changes to the study's, each a step of its own (the learning rate apart from
 #: the schedule that comes with it).

@@ -75,10 +75,11 @@ def loss_curves(curves: dict[str, list[float]], title: str, path: str | Path | N
 
 def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, path: str | Path | None = None,
                 levels: dict[str, float] | None = None, log_x: bool = False,
-                marks: dict[str, int] | None = None) -> Figure:
-    """Validation PSNR (dB) against iteration, with fixed methods (bicubic, the 2022 model, ...) as
-    horizontal lines at their level on the same images, and ``marks`` (name -> iteration, e.g. the
-    study's run length) as vertical lines. ``log_x``: a long run's early and late progress both show."""
+                marks: dict[str, int] | None = None, x_label: str = "iteration (10 images x 3 channels)") -> Figure:
+    """Validation PSNR (dB) against iteration (or what ``x_label`` names), with fixed methods (bicubic,
+    the 2022 model, ...) as horizontal lines at their level on the same images, and ``marks`` (name ->
+    iteration, e.g. the study's run length) as vertical lines. ``log_x``: a long run's early and late
+    progress both show."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, (its, values) in curves.items():
         ax.plot(its, values, marker="o", ms=3, label=name)
@@ -87,7 +88,7 @@ def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, pa
         ax.axvline(iteration, color="k", lw=0.8, ls=style, label=f"{name} ({iteration:,} iterations)")
     if log_x:
         ax.set_xscale("log")
-    return _save(_labelled(ax, "iteration (10 images x 3 channels)" + (", log scale" if log_x else ""),
+    return _save(_labelled(ax, x_label + (", log scale" if log_x else ""),
                            "validation PSNR, RGB (dB)", title), path)
 
 
