@@ -40,14 +40,14 @@ _GRID_QUICK = {"sgd": [1e-3, 1e-2], "momentum": [1e-3, 1e-2], "nesterov": [1e-3,
 
 #: Parameters per preset.
 #: - "quick": the embedded sample, a few minutes on 2 cores: checks that everything runs;
-#: - "medium": a few thousand real CelebA images (e.g. a development subset), about 1.5 hours on 2 cores:
-#:   the preset of the published report in conclusion/;
+#: - "medium": a few thousand real CelebA images (e.g. a development subset), about 1.5 hours on 2 cores;
 #: - "full": the study's iteration counts (1000 / 43,114 / 25,000) and more seeds, for the whole of
 #:   CelebA on a bigger machine or a Dask cluster (``--scheduler``);
 #: - "study": the study's iteration counts on a development set with train and validation splits (such as
 #:   celeba-mini: every validation image scores the runs), with the seeds the comparisons need (5 where
-#:   runs are short, 3 where they are long). Some 15-20 hours of 2 cores: run it in slices with
-#:   ``--resume --budget MINUTES`` (the record store keeps every finished run).
+#:   runs are short, 3 where they are long): the preset of the published report in conclusion/. Some
+#:   15-20 hours of 2 cores: run it in slices with ``--resume --budget MINUTES`` (the record store keeps
+#:   every finished run).
 PRESETS: dict[str, dict[str, dict]] = {
     "quick": {
         "01_optimizer_comparison": {"RUNGS": [4, 8], "KEEP": [1], "LEARNING_RATES": _GRID_QUICK, "SEARCH_SEEDS": [0, 1],
