@@ -309,8 +309,8 @@ def _state(r) -> str:
 
 def _against_adam(d) -> str:
     """A row of ``LRSweep.against`` in words, saying which seeds it leaves out."""
-    left_out = f" (over the other {d.interval.removeprefix('t over ')}: {d.diverged_seeds} diverged)" \
-        if d.diverged_seeds else ""
+    kept = len(d.per_seed_db.split()) - d.diverged_seeds
+    left_out = f" (over the other {kept} seed{'' if kept == 1 else 's'}: {d.diverged_seeds} diverged)" if d.diverged_seeds else ""
     return f", {difference_words(d.a_minus_b_db, d.ci_low, d.ci_high, d.measurable)} against Adam{left_out}"
 
 
