@@ -107,7 +107,7 @@ def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float
     # the axis fits the means and the final runs' intervals, not a first rung's (a band that would
     # flatten everything else is cut off)
     finite = np.concatenate([summary.val_psnr.to_numpy(float),
-                             summary.ci_high[summary.iterations == summary.iterations.max()].to_numpy(float)])
+                             summary.ci_high[summary.iterations == long].to_numpy(float)])
     finite = finite[np.isfinite(finite)]
     low_y = min(0.0, float(finite.min())) if finite.size else 0.0
     high_y = max([*finite, blank or 0.0, 1.0]) + 1.0
