@@ -100,11 +100,21 @@ def paired_table(scores: dict[str, np.ndarray], comparisons: list[tuple[str, str
         per_seed = (x - y).mean(axis=1)
         kept = np.isfinite(per_seed)
         mean, low, high = paired_difference(x[kept], y[kept]) if kept.any() else (np.nan,) * 3
-        rows.append({"a": a, "b": b, "a_minus_b_db": mean, "ci_low": low, "ci_high": high,
-                     "measurable": bool(low > 0 or high < 0),
-                     "interval": f"t over {kept.sum()} seeds" if kept.sum() > 1 else f"bootstrap over {x.shape[1]} images",
-                     "diverged_seeds": int((~kept).sum()), "per_seed_db": " ".join(f"{v:+.2f}" for v in per_seed)})
+        interval = f"t over {kept.sum()} seeds" if kept.sum() > 1 else f"bootstrap over {x.shape[1]} images"
+        rows.append({"a": a, "b": b, **_difference_columns(mean, low, high, interval),
+                     "diverged_seeds": int((~kept).sum()), "per_seed_db": _per_seed_text(per_seed)})
     return pd.DataFrame(rows)
+
+
+def _difference_columns(mean: float, low: float, high: float, interval: str) -> dict:
+    """A paired difference's columns in the report's tables; ``measurable``: its interval leaves out 0."""
+    return {"a_minus_b_db": mean, "ci_low": low, "ci_high": high, "measurable": bool(low > 0 or high < 0),
+            "interval": interval}
+
+
+def _per_seed_text(differences: np.ndarray) -> str:
+    """Each seed's difference, as the tables' ``per_seed_db`` column: "+0.41 +0.38 +nan"."""
+    return " ".join(f"{v:+.2f}" for v in differences)
 
 
 def baseline_scores(pairs: Pairs, methods: dict) -> dict[str, np.ndarray]:
@@ -557,8 +567,7 @@ def at_equal_steps(runs: dict[str, list[Result]], reference: str = "shared netwo
         mean, low, high = seed_interval(d)
         rows.append({"a": label, "a_iterations": rs[0].val_iteration[-1], "a_steps_per_network": steps,
                      "b": reference, "b_iterations": at, "b_steps_per_network": at * COLOUR_STEPS[reference],
-                     "a_minus_b_db": mean, "ci_low": low, "ci_high": high, "measurable": bool(low > 0 or high < 0),
-                     "interval": f"t over {len(d)} seeds", "per_seed_db": " ".join(f"{v:+.2f}" for v in d)})
+                     **_difference_columns(mean, low, high, f"t over {len(d)} seeds"), "per_seed_db": _per_seed_text(d)})
     return pd.DataFrame(rows)
 
 
