@@ -201,7 +201,7 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
 
     saved = os.environ.get(DEADLINE)
     if budget_minutes is not None:
-        os.environ[DEADLINE] = repr(time.time() + 60 * budget_minutes)  # the kernels and workers inherit it
+        os.environ[DEADLINE] = repr(time.time() + 60 * budget_minutes)  # the notebooks' kernels inherit it
     try:
         return _run_notebooks(preset, only, data, study_weights, resume, publish, scheduler, workers)
     except BudgetSpent as e:

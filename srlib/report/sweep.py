@@ -178,16 +178,15 @@ def finished(task: Task, folder: str | Path, data: Data) -> bool:
     return r is not None and tuple(r.get("eval_images", eval_names(data))) == eval_names(data)
 
 
-def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -> str:
+def run_task(task: Task, folder: str, data: Data, show_progress: bool = False, deadline: float | None = None) -> str:
     """Train ``task`` (resuming from its checkpoint if one is there), score it and write
     ``<folder>/<name>.json``; returns the name. Finished tasks are not run again; the record and
-    checkpoint of another task of the same name are replaced. With a time budget (``budget_deadline``)
-    the run checkpoints and raises ``BudgetSpent`` when it is spent."""
+    checkpoint of another task of the same name are replaced. Past ``deadline`` (``time.time()``
+    seconds: the report's time budget) the run checkpoints and raises ``BudgetSpent``."""
     folder_ = Path(folder)
     done, ck = folder_ / f"{task.name}.json", folder_ / f"{task.name}.npz"
     if finished(task, folder_, data):
         return task.name
-    deadline = budget_deadline()
     if deadline is not None and time.time() >= deadline:
         raise BudgetSpent(f"run {task.name} not started: the time budget is spent")
     done.unlink(missing_ok=True)  # another definition's record, or one scored on other images
@@ -215,12 +214,12 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False) -
     return task.name
 
 
-def run_until_budget(task: Task, folder: str, data: Data) -> str | None:
+def run_until_budget(task: Task, folder: str, data: Data, deadline: float | None) -> str | None:
     """``run_task``, or None when the time budget stopped the run (checkpointed). A value rather than
     ``BudgetSpent``: a Dask worker logs every exception a task raises as a failed computation, a page of
     tracebacks in the terminal for what is a clean stop."""
     try:
-        return run_task(task, folder, data)
+        return run_task(task, folder, data, deadline=deadline)
     except BudgetSpent:
         return None
 
@@ -321,25 +320,28 @@ def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str 
     if fresh:
         clear(tasks, folder)
     todo = [t for t in tasks if not finished(t, folder, data)]
+    # read here and sent with each task: a remote cluster's workers do not share this process's environment
+    deadline = budget_deadline()
     stopped: list[str] = []
     if todo:
         with progress(total=len(tasks), initial=len(tasks) - len(todo), desc=desc) as bar:
             # one task alone runs faster here, on all cores, than on one single-threaded worker
             if scheduler == "serial" or (scheduler == "local" and min(len(todo), workers or default_workers()) == 1):
                 for t in todo:
-                    if run_until_budget(t, str(folder), data) is None:
+                    if run_until_budget(t, str(folder), data, deadline) is None:
                         stopped.append(t.name)
                     else:
                         bar.update(1)
             else:
-                stopped = _run_on_dask(todo, folder, data, scheduler, workers, bar)
+                stopped = _run_on_dask(todo, folder, data, scheduler, workers, bar, deadline)
     if stopped:
         raise BudgetSpent(f"time budget spent: {len(tasks) - len(stopped)} of {len(tasks)} runs of {desc!r} "
                           f"finished, the others checkpointed; run again with --resume to continue")
     return {t.name: load_result(t, folder) for t in tasks}
 
 
-def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, workers: int | None, bar) -> list[str]:
+def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, workers: int | None, bar,
+                 deadline: float | None) -> list[str]:
     """Run ``todo`` on Dask; returns the names of the runs the time budget stopped."""
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -359,7 +361,7 @@ def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, wor
     try:
         # the longest first, so the last worker does not start a long task when the others are done
         order = sorted(todo, key=lambda t: -t.iterations)
-        futures = client.map(run_until_budget, order, folder=str(folder), data=data,
+        futures = client.map(run_until_budget, order, folder=str(folder), data=data, deadline=deadline,
                              key=[f"srlib-{t.name}" for t in order], pure=False)
         stopped = []
         for future in as_completed(futures):  # the others reach the same deadline: they checkpoint too
