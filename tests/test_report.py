@@ -171,6 +171,14 @@ def test_a_killed_task_resumes_from_its_checkpoint(celeba, tmp_path):
     assert np.array_equal(resumed.loss, whole.loss) and np.array_equal(resumed.psnr, whole.psnr)
 
 
+def test_a_table_shows_a_missing_value_as_a_dash_and_keeps_the_number_formats():
+    """One seed has no interval; a notebook shows "–" there, not NaN, and leaves the other columns numbers."""
+    t = pd.DataFrame({"val_psnr": [23.3421, 6.0381], "ci_low": [22.6147, np.nan], "max_loss": [2.1e4, 8.6e13]})
+    shown = ex.readable(t, {"val_psnr": 2, "ci_low": 2})
+    assert shown.ci_low.tolist() == [22.61, "–"] and shown.val_psnr.tolist() == [23.34, 6.04]
+    assert shown.max_loss.dtype == float and np.isnan(t.ci_low[1])  # the table itself is left as it is
+
+
 def test_paired_table_pairs_seeds_and_broadcasts_baselines():
     rng = np.random.default_rng(0)
     a = rng.normal(30, 1, (3, 50))

@@ -76,6 +76,16 @@ def fmt_db(mean: float, low: float, high: float, signed: bool = False) -> str:
     return f"{mean:{sign}.2f} dB [{low:{sign}.2f}, {high:{sign}.2f}]"
 
 
+def readable(table: pd.DataFrame, decimals: int | dict[str, int] = 3) -> pd.DataFrame:
+    """``table`` as a notebook shows it: rounded, and a value that does not exist (no interval from a
+    single seed, no difference where every seed diverged) shown as "–" rather than NaN. The CSV beside
+    it keeps the NaN."""
+    shown = table.round(decimals)
+    for column in shown.columns[shown.isna().any()]:  # only these: an object column loses pandas' number format
+        shown[column] = shown[column].astype(object).where(shown[column].notna(), "–")
+    return shown
+
+
 def data_source(data: str, eval_split: str = "validation", eval_images: int | None = None,
                 val_images: int | None = None) -> Data:
     """A notebook's ``DATA`` parameter ("auto" or a path) as the tasks' data description."""
