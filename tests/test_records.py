@@ -205,7 +205,6 @@ def test_a_budget_stop_on_dask_is_one_clean_line(celeba, tmp_path, monkeypatch, 
     assert "Compute Failed" not in out + err and "Traceback" not in out + err
 
 
-
 @pytest.mark.slow
 def test_a_budget_reaches_the_workers_of_a_cluster_started_elsewhere(celeba, tmp_path, monkeypatch):
     """``--scheduler tcp://...``: workers started before the report, in another environment, never see
@@ -219,6 +218,7 @@ def test_a_budget_reaches_the_workers_of_a_cluster_started_elsewhere(celeba, tmp
         with pytest.raises(BudgetSpent, match="0 of 2 runs"):
             run_tasks(tasks(), tmp_path, data, scheduler=cluster.scheduler_address)
     assert not any(finished(t, tmp_path, data) for t in tasks())
+
 
 def test_a_terminated_report_keeps_its_records(celeba, tmp_path, monkeypatch, capsys):
     """SIGTERM (``kill``, a batch scheduler's time limit) stops ``srlib report`` as Ctrl-C does: one line,
