@@ -88,10 +88,22 @@ def paired(folder: str) -> str:
 
 
 def colours() -> str:
-    """Notebook 03: each set-up's PSNR over seeds."""
+    """Notebook 03: each set-up's PSNR over seeds, with its iterations and optimizer steps per network."""
     t = pd.read_csv(CONCLUSION / "3_colors_network" / "summary.csv")
-    rows = [[r.run, _db(r.psnr_rgb, r.ci_low, r.ci_high), str(int(r.seeds))] for _, r in t.iterrows()]
-    return _table(["set-up", "PSNR RGB, dB [95% interval over seeds]", "seeds"], rows)
+    rows = [[r.run, f"{r.iterations:,}", f"{r.optimizer_steps_per_network:,}", _db(r.psnr_rgb, r.ci_low, r.ci_high),
+             str(int(r.seeds))] for _, r in t.iterrows()]
+    return _table(["set-up", "iterations", "optimizer steps per network", "PSNR RGB, dB [95% interval over seeds]",
+                   "seeds"], rows)
+
+
+def colour_steps() -> str:
+    """Notebook 03: each per-channel set-up against the shared network at equal optimizer steps per network."""
+    t = pd.read_csv(CONCLUSION / "3_colors_network" / "paired_equal_steps.csv")
+    rows = [[f"{r.a}, {r.a_iterations:,} it. minus {r.b}, {r.b_iterations:,} it.",
+             f"{r.a_steps_per_network:,} vs {r.b_steps_per_network:,}",
+             _db(r.a_minus_b_db, r.ci_low, r.ci_high, signed=True), "yes" if r.measurable else "no"]
+            for _, r in t.iterrows()]
+    return _table(["comparison", "optimizer steps per network", "dB, mean [95% interval]", "measurable"], rows)
 
 
 def ablation() -> str:
@@ -164,6 +176,7 @@ CARD_TABLES = {"MODEL_CARD_photo.md": lambda: photo(list(PHOTO_COLUMNS)),
 TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "study's rate": study_rate,
           "hard training": lambda: paired("hard_train"),
           "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
+          "colour networks, equal steps": colour_steps,
           "ablation": ablation}
 
 
