@@ -118,6 +118,19 @@ def test_a_seed_that_diverged_is_left_out_and_said_not_made_a_nan_or_a_tie():
                                everything.measurable) == "n/a (diverged)"
 
 
+def test_validation_spread_measures_the_late_checks_of_every_seed():
+    """Only the checks in the last half count: the early climb is no instability."""
+    def run(seed: int, val: list[float]) -> Result:
+        return Result(Task(f"r{seed}", RECIPES["study"], 8, seed, validate_every=2), np.zeros(2), np.zeros(8), None,
+                      [2, 4, 6, 8], val)
+    t = ex.validation_spread({"steady": [run(0, [5.0, 20.0, 21.0, 22.0]), run(1, [1.0, 20.0, 20.0, 20.0])],
+                              "jumpy": [run(0, [5.0, 20.0, 23.0, 20.0])]})
+    assert (t.loc["steady", "from_iteration"], t.loc["steady", "checks"], t.loc["steady", "seeds"]) == (4, 3, 2)
+    assert t.loc["steady", "std_db_min"] == 0.0 and t.loc["steady", "std_db_max"] == pytest.approx(np.std([20, 21, 22]))
+    assert t.loc["steady", "largest_fall_db_max"] == 0.0 and t.loc["jumpy", "largest_fall_db_max"] == 3.0
+    assert ex.validation_spread({"none": [Result(Task("n", RECIPES["study"], 8, 0), np.zeros(2), np.zeros(8), None)]}).empty
+
+
 def test_colour_set_ups_are_also_compared_at_equal_optimizer_steps_per_network():
     """The shared network takes 3 steps per iteration: 6 iterations of a per-channel network (6 steps each)
     meet the shared network's validation point nearest 6 steps, iteration 2, not its last one."""

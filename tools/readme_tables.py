@@ -106,6 +106,14 @@ def colour_steps() -> str:
     return _table(["comparison", "optimizer steps per network", "dB, mean [95% interval]", "measurable"], rows)
 
 
+def colour_spread() -> str:
+    """Notebook 03: how steadily each set-up trains over the second half of its runs (range over seeds)."""
+    t = pd.read_csv(CONCLUSION / "3_colors_network" / "validation_spread.csv")
+    rows = [[r.run, f"{r.std_db_min:.2f}-{r.std_db_max:.2f}", f"{r.largest_fall_db_min:.2f}-{r.largest_fall_db_max:.2f}"]
+            for _, r in t.iterrows()]
+    return _table(["set-up", "std of validation PSNR, dB", "largest fall between two checks, dB"], rows)
+
+
 def ablation() -> str:
     """Notebook 04: each step at both lengths, with its paired gain over the step before."""
     t = pd.read_csv(CONCLUSION / "beyond_the_study" / "ablation.csv")
@@ -176,7 +184,7 @@ CARD_TABLES = {"MODEL_CARD_photo.md": lambda: photo(list(PHOTO_COLUMNS)),
 TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "study's rate": study_rate,
           "hard training": lambda: paired("hard_train"),
           "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
-          "colour networks, equal steps": colour_steps,
+          "colour networks, equal steps": colour_steps, "colour networks, steadiness": colour_spread,
           "ablation": ablation}
 
 

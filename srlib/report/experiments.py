@@ -581,6 +581,27 @@ def at_equal_steps(runs: dict[str, list[Result]], reference: str = "shared netwo
     return pd.DataFrame(rows)
 
 
+def validation_spread(runs: dict[str, list[Result]], late: float = 0.5) -> pd.DataFrame:
+    """How steady each set-up's training is: per group of runs (one per seed), over the validation
+    checks in the last ``late`` share of the iterations, the standard deviation of the validation PSNR
+    and its largest fall from one check to the next (0 when it never fell), as the range over the seeds.
+    A run whose score jumps by whole dB from check to check has a final score that depends on where it
+    stopped. Empty without validation curves."""
+    rows = []
+    for label, rs in runs.items():
+        start = (1 - late) * rs[0].task.iterations
+        tails = [v[it >= start] for it, v in ((np.array(r.val_iteration), np.array(r.val_psnr)) for r in rs)]
+        tails = [t for t in tails if len(t) >= 2]
+        if not tails:
+            continue
+        spread = [float(np.std(t)) for t in tails]
+        fall = [max(0.0, float(np.max(t[:-1] - t[1:]))) for t in tails]
+        rows.append({"run": label, "from_iteration": int(np.ceil(start)), "checks": len(tails[0]), "seeds": len(tails),
+                     "std_db_min": min(spread), "std_db_max": max(spread),
+                     "largest_fall_db_min": min(fall), "largest_fall_db_max": max(fall)})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
 # -- 04: what each change of the improved recipe is worth -------------------------------------------
 #: The improved recipe's changes to the study's, each a step of its own (the learning rate apart from
 #: the schedule that comes with it).
