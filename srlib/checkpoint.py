@@ -13,6 +13,7 @@ import lzma
 import os
 import re
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -139,12 +140,13 @@ def _read_member(zf: zipfile.ZipFile, name: str, check) -> np.ndarray:
     _check_member(info)
     with zf.open(info) as f:
         version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
             raise ValueError(f"{name}: unsupported .npy version {version}")
+        try:
+            shape, fortran, dtype = readers[version](f)
+        except tokenize.TokenError:  # numpy re-reads a header it cannot parse as Python 2 source
+            raise ValueError(f"{name}: its .npy header is not readable") from None
         if dtype.hasobject or not dtype.isnative or dtype.names is not None or dtype.subdtype is not None or (
                 dtype.kind not in "fiub" or dtype.itemsize > 8) and not (dtype.kind == "U" and name == "meta_json.npy"):
             raise ValueError(f"{name}: dtype {dtype} is not a plain number array")

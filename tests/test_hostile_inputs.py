@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import subprocess
 import sys
 import zipfile
@@ -85,8 +86,12 @@ def size_bombs(tmp_path: Path, good: Path) -> dict[str, Path]:
     huge_header["shape"] = (10 ** 13,)
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, huge_header)
+    cut = b"{'descr': '<f4', 'fortran_order': False, 'shape': (32, "  # numpy's fallback parser raises TokenError
+    cut += b" " * (63 - (10 + len(cut)) % 64) + b"\n"
     config = json.loads(str(np.load(io.BytesIO(m["meta_json.npy"]))))["config"]
     cases = {
+        "npy header cut inside its dict": {**m, "weight/0/conv1.weight.npy": b"\x93NUMPY\x01\x00"
+                                           + struct.pack("<H", len(cut)) + cut},
         "network index 99,999,999": {**m, "weight/99999999/conv1.weight.npy": w},
         "npy header of 1e13 values": {**m, "weight/0/conv1.weight.npy": buf.getvalue()},
         "20001x20001 kernel": with_meta(m, config={**config, "kernels": [20001, 3, 3, 3]}),
