@@ -55,6 +55,19 @@ def test_interval_plots_levels_as_points_differences_as_bars_legend_clear_of_the
     assert len(plots.interval_bars(differences, "differences", "dB").axes[0].patches) == 4  # bars from 0
 
 
+def test_reference_lines_each_look_different_and_the_legend_hides_no_curve():
+    levels = {"bicubic": 28.0, "shipped": 29.7, "2022": 29.1, "2022, longer": 29.4, "other": 27.0, "sixth": 26.0}
+    fig = plots.psnr_curves({"run": ([1, 2, 3], [27.0, 28.0, 29.0])}, "title", levels=levels)
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_label() != "run"]
+    # get_linestyle() names every custom pattern "--"; the dash pattern itself is what a reader sees
+    assert len({repr(line._dash_pattern) for line in lines}) == len(lines) == len(levels)
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 > ax.get_window_extent().x1
+    with pytest.raises(ValueError, match="at most 6 reference lines"):
+        plots.psnr_curves({}, "title", levels={**levels, "seventh": 25.0})
+
+
 def test_sample_grid_stays_narrow_however_many_methods():
     rng = np.random.default_rng(0)
     lr = [rng.integers(0, 256, (44, 44, 3), dtype=np.uint8) for _ in range(2)]

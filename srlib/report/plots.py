@@ -21,20 +21,34 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
     return fig
 
 
+# Six dash patterns a reader can tell apart, so no two reference lines of a figure look the same.
+_REFERENCE_STYLES = ["--", ":", "-.", (0, (8, 2, 1, 2, 1, 2)), (0, (1, 4)), (0, (12, 4))]
+
+
 def _reference_lines(ax, levels: dict[str, float] | None) -> None:
     """Fixed methods (bicubic, the 2022 model, ...) as grey horizontal lines at their PSNR."""
-    for (name, level), style in zip((levels or {}).items(), ["--", ":", "-."] * 3):
+    if len(levels or {}) > len(_REFERENCE_STYLES):
+        raise ValueError(f"at most {len(_REFERENCE_STYLES)} reference lines, got {len(levels or {})}")
+    for (name, level), style in zip((levels or {}).items(), _REFERENCE_STYLES):
         ax.axhline(level, color="grey", ls=style, label=f"{name} ({level:.2f} dB)")
 
 
-def _labelled(ax, xlabel: str, ylabel: str, title: str) -> Figure:
-    """Axis labels, title, a light grid and the legend; returns the axes' figure."""
+def _labelled(ax, xlabel: str, ylabel: str, title: str, legend_outside: bool = False) -> Figure:
+    """Axis labels, title, a light grid and the legend (``legend_outside``: right of the axes, where it
+    hides no data); returns the axes' figure."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax, legend_outside)
     return ax.figure
+
+
+def _legend(ax, outside: bool) -> None:
+    if outside:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8)
 
 
 def smooth(values, window: int) -> np.ndarray:
@@ -89,7 +103,7 @@ def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, pa
     if log_x:
         ax.set_xscale("log")
     return _save(_labelled(ax, x_label + (", log scale" if log_x else ""),
-                           "validation PSNR, RGB (dB)", title), path)
+                           "validation PSNR, RGB (dB)", title, legend_outside=True), path)
 
 
 def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float | None = None) -> Figure:
@@ -184,7 +198,7 @@ def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    _legend(ax, outside=True)
     if as_levels:  # PSNR levels: start the axis near the data, not at 0 dB
         span = values.max() - values.min()
         ax.set_ylim(values.min() - 0.3 * span - 0.1, values.max() + 0.15 * span + 0.1)
