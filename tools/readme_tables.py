@@ -114,9 +114,24 @@ def colour_spread() -> str:
     return _table(["set-up", "std of validation PSNR, dB", "largest fall between two checks, dB"], rows)
 
 
-def ablation() -> str:
-    """Notebook 04: each step at both lengths, with its paired gain over the step before."""
-    t = pd.read_csv(CONCLUSION / "beyond_the_study" / "ablation.csv")
+def leave_one_out() -> str:
+    """Notebook 04: what each change is worth with all the others in place, per run length, with its
+    interval over seeds and each seed's own paired difference."""
+    t = pd.read_csv(CONCLUSION / "beyond_the_study" / "leave_one_out.csv")
+    lengths = {n: int(g.seeds.iloc[0]) for n, g in t.groupby("iterations", sort=False)}
+    header = ["change left out"] + [h for n, s in lengths.items() for h in (f"worth, {n:,} it. x {s} seeds", "per seed")]
+    by = t.set_index(["change", "iterations"])
+    rows = [[change] + [cell for n in lengths for cell in
+                        (["", ""] if (change, n) not in by.index else
+                         [_db(*by.loc[(change, n), ["worth_db", "ci_low", "ci_high"]], signed=True),
+                          by.loc[(change, n), "per_seed_db"]])]
+            for change in dict.fromkeys(t.change)]
+    return _table(header, rows)
+
+
+def ladder() -> str:
+    """Notebook 04: the build-up ladder, each step at every length, with its paired gain over the step before."""
+    t = pd.read_csv(CONCLUSION / "beyond_the_study" / "ladder.csv")
     lengths = list(dict.fromkeys(t.iterations))
     header = ["step"] + [h for n in lengths for h in (f"PSNR, {n:,} it.", f"gain, {n:,} it.")]
     rows = []
@@ -185,7 +200,7 @@ TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "s
           "hard training": lambda: paired("hard_train"),
           "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
           "colour networks, equal steps": colour_steps, "colour networks, steadiness": colour_spread,
-          "ablation": ablation}
+          "leave one out": leave_one_out, "ladder": ladder}
 
 
 if __name__ == "__main__":
