@@ -78,8 +78,16 @@ def test_sample_grid_stays_narrow_however_many_methods():
 
     few, many = grid(2), grid(9)
     assert many.get_figwidth() == few.get_figwidth() < 8  # shown at full size in a notebook: labels readable
-    titles = [ax.get_title() for ax in few.axes]
+    titles = [ax.get_title().replace("\u00a0", " ") for ax in few.axes]
     assert "method 0: 30.00 dB" in titles and "method 0" in titles  # a NaN score is left out, not printed
+
+    long = "2022 model, trained longer (many_adam)"
+    fig = plots.comparison_grid(lr, {long: [rng.integers(0, 256, (176, 176, 3), dtype=np.uint8) for _ in lr]},
+                                "title", psnrs={long: [29.06, 29.44]})
+    fig.canvas.draw()
+    left, right = (ax.title.get_window_extent() for ax in fig.axes[2:4])
+    assert left.x1 < right.x0  # side by side, the two titles do not run into each other
+    assert fig.axes[2].get_title().endswith("\n(many_adam): 29.06\u00a0dB")  # the score stays with its unit
 
 
 def test_gain_histogram_counts_images_in_whole_numbers():

@@ -5,6 +5,7 @@ outputs without saying it is 4x smaller. Here LR is drawn at its true size.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -280,7 +281,9 @@ def comparison_grid(lr: list[np.ndarray], columns: dict[str, list[np.ndarray]], 
             ax = axes[r, c]
             ax.imshow(columns[name][c][..., ::-1], interpolation="nearest")
             score = psnrs[name][c] if psnrs and name in psnrs else float("nan")
-            ax.set_title(f"{name}: {score:.2f} dB" if np.isfinite(score) else name, fontsize=9)
+            # 34 characters fit a panel; longer labels wrap, never between a score and its unit (a no-break space)
+            label = f"{name}: {score:.2f}\u00a0dB" if np.isfinite(score) else name
+            ax.set_title(textwrap.fill(label, 34), fontsize=9)
             ax.axis("off")
     fig.suptitle(title)
     return _save(fig, path)
