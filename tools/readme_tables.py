@@ -114,35 +114,32 @@ def colour_spread() -> str:
     return _table(["set-up", "std of validation PSNR, dB", "largest fall between two checks, dB"], rows)
 
 
+def _per_length(t: pd.DataFrame, label: str, cells) -> list[list[str]]:
+    """One row per value of column ``label`` (in the CSV's order) and, per run length (``iterations``, in
+    the CSV's order), the cells ``cells(row)`` gives, or two empty ones where that length was not run."""
+    by = t.set_index([label, "iterations"])
+    lengths = list(dict.fromkeys(t.iterations))
+    return [[name] + [c for n in lengths for c in (cells(by.loc[(name, n)]) if (name, n) in by.index else ["", ""])]
+            for name in dict.fromkeys(t[label])]
+
+
 def leave_one_out() -> str:
     """Notebook 04: what each change is worth with all the others in place, per run length, with its
     interval over seeds and each seed's own paired difference."""
     t = pd.read_csv(CONCLUSION / "beyond_the_study" / "leave_one_out.csv")
-    lengths = {n: int(g.seeds.iloc[0]) for n, g in t.groupby("iterations", sort=False)}
-    header = ["change left out"] + [h for n, s in lengths.items() for h in (f"worth, {n:,} it. x {s} seeds", "per seed")]
-    by = t.set_index(["change", "iterations"])
-    rows = [[change] + [cell for n in lengths for cell in
-                        (["", ""] if (change, n) not in by.index else
-                         [_db(*by.loc[(change, n), ["worth_db", "ci_low", "ci_high"]], signed=True),
-                          by.loc[(change, n), "per_seed_db"]])]
-            for change in dict.fromkeys(t.change)]
-    return _table(header, rows)
+    seeds = {n: int(g.seeds.iloc[0]) for n, g in t.groupby("iterations", sort=False)}
+    header = ["change left out"] + [h for n, s in seeds.items() for h in (f"worth, {n:,} it. x {s} seeds", "per seed")]
+    return _table(header, _per_length(t, "change", lambda r: [_db(r.worth_db, r.ci_low, r.ci_high, signed=True),
+                                                               r.per_seed_db]))
 
 
 def ladder() -> str:
     """Notebook 04: the build-up ladder, each step at every length, with its paired gain over the step before."""
     t = pd.read_csv(CONCLUSION / "beyond_the_study" / "ladder.csv")
-    lengths = list(dict.fromkeys(t.iterations))
-    header = ["step"] + [h for n in lengths for h in (f"PSNR, {n:,} it.", f"gain, {n:,} it.")]
-    rows = []
-    for step in dict.fromkeys(t.step):
-        row = [step]
-        for n in lengths:
-            r = t[(t.iterations == n) & (t.step == step)].iloc[0]
-            row += [_db(r.psnr_rgb, r.ci_low, r.ci_high),
-                    "" if pd.isna(r.gain_db) else _db(r.gain_db, r.gain_low, r.gain_high, signed=True)]
-        rows.append(row)
-    return _table(header, rows)
+    header = ["step"] + [h for n in dict.fromkeys(t.iterations) for h in (f"PSNR, {n:,} it.", f"gain, {n:,} it.")]
+    return _table(header, _per_length(t, "step", lambda r: [
+        _db(r.psnr_rgb, r.ci_low, r.ci_high),
+        "" if pd.isna(r.gain_db) else _db(r.gain_db, r.gain_low, r.gain_high, signed=True)]))
 
 
 #: The photo benchmark's methods, as the photo model card shows them, in this order (the README: ``PHOTO_BRIEF``).
