@@ -6,12 +6,15 @@ The graph takes what ``SRModel.predict`` takes and gives what it gives, in NCHW:
   image's JPEG quality (0: never compressed);
 - output ``output``: float32 (N, 3, 4H, 4W) on 0..255, unrounded and unclipped, as ``predict``: round
   and clip it to save it.
-Inside: the input over 255, the network's layers as ONNX operators (Conv, Relu, Mul and Add for
-``JpegShift``, DepthToSpace in PyTorch's channel order for PixelShuffle), the output scale, and, for a
-residual model, the bicubic base of the model's sampling grid. That base is written as a convolution
-(each of the 4 x 4 output phases a 4x4 kernel of cubic weights, a = -0.75 as OpenCV's) over the input
-padded by repeating its edge pixels, so it is exactly OpenCV's ``resize`` (centre grid) or
-``warpAffine`` (study grid) bicubic, borders included, with nothing but Pad, Conv and DepthToSpace.
+Inside: the input over 255, the network's layers as ONNX operators (Conv, Relu; a ``JpegShift`` folded
+into the convolution before it), the output scale, and, for a residual model, the bicubic base of the
+model's sampling grid, all as sub-pixel phases at the input's resolution, then one DepthToSpace in
+PyTorch's channel order (PixelShuffle). The base is a grouped convolution (each of the 4 x 4 output
+phases a 4x4 kernel of cubic weights, a = -0.75 as OpenCV's) over the input padded by repeating its
+edge pixels, so it is exactly OpenCV's ``resize`` (centre grid) or ``warpAffine`` (study grid)
+bicubic, borders included. Only plain operators with explicit attributes and no broadcasting between
+computed tensors, so OpenCV's dnn runs the graph too: tested with OpenCV 4.12 to 5.1
+(``tests/test_onnx.py``; ``.ci/run`` repeats it for each version in ``.ci/opencv-versions``).
 
 Needs the optional ``onnx`` package (``pip install 'srlib[onnx]'``).
 """
@@ -64,36 +67,63 @@ def to_onnx(model: SRModel):
     except ImportError:
         raise SrlibError("exporting to ONNX needs the onnx package: pip install 'srlib[onnx]' (or onnx)") from None
 
-    nodes, inits = [], []
+    nodes: list = []
+    inits: list = []
     jpeg_aware = model.nets[0].config.jpeg_aware
 
     def const(name: str, value) -> str:
-        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        if name not in {i.name for i in inits}:  # a network run on each channel shares its weights
+            inits.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
     def node(op: str, inputs: list[str], output: str, **attrs) -> str:
         nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
-    def network(prefix: str, net: SRNet, x: str, strength: str | None) -> str:
-        for i, layer in enumerate(net.layers):
+    def conv(inputs: list[str], output: str, kernel: np.ndarray, **attrs) -> str:
+        # kernel_shape spelled out: OpenCV 4.12 and older refuse a Conv without it
+        return node("Conv", inputs, output, kernel_shape=list(kernel.shape[-2:]), **attrs)
+
+    def network(prefix: str, net: SRNet, x: str, strength: str | None, weights: str) -> str:
+        """``net``'s layers over ``x`` (N, C, h, w). A JpegShift (strength[n] * v added to the preceding
+        convolution's output) is folded into that convolution as one more input channel, the strength map
+        (N, 1, h, w), whose kernel holds v at its centre tap and 0 elsewhere: the centre tap never falls on
+        padding, so the sum is the same, and the graph needs no broadcasting Add after a Conv, which
+        OpenCV's dnn refuses (4.x: broadcast shapes; 5.1: a residual added after a convolution).
+        ``prefix`` names the nodes, ``weights`` the network's initializers. The final PixelShuffle is left
+        to the caller: the output is the (N, C * 16, h, w) sub-pixel phases, channel c's phases at 16c..16c+15."""
+        *layers, last = net.layers
+        if not (isinstance(last, PixelShuffle) and last.r == SCALE):
+            raise SrlibError(f"ONNX export: a network must end in a x{SCALE} PixelShuffle, not {type(last).__name__}")
+        strength_map: str | None = None
+        for i, layer in enumerate(layers):
             out = f"{prefix}l{i}"
             if isinstance(layer, Conv2d):
                 w = layer.weight.value.astype(np.float32)
-                ins = [x, const(f"{prefix}{layer.weight.name}", w)]
+                ins = [x]
+                shift = layers[i + 1] if i + 1 < len(layers) else None
+                if isinstance(shift, JpegShift):
+                    if strength is None:
+                        raise SrlibError("ONNX export: a JpegShift layer in a network that is not jpeg_aware")
+                    if strength_map is None:  # ones of x's size (a convolution of zeros plus a bias of 1) x strength
+                        zeros = np.zeros((1, net.config.image_channels, 1, 1), np.float32)
+                        ones = conv([x, const("ones_w", zeros), const("ones_b", np.ones(1, np.float32))],
+                                    f"{prefix}ones", zeros)
+                        strength_map = node("Mul", [ones, strength], f"{prefix}strength_map")
+                    extra = np.zeros((w.shape[0], 1, *w.shape[2:]), np.float32)
+                    extra[:, 0, w.shape[2] // 2, w.shape[3] // 2] = shift.v.value
+                    w = np.concatenate([w, extra], axis=1)
+                    ins = [node("Concat", [x, strength_map], f"{out}_with_strength", axis=1)]
+                ins.append(const(f"{weights}{layer.weight.name}", w))
                 if layer.bias is not None:
-                    ins.append(const(f"{prefix}{layer.bias.name}", layer.bias.value.astype(np.float32)))
+                    ins.append(const(f"{weights}{layer.bias.name}", layer.bias.value.astype(np.float32)))
                 p = w.shape[-1] // 2
-                x = node("Conv", ins, out, pads=[p, p, p, p])
-            elif isinstance(layer, JpegShift):
-                if strength is None:
-                    raise SrlibError("ONNX export: a JpegShift layer in a network that is not jpeg_aware")
-                v = const(f"{prefix}{layer.v.name}", layer.v.value.astype(np.float32).reshape(1, -1, 1, 1))
-                x = node("Add", [x, node("Mul", [strength, v], f"{out}_shift")], out)
+                x = conv(ins, out, w, pads=[p, p, p, p])
+            elif isinstance(layer, JpegShift):  # folded into the convolution before it
+                if i == 0 or not isinstance(layers[i - 1], Conv2d):
+                    raise SrlibError("ONNX export: a JpegShift layer must follow a convolution")
             elif isinstance(layer, ReLU):
                 x = node("Relu", [x], out)
-            elif isinstance(layer, PixelShuffle):
-                x = node("DepthToSpace", [x], out, blocksize=layer.r, mode="CRD")
             else:
                 raise SrlibError(f"ONNX export does not know the layer {type(layer).__name__}")
         return x
@@ -101,33 +131,30 @@ def to_onnx(model: SRModel):
     image = "image"
     x = node("Div", [image, const("c255", np.float32(255.0))], "x")
     strength = None
-    if jpeg_aware:  # (N,) -> (N, 1, 1, 1), broadcast over channels and pixels
+    if jpeg_aware:  # (N,) -> (N, 1, 1, 1), broadcast over the strength map's pixels
         strength = node("Reshape", ["jpeg_strength", const("s_shape", np.array([-1, 1, 1, 1], np.int64))], "s")
+    # Everything up to the output stays at the input's resolution as sub-pixel phases (N, 48, h, w): the
+    # networks' and the bicubic base's phases are added there, and one DepthToSpace (CRD, PyTorch's
+    # PixelShuffle order) makes the image. OpenCV 4.x refuses an Add of two upscaled branches.
     if model.sees_colour:
-        y = network("", model.nets[0], x, strength)
-    elif len(model.nets) == 1:  # one network for each channel of each image: (N, 3) images of one channel
-        xs = node("Reshape", [x, const("one_channel", np.array([-1, 1, 0, 0], np.int64))], "x_channels")
-        s3 = None
-        if strength is not None:
-            s3 = node("Reshape", [node("Expand", [strength, const("by3", np.array([1, 3, 1, 1], np.int64))], "s_by3"),
-                                  const("s3_shape", np.array([-1, 1, 1, 1], np.int64))], "s3")
-        ys = network("", model.nets[0], xs, s3)
-        y = node("Reshape", [ys, const("three_channels", np.array([-1, 3, 0, 0], np.int64))], "y_channels")
-    else:  # three networks, B, G, R
+        y = network("", model.nets[0], x, strength, "")
+    else:  # B, G and R each through one network (shared: the same weights under one name) or its own
         parts = [f"x_c{c}" for c in range(3)]
         nodes.append(helper.make_node("Split", [x], parts, name="split", axis=1))
-        y = node("Concat", [network(f"net{c}_", net, parts[c], strength) for c, net in enumerate(model.nets)],
-                 "y_concat", axis=1)
+        shared = len(model.nets) == 1
+        y = node("Concat", [network(f"c{c}_", model.nets[0 if shared else c], parts[c], strength,
+                                    "" if shared else f"net{c}_") for c in range(3)], "y_concat", axis=1)
     y = node("Mul", [y, const("output_scale", np.float32(model.output_scale))], "y_scaled")
     if model.residual:
+        # a grouped convolution, one group per colour channel: channel c's 16 phases are output
+        # channels 16c..16c+15, as the networks' are
         kernels, pad = bicubic_kernels(model.grid)
-        per_channel = node("Reshape", [image, const("bic_in", np.array([-1, 1, 0, 0], np.int64))], "bic_channels")
-        padded = node("Pad", [per_channel, const("bic_pads", np.array([0, 0, pad, pad, 0, 0, pad, pad], np.int64))],
+        padded = node("Pad", [image, const("bic_pads", np.array([0, 0, pad, pad, 0, 0, pad, pad], np.int64))],
                       "bic_padded", mode="edge")
-        phases = node("Conv", [padded, const("bic_w", kernels)], "bic_phases")  # 5x5 over a 2-pixel pad: H x W
-        base = node("DepthToSpace", [phases], "bic_hr", blocksize=SCALE, mode="CRD")
-        base = node("Reshape", [base, const("bic_out", np.array([-1, 3, 0, 0], np.int64))], "bicubic")
+        kernels3 = np.concatenate([kernels] * 3)
+        base = conv([padded, const("bic_w", kernels3)], "bicubic_phases", kernels3, group=3)
         y = node("Add", [y, base], "y_residual")
+    y = node("DepthToSpace", [y], "y_image", blocksize=SCALE, mode="CRD")
     node("Identity", [y], "output")
     inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])]
     if jpeg_aware:
