@@ -150,7 +150,8 @@ def cmd_upscale(args) -> None:
 
     if args.model and args.weights:
         raise SrlibError("give --model (a shipped model) or --weights (a checkpoint), not both")
-    model = load_model(args.weights, args.model or ("study" if args.grid == "study" else "photo"))
+    shipped = args.model or ("study" if args.grid == "study" else "photo")
+    model = load_model(args.weights, shipped)
     if args.grid and model.grid != args.grid:
         raise SrlibError(f"{args.weights or f'the shipped {args.model} model'} was trained for the {model.grid} grid, "
                          f"not the {args.grid} grid; leave --weights and --model out to use the shipped model for "
@@ -177,7 +178,7 @@ def cmd_upscale(args) -> None:
         write_png(target, hr, None if alpha is None else upscale_alpha(alpha, model.grid))
         print_path(target)
         if compare:
-            name = f"{'photo' if model.grid == 'centre' else 'study'} model" if args.weights is None else Path(args.weights).stem
+            name = f"{shipped} model" if args.weights is None else Path(args.weights).stem
             write_png(compare[0], comparison(img, hr if hr.ndim == 3 else cv2.cvtColor(hr, cv2.COLOR_GRAY2BGR),
                                              model.grid, name))
             print_path(compare[0])
@@ -251,8 +252,41 @@ def cmd_photo_benchmark(args) -> None:
     print(f"wrote {tables[0]} and {tables[1]}")
 
 
+def cmd_benchmark(args) -> None:
+    import pandas as pd
+
+    from .display import progress
+    from .evaluation.benchmark import Upscaler, bicubic, one_image, run_benchmark, set_images, summarize
+    from .files import check_new_file, check_writable_folder
+
+    out = check_writable_folder(args.out)
+    tables = [check_new_file(out / f"benchmark_{kind}.csv", args.force, "--out") for kind in ("scores", "summary")]
+    sets = {Path(folder).name: folder for folder in args.sets}
+    if len(sets) != len(args.sets):
+        raise SrlibError("two test sets share a folder name; give each set once")
+    models = {f"srlib {name}": load_model(None, name) for name in args.models}
+    models = add_named_models(models, args.weights, "--weights")
+    methods: dict[str, Upscaler] = {"bicubic": bicubic, **{name: m.upscale for name, m in models.items()}}
+    if args.opencv_models:
+        from .evaluation.evaluate import opencv_methods
+
+        methods.update({name: one_image(f) for name, f in opencv_methods(args.opencv_models).items()})
+    total = sum(len(set_images(folder)) for folder in sets.values())
+    with progress(total=total, desc="benchmark", unit="image") as bar:
+        scores = run_benchmark(sets, methods, progress=lambda: bar.update(1))
+    summary = summarize(scores)
+    write_csv(tables[0], scores, index=False)
+    write_csv(tables[1], summary, index=False)
+    with pd.option_context("display.width", 200, "display.precision", 3, "display.max_rows", 200):
+        print("x4, the papers' protocol: LR by MATLAB's bicubic imresize; PSNR and SSIM on Y, 4-pixel border; "
+              "the difference to bicubic on the same images with a 95% bootstrap interval")
+        print(summary.drop(columns=["source"]).to_string(index=False, na_rep=""))
+    print(f"wrote {tables[0]} and {tables[1]}")
+
+
 def cmd_train(args) -> None:
     from .data.celeba import CelebA, ImageSet, evaluation_subset, load_pairs
+    from .data.folders import PATCH, PhotoPatches, split_photos, validation_pairs
     from .files import check_new_file, check_writable_folder
     from .nn.parallel import threads
     from .paths import resolve_data_dir
@@ -264,9 +298,16 @@ def cmd_train(args) -> None:
             raise SrlibError(f"{out} exists; pass --resume to continue that run, or choose another --out")
         check_new_file(out, False, "--out")
     check_writable_folder(out.parent, "--out")
-    data = CelebA.open(resolve_data_dir(args.data))
-    train = ImageSet(data.split("train"))
-    val = load_pairs(evaluation_subset(data.split("validation"), VALIDATION_IMAGES), desc="loading validation")
+    train: ImageSet | PhotoPatches
+    if args.photos:
+        train = PhotoPatches(split_photos(args.photos, "train"))
+        val = validation_pairs(split_photos(args.photos, "validation"))
+        print(f"{', '.join(args.photos)}: {len(train)} training photos, {len(val)} validation photos "
+              f"(their centre {PATCH}x{PATCH})")
+    else:
+        data = CelebA.open(resolve_data_dir(args.data))
+        train = ImageSet(data.split("train"))
+        val = load_pairs(evaluation_subset(data.split("validation"), VALIDATION_IMAGES), desc="loading validation")
     if out.exists():
         trainer = Trainer.resume(out, train, val)
         print(f"resuming {out} at iteration {trainer.iteration} of {trainer.total}")
@@ -488,6 +529,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace the CSV files of an earlier run there")
     s.set_defaults(func=cmd_photo_benchmark)
 
+    s = sub.add_parser("benchmark", help="score bicubic and srlib's models on the field's x4 test sets as the "
+                                         "papers do, beside their published numbers")
+    s.add_argument("sets", nargs="+", metavar="SET_DIR",
+                   help="a test set's folder of HR images (Set5, Set14, BSD68, ...; a folder named like a published "
+                        "set is shown beside that set's published rows)")
+    s.add_argument("--models", nargs="*", default=["photo", "fast"], choices=["photo", "fast"],
+                   help="the shipped models to score (default: photo fast)")
+    s.add_argument("--weights", action="append", metavar="[NAME=]CKPT", help="another model to score (repeatable)")
+    s.add_argument("--opencv-models", metavar="DIR",
+                   help="also score the x4 models of OpenCV's dnn_superres in DIR; needs opencv-contrib-python-headless 4.x")
+    s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
+    s.add_argument("--force", action="store_true", help="replace the CSV files of an earlier run there")
+    s.set_defaults(func=cmd_benchmark)
+
     s = sub.add_parser("train", help="train a model with a named recipe (seeded, resumable)")
     s.add_argument("--recipe", default="improved", choices=list(RECIPES),
                    help="study: the study's; improved: the report's shipped model; photo: the photo model's on area "
@@ -501,7 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=learning_rate, metavar="RATE",
                    help="the recipe's learning rate replaced (e.g. a quarter of it to fine-tune); part of the run: "
                         "--resume keeps the checkpoint's")
-    s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
+    data = s.add_mutually_exclusive_group()
+    data.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
+    data.add_argument("--photos", nargs="+", metavar="DIR",
+                      help="train on random patches of the photos in these folders instead (a photo recipe; 10%% of "
+                           "the photos, chosen by name, are the validation split: srlib.data.folders)")
     s.add_argument("--iterations", type=count(1, MAX_ITERATION), default=12000, metavar="N",
                    help="iterations of 10 images x 3 channels")
     s.add_argument("--out", required=True, metavar="CKPT", help="checkpoint written during and after training")

@@ -27,6 +27,7 @@ from .checkpoint import MAX_ITERATION, Checkpoint, check_shards, load_checkpoint
 from .data import photo
 from .data.celeba import ImageSet, Pairs
 from .data.degrade import blur_decimate
+from .data.folders import PhotoPatches
 from .display import progress as progress_bar
 from .errors import SrlibError
 from .evaluation.metrics import mean_psnr
@@ -262,21 +263,23 @@ class History:
         return cls(*(list(np.asarray(d.get(k, [])).tolist()) for k in ("loss", "val_iteration", "val_psnr")))
 
 
-def draw_batch(recipe: Recipe, train: Pairs | ImageSet, rng: np.random.Generator
+def draw_batch(recipe: Recipe, train: Pairs | ImageSet | PhotoPatches, rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One iteration's images, drawn with replacement: uint8 LR (n, 44, 44, 3) and HR (n, 176, 176, 3),
     flipped and degraded as ``recipe`` says, and each LR's JPEG strength (n,) (``photo.jpeg_strength``:
-    0 where it was not compressed)."""
+    0 where it was not compressed). From photo folders (``PhotoPatches``) each HR is a random patch."""
     idx = rng.integers(0, len(train), size=recipe.images)
-    lr, hr = train.take(idx)
     draw = photo.TRAINING[recipe.degradation].draw
-    study = draw is None
+    if isinstance(train, PhotoPatches):  # a photo recipe (Trainer checks): the LR is drawn below
+        lr, hr = None, train.crops(idx, rng)
+    else:
+        lr, hr = train.take(idx)
     if recipe.flips:
         flip = rng.random(len(idx)) < 0.5
         if flip.any():
             hr = hr.copy()
             hr[flip] = hr[flip][:, :, ::-1]
-            if study:
+            if draw is None and lr is not None:  # the study's LR, made again from the flipped HR
                 lr = lr.copy()
                 lr[flip] = np.stack([blur_decimate(h) for h in hr[flip]])
     strength = np.zeros(len(idx))
@@ -284,6 +287,8 @@ def draw_batch(recipe: Recipe, train: Pairs | ImageSet, rng: np.random.Generator
         degraded = [draw(h, rng) for h in hr]
         lr = np.stack([lr_ for lr_, _ in degraded])
         strength = np.array([photo.jpeg_strength(q) for _, q in degraded])
+    if lr is None:
+        raise SrlibError(f"recipe {recipe.name!r} has no degradation to make photo patches' LR with")
     return lr, hr, strength
 
 
@@ -335,7 +340,7 @@ class Trainer:
     they decide how sums are rounded.
     """
 
-    def __init__(self, recipe: Recipe, train: Pairs | ImageSet, total: int, seed: int = 0, per_channel: bool = False,
+    def __init__(self, recipe: Recipe, train: Pairs | ImageSet | PhotoPatches, total: int, seed: int = 0, per_channel: bool = False,
                  shared_optimizer_bug: bool = False, val: Pairs | None = None,
                  conv_paths: str | list[dict[str, str]] | None = None, shards: int | None = None,
                  init_from: str | Path | None = None, **optimizer_overrides: float):
@@ -344,6 +349,9 @@ class Trainer:
         if len(train) == 0:
             raise SrlibError("the train split is empty")
         degradation = photo.TRAINING[recipe.degradation]
+        if isinstance(train, PhotoPatches) and degradation.draw is None:
+            raise SrlibError(f"recipe {recipe.name!r} trains on the study's degradation, which is made from CelebA "
+                             f"faces; train on photo folders with a photo recipe")
         if val is not None and degradation.validation is not None:  # scored on the model's own grid
             val = Pairs(val.paths, np.stack([degradation.validation(h) for h in val.hr]), val.hr)
         self.recipe, self.train, self.val, self.total, self.seed = recipe, train, val, total, seed
@@ -481,7 +489,7 @@ class Trainer:
         return save_checkpoint(path, self.checkpoint())
 
     @classmethod
-    def resume(cls, path: str | Path, train: Pairs | ImageSet, val: Pairs | None = None) -> "Trainer":
+    def resume(cls, path: str | Path, train: Pairs | ImageSet | PhotoPatches, val: Pairs | None = None) -> "Trainer":
         """Rebuild a Trainer exactly as it was when ``path`` was saved: weights, optimizer state (the
         study restarted Adam on resume), iteration, random state, history, shards and convolution paths
         (a checkpoint saved before srlib recorded them was trained with one shard and the fixed rule)."""

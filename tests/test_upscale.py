@@ -88,3 +88,17 @@ def test_a_shipped_model_is_what_its_recipe_trains(name):
     recorded = Recipe.from_dict(load_checkpoint(model_module.SHIPPED[name]).meta["recipe"])
     assert recorded == RECIPES[recorded.name]
     assert recorded.net == SRModel.shipped(name).nets[0].config
+
+
+@pytest.mark.parametrize("options,label", [(["--model", "fast"], "fast model"), ([], "photo model"),
+                                           (["--grid", "study"], "study model")])
+def test_the_compare_panel_names_the_model_that_made_it(tmp_path, monkeypatch, options, label):
+    import cv2
+
+    from srlib import cli
+
+    names = []
+    monkeypatch.setattr(cli, "comparison", lambda lr, result, grid, name: names.append(name) or result)
+    cv2.imwrite(str(tmp_path / "in.png"), smooth_image(np.random.default_rng(0), 16, 20))
+    assert cli.main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--compare", *options]) == 0
+    assert names == [label]
