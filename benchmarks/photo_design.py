@@ -27,7 +27,7 @@ from srlib.data import photo  # noqa: E402
 from srlib.data.celeba import CelebA, evaluation_subset, load_pairs  # noqa: E402
 from srlib.data.degrade import upscale_bicubic_centred  # noqa: E402
 from srlib.evaluation.metrics import psnr_each  # noqa: E402
-from srlib.train import RECIPES  # noqa: E402
+from srlib.recipe import RECIPES  # noqa: E402
 
 PHOTO = RECIPES["photo"]  # its learning rate and schedule; the networks are the candidates below
 

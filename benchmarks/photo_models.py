@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from srlib.model import SRModel  # noqa: E402
-from srlib.train import RECIPES  # noqa: E402
+from srlib.recipe import RECIPES  # noqa: E402
 
 PHOTO = RECIPES["photo"]
 NETS = {

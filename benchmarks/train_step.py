@@ -155,8 +155,7 @@ def inference_worker(method: str, rounds: int, threads: int) -> None:
 def worker(method: str, rounds: int, out: Path, threads: int) -> None:
     weights, x, t = problem()
     if method.startswith("srlib"):
-        from srlib.nn.network import NetConfig, SRNet
-        from srlib.nn.tuning import network_paths
+        from srlib.nn.network import NetConfig, SRNet, network_paths
         from srlib.train import train_step
 
         # As a Trainer does by default: one shard per thread, paths tuned for one shard's share; or, for

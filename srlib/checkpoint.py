@@ -23,10 +23,12 @@ from typing import Any, cast
 
 import numpy as np
 
+from .data.photo import GRIDS
 from .errors import SrlibError
 from .files import atomic_write, open_regular
-from .nn.layers import check_paths
+from .nn.layers import PARAM_NAME, check_paths
 from .nn.network import NetConfig, SRNet
+from .recipe import MAX_ITERATION, Recipe, check_shards
 
 FORMAT = "srlib-checkpoint"
 FORMAT_VERSION = 1
@@ -81,9 +83,6 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> Path:
 MAX_MEMBERS = 256                  # a 3-network Adam checkpoint with history has about 80
 MAX_META_CHARS = 1 << 20           # the metadata JSON (a few kB in practice)
 MAX_HISTORY = 1_000_000            # values per history array (the study's longest run: 43,114 iterations)
-MAX_ITERATION = 100_000_000
-#: the most shards a training step is split into (``train.train_step``)
-MAX_SHARDS = 256
 # The central directory holds 46 bytes and the name of each member (at most about 40 characters here)
 # plus its zip64 extra field.
 MAX_DIRECTORY_BYTES = MAX_MEMBERS * (46 + 128 + 32)
@@ -127,8 +126,8 @@ def _check_member(info: zipfile.ZipInfo) -> None:
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise ValueError(f"{info.filename}: compression method {info.compress_type}, srlib reads stored or "
                          f"deflated members")
-_WEIGHT = re.compile(r"weight/([0-2])/(conv\d+\.(?:weight|bias|jpeg))")
-_OPTIM = re.compile(r"optim/([0-2])/(t|hp\.\w+|\w+\.(conv\d+\.(?:weight|bias|jpeg)))")
+_WEIGHT = re.compile(rf"weight/([0-2])/({PARAM_NAME})")
+_OPTIM = re.compile(rf"optim/([0-2])/(t|hp\.\w+|\w+\.({PARAM_NAME}))")
 _HISTORY = re.compile(r"history/(loss|val_iteration|val_psnr)")
 
 
@@ -186,22 +185,12 @@ def _meta(zf: zipfile.ZipFile) -> dict:
     return meta
 
 
-def check_shards(shards: object) -> int:
-    """``shards`` (``train.train_step``) as a whole number 1..MAX_SHARDS; raises ValueError."""
-    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= MAX_SHARDS:
-        raise ValueError(f"shards must be 1..{MAX_SHARDS}, got {shards!r:.20}")
-    return shards
-
-
 def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | None,
                 rng_state: Mapping[str, Any] | None) -> None:
     """Every field a model or a resumed run reads, typed and ranged here, at load: how outputs are mapped
     (``model``), and for a training checkpoint its recipe (which must name the stored network and
     optimizer), length, seed, learning rate, convolution paths and random state. Raises ValueError or
     TypeError."""
-    from .data.photo import GRIDS
-    from .train import Recipe  # train imports this module
-
     model = meta.get("model", {})
     scale = model.get("output_scale", 1.0) if isinstance(model, dict) else None
     if (not isinstance(model, dict) or not isinstance(model.get("grid", "study"), str)

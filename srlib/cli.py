@@ -188,9 +188,9 @@ def cmd_evaluate(args) -> None:
     import pandas as pd
 
     from .data.celeba import CelebA, ImageSet, evaluation_subset
+    from .data.default import resolve_data_dir
     from .evaluation.evaluate import BASELINES, evaluate, summarize
     from .files import check_new_file, check_writable_folder
-    from .paths import resolve_data_dir
 
     out = check_writable_folder(args.out)
     tables = [check_new_file(out / f"{kind}_{args.split}.csv", args.force, "--out") for kind in ("scores", "summary")]
@@ -214,10 +214,10 @@ def cmd_photo_benchmark(args) -> None:
     import pandas as pd
 
     from .data.celeba import CelebA, ImageSet, evaluation_subset
+    from .data.default import resolve_data_dir
     from .evaluation.evaluate import PHOTO_BASELINES, model_method, opencv_methods, photo_benchmark
     from .files import check_new_file, check_writable_folder
     from .model import SRModel
-    from .paths import resolve_data_dir
 
     out = check_writable_folder(args.out)
     tables = [check_new_file(out / f"photo_{kind}_{args.split}.csv", args.force, "--out")
@@ -286,11 +286,12 @@ def cmd_benchmark(args) -> None:
 
 def cmd_train(args) -> None:
     from .data.celeba import CelebA, ImageSet, evaluation_subset, load_pairs
+    from .data.default import resolve_data_dir
     from .data.folders import PATCH, PhotoPatches, split_photos, validation_pairs
     from .files import check_new_file, check_writable_folder
     from .nn.parallel import threads
-    from .paths import resolve_data_dir
-    from .train import Trainer, get_recipe, stop_requests
+    from .recipe import get_recipe
+    from .train import Trainer, stop_requests
 
     out = Path(args.out)
     if not (args.resume and out.is_file()):
@@ -347,7 +348,7 @@ def cmd_export(args) -> None:
 def cmd_tune(args) -> None:
     from .nn.parallel import threads
     from .nn.tuning import cache_file, machine, tune
-    from .train import RECIPES
+    from .recipe import RECIPES
 
     shapes = list(dict.fromkeys((*shape, recipe.net.dtype) for recipe in RECIPES.values()
                                 for shape in recipe.net.conv_shapes()))
@@ -372,7 +373,7 @@ def terminate_unwinds() -> Iterator[None]:
     thread, as Ctrl-C raises KeyboardInterrupt, instead of ending the process where it stands: a report
     then stores the records of the runs its notebook finished and shuts the notebook's kernel down (the
     kernel runs in a session of its own, which a signal to the report's process group does not reach)."""
-    from .train import Interrupted
+    from .errors import Interrupted
 
     def handler(signum, frame):
         raise Interrupted("terminated (SIGTERM); the finished runs are kept: run again with --resume to continue",
@@ -387,7 +388,8 @@ def terminate_unwinds() -> Iterator[None]:
 
 def cmd_report(args) -> None:
     from .data.celeba import CelebA
-    from .paths import project_root, resolve_data_dir
+    from .data.default import resolve_data_dir
+    from .paths import project_root
     from .report.experiments import study_models
     from .report.runner import dry_run, refresh_stored_outputs, report_folder, run_report
     from .report.sweep import check_scheduler
@@ -455,7 +457,7 @@ def count(minimum: int, maximum: int | None = None, why: str = ""):
 
 def learning_rate(text: str) -> float:
     """argparse type: a learning rate a recipe accepts (``train.Recipe``; usage error, exit 2, otherwise)."""
-    from .train import RANGES, Recipe
+    from .recipe import RANGES, Recipe
 
     try:
         value = float(text)
@@ -469,11 +471,10 @@ def learning_rate(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .checkpoint import MAX_ITERATION, MAX_SHARDS
     from .data.photo import GRIDS
     from .model import SHIPPED
+    from .recipe import MAX_ITERATION, MAX_SHARDS, RECIPES
     from .report.runner import PRESETS
-    from .train import RECIPES
 
     p = argparse.ArgumentParser(prog="python -m srlib", description="4x super-resolution with a NumPy sub-pixel CNN.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -639,9 +640,9 @@ def _open_standard_streams() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from .data.celeba import cache_size_mb
+    from .errors import BudgetSpent, Interrupted
     from .nn.parallel import threads
     from .nn.tuning import setting
-    from .train import BudgetSpent, Interrupted
 
     _open_standard_streams()
     args = build_parser().parse_args(argv)

@@ -59,6 +59,7 @@ class _ArrayOnlyUnpickler(pickle._Unpickler):
     counted against ``MAX_ALLOCATED_BYTES``."""
 
     dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
+    stack: list[Any]  # the pickle machine's stack, which pickle._Unpickler sets up in load()
 
     def __init__(self, file: io.BytesIO):
         super().__init__(file)

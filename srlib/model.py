@@ -180,7 +180,7 @@ class SRModel:
     @property
     def halo(self) -> int:
         """LR pixels around a tile that make its output that of one-piece inference (see TILE)."""
-        reach = max(sum(k // 2 for k in net.config.kernels) for net in self.nets)
+        reach = max(sum(layer.reach() for layer in net.layers) for net in self.nets)
         return max(reach, BICUBIC_REACH) + 1
 
     @property

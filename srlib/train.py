@@ -12,164 +12,31 @@ study), recorded as MSE on the 0..255 scale whatever the recipe's target scale.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .checkpoint import MAX_ITERATION, Checkpoint, check_shards, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import photo
 from .data.celeba import ImageSet, Pairs
 from .data.degrade import blur_decimate
 from .data.folders import PhotoPatches
 from .display import progress as progress_bar
-from .errors import SrlibError
+from .errors import BudgetSpent, Interrupted, SrlibError, TrainingDiverged
 from .evaluation.metrics import mean_psnr
 from .model import SRModel
 from .nn.layers import MSELoss
-from .nn.network import NetConfig, SRNet
-from .nn.optimizers import OPTIMIZERS, Optimizer, make_optimizer
+from .nn.network import SRNet, network_paths
+from .nn.optimizers import Optimizer, make_optimizer
 from .nn.parallel import run_shards, single_threaded_blas
 from .nn.shared_adam import SharedAdam
-from .nn.tuning import network_paths
-
-#: what a recipe may ask for (see ``Recipe.__post_init__``)
-MAX_IMAGES = 64  # the study's iteration: 10; a training batch of 64 colour images costs about 2 GB
-DEGRADATIONS = tuple(photo.TRAINING)
-RANGES = {"name": "1..64 characters", "lr": "a number in (0, 10]", "output_scale": "1..255",
-          "images": f"1..{MAX_IMAGES}", "warmup": f"0..{MAX_ITERATION:,}",
-          "degradation": " or ".join(DEGRADATIONS)}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Everything that decides how a model is trained, its network's shape (``net``) included."""
-
-    name: str = "study"
-    net: NetConfig = NetConfig()
-    residual: bool = False          # predict the detail over the phase-aligned bicubic
-    output_scale: float = 1.0       # 1: targets on 0..255 (study); 255: targets on 0..1
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    optimizer_args: tuple[tuple[str, float], ...] = ()
-    images: int = 10                # images per iteration (x 3 channels)
-    stack_channels: bool = False    # one step on 3*images examples instead of one step per channel
-    warmup: int = 0                 # iterations of linear learning-rate warm-up
-    cosine: bool = False            # cosine decay of the learning rate to 0 at the last iteration
-    flips: bool = False             # random horizontal flips (LR re-made from the flipped HR)
-    degradation: str = "study"      # a name in photo.TRAINING: "study" (the study's LR, study grid), "photo", ...
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["optimizer_args"] = dict(self.optimizer_args)
-        return d
-
-    def __post_init__(self):
-        """Every field typed and in range, so a recipe read from a checkpoint cannot train on nonsense."""
-        for f in fields(self):
-            default, value = f.default, getattr(self, f.name)
-            if f.name in ("net", "optimizer_args"):
-                continue
-            kind = (int, float) if isinstance(default, float) else type(default)
-            if not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool):
-                raise TypeError(f"Recipe: {f.name} is {type(value).__name__}, expected {type(default).__name__}")
-        if not isinstance(self.net, NetConfig):
-            raise TypeError(f"Recipe: net is {type(self.net).__name__}, expected NetConfig")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"Recipe: optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        accepted = set(inspect.signature(OPTIMIZERS[self.optimizer]).parameters) - {"params", "lr"}
-        for key, value in self.optimizer_args:
-            if key not in accepted or isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
-                raise ValueError(f"Recipe: optimizer argument {key}={value!r} is not a finite number that "
-                                 f"{self.optimizer} takes ({', '.join(sorted(accepted)) or 'none'})")
-        checks = {"name": 1 <= len(self.name) <= 64, "lr": math.isfinite(self.lr) and 0 < self.lr <= 10,
-                  "output_scale": math.isfinite(self.output_scale) and 1 <= self.output_scale <= 255,
-                  "images": 1 <= self.images <= MAX_IMAGES, "warmup": 0 <= self.warmup <= MAX_ITERATION,
-                  "degradation": self.degradation in DEGRADATIONS}
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"Recipe: {name} {getattr(self, name)!r} is out of range ({RANGES[name]})")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Recipe":
-        """Inverse of ``to_dict``; raises TypeError or ValueError for unknown fields, wrong types or values
-        out of range."""
-        if not isinstance(d, dict):
-            raise TypeError(f"Recipe: expected a mapping, got {type(d).__name__}")
-        d = dict(d)
-        d["net"] = NetConfig.from_dict(d["net"])
-        args = d.get("optimizer_args", {})
-        if not isinstance(args, dict):
-            raise TypeError(f"Recipe: optimizer_args must map names to numbers, got {args!r:.100}")
-        d["optimizer_args"] = tuple(sorted(args.items()))
-        return cls(**d)
-
-    def with_(self, **changes) -> "Recipe":
-        """A copy with some fields changed; ``bias``, ``init``, ``final_relu`` and ``dtype`` go to ``net``."""
-        net_fields = {k: changes.pop(k) for k in list(changes) if k in NetConfig.__dataclass_fields__}
-        net = replace(self.net, **net_fields) if net_fields else self.net
-        if "optimizer_args" in changes:
-            changes["optimizer_args"] = tuple(sorted(dict(changes["optimizer_args"]).items()))
-        return replace(self, net=net, **changes)
-
-    def learning_rate(self, iteration: int, total: int) -> float:
-        """Learning rate for 0-based ``iteration`` of a ``total``-iteration run."""
-        lr = self.lr
-        if self.warmup and iteration < self.warmup:
-            lr *= (iteration + 1) / self.warmup
-        if self.cosine and total > self.warmup:
-            progress = (iteration - self.warmup) / (total - self.warmup)
-            lr *= 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-        return lr
-
-
-_IMPROVED = Recipe(
-    name="improved",
-    net=NetConfig(bias=True, init="he", final_relu=False, final_init_scale=0.01),
-    residual=True, output_scale=255.0, lr=2e-3, stack_channels=True,
-    warmup=200, cosine=True, flips=True,
-)
-RECIPES: dict[str, Recipe] = {
-    "study": Recipe(),
-    "improved": _IMPROVED,
-    # The improved recipe on photo degradations (centre grid), drawn afresh for every image drawn, for a
-    # network that sees B, G and R together, is told each input's JPEG quality, and is two layers deeper
-    # than the study's (conv 5x5 3->64, three 3x3 64->64, 3x3 64->32, 3x3 32->48; benchmarks/photo_models.py
-    # measures what that costs, the model card what it gains).
-    "photo": replace(_IMPROVED, name="photo", degradation="photo", stack_channels=False,
-                     net=replace(_IMPROVED.net, channels=(64, 64, 64, 64, 32, 48), kernels=(5, 3, 3, 3, 3, 3),
-                                 image_channels=3, jpeg_aware=True)),
-}
-# The photo network and recipe on the wider mix of how photos get small (``photo.random_wide_degradation``:
-# antialiased and aliased resizes of Pillow and OpenCV, blur sampled off the block centre, sharpening).
-RECIPES["photo-wide"] = replace(RECIPES["photo"], name="photo-wide", degradation="photo-wide")
-# The photo model's version 5: that network 1.5x wider (96 channels where it had 64, 48 where 32).
-RECIPES["photo-wide-96"] = replace(RECIPES["photo-wide"], name="photo-wide-96",
-                                   net=replace(RECIPES["photo-wide"].net, channels=(96, 96, 96, 96, 48, 48)))
-# The fast tier: the same recipe for a network one layer deeper than the study's and under a third of the
-# photo network's work per pixel (conv 5x5 3->32, three 3x3 32->32, 3x3 32->48), within 1.5x OpenCV's
-# ESPCN's time to upscale (benchmarks/photo_models.py --opencv-models).
-RECIPES["photo-fast"] = replace(RECIPES["photo-wide"], name="photo-fast",
-                                net=replace(RECIPES["photo"].net, channels=(32, 32, 32, 32, 48),
-                                            kernels=(5, 3, 3, 3, 3)))
-# The fast tier's version 3: 40 channels instead of 32 and a 3x3 first layer instead of 5x5 (a 5x5 kernel
-# over 3 input channels is the engine's least efficient product: the change pays for the width).
-RECIPES["photo-fast-40"] = replace(RECIPES["photo-fast"], name="photo-fast-40",
-                                   net=replace(RECIPES["photo-fast"].net, channels=(40, 40, 40, 40, 48),
-                                               kernels=(3, 3, 3, 3, 3)))
-
-
-def get_recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise SrlibError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
-    return RECIPES[name]
+from .recipe import Recipe, check_shards
 
 
 def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
@@ -210,14 +77,6 @@ def train_step(net: SRNet, optimizer: Optimizer, x: np.ndarray, t: np.ndarray,
     return float(np.sum(values))
 
 
-class Interrupted(Exception):
-    """Training stopped on SIGINT or SIGTERM, after a checkpoint of the last whole iteration."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
-
-
 @contextmanager
 def stop_requests() -> Iterator[Callable[[], int | None]]:
     """While inside, SIGINT (Ctrl-C) and SIGTERM (``kill``, a batch scheduler) do not kill training in
@@ -236,14 +95,6 @@ def stop_requests() -> Iterator[Callable[[], int | None]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-class TrainingDiverged(SrlibError):
-    """The loss became NaN or infinite: the learning rate is too high for this optimizer."""
-
-
-class BudgetSpent(SrlibError):
-    """Training stopped at the end of its time budget (``report --budget``), after a checkpoint."""
 
 
 @dataclass

@@ -53,3 +53,16 @@ def pairs() -> Pairs:
     rng = np.random.default_rng(1)
     lr, hr = zip(*(degrade(smooth_image(rng)) for _ in range(6)))
     return Pairs([Path(f"{i:06d}.png") for i in range(6)], np.stack(lr), np.stack(hr))
+
+
+#: the helpers that run srlib as a process of its own (tests/test_cli.py, test_hostile_inputs.py)
+_PROCESS_HELPERS = {"srlib", "probe", "subprocess"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark "cli" every test that starts srlib as a process (it calls one of ``_PROCESS_HELPERS``), so
+    ``pytest -m "not slow and not cli" tests`` is the quick loop of in-process tests."""
+    for item in items:
+        code = getattr(getattr(item, "function", None), "__code__", None)
+        if code is not None and _PROCESS_HELPERS & set(code.co_names):
+            item.add_marker(pytest.mark.cli)

@@ -14,7 +14,8 @@ from srlib.data.folders import PATCH, PhotoPatches, in_validation, list_photos, 
 from srlib.data.matlab import imresize
 from srlib.errors import SrlibError
 from srlib.evaluation.benchmark import bicubic, run_benchmark, summarize
-from srlib.train import RECIPES, Trainer
+from srlib.recipe import RECIPES
+from srlib.train import Trainer
 from test_cli import error_line, srlib
 
 BENCHMARKS = Path(__file__).resolve().parent.parent.parent / "shared" / "general" / "benchmarks"
@@ -71,8 +72,8 @@ def test_summary_pairs_each_method_with_bicubic_and_adds_the_published_rows(tmp_
     summary = summarize(scores).set_index("method")
     assert summary.loc["bicubic", "minus_bicubic"] == 0
     assert summary.loc["nearest", "minus_bicubic"] < 0 and summary.loc["nearest", "above_bicubic"] == 0
-    assert summary.loc["VDSR (Kim et al., CVPR 2016)", "psnr_y"] == 31.35
-    assert summary.loc["VDSR (Kim et al., CVPR 2016)", "minus_bicubic"] == pytest.approx(31.35 - 28.42)
+    assert summary.loc["VDSR, published (Kim et al., CVPR 2016)", "psnr_y"] == 31.35
+    assert summary.loc["VDSR, published (Kim et al., CVPR 2016)", "minus_bicubic"] == pytest.approx(31.35 - 28.42)
 
 
 def write_photos(folder: Path, n: int, size=(200, 260), seed: int = 0) -> list[Path]:

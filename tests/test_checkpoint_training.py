@@ -6,10 +6,11 @@ import pytest
 
 from srlib import checkpoint as ckpt_mod
 from srlib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from srlib.errors import SrlibError
+from srlib.errors import SrlibError, TrainingDiverged
 from srlib.nn.network import NetConfig, SRNet
 from srlib.nn.optimizers import make_optimizer
-from srlib.train import RECIPES, Recipe, Trainer, TrainingDiverged, get_recipe, train_step
+from srlib.recipe import RECIPES, Recipe, get_recipe
+from srlib.train import Trainer, train_step
 
 SMALL = Recipe(name="small", images=2)
 

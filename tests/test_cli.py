@@ -17,7 +17,8 @@ from conftest import make_celeba, smooth_image
 from srlib.checkpoint import load_checkpoint
 from srlib.data.celeba import CelebA
 from srlib.nn.network import NetConfig, SRNet
-from srlib.train import RECIPES, Trainer
+from srlib.recipe import RECIPES
+from srlib.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -252,7 +252,8 @@ def test_image_set_streams_the_same_pairs_with_a_bounded_cache(tmp_path):
 def test_training_and_evaluation_give_the_same_numbers_streamed_or_in_memory(tmp_path):
     from srlib.data.celeba import ImageSet
     from srlib.evaluation.evaluate import BASELINES, evaluate
-    from srlib.train import Recipe, Trainer
+    from srlib.recipe import Recipe
+    from srlib.train import Trainer
 
     root = make_celeba(tmp_path / "c", counts=(6, 1, 1))
     paths = CelebA.open(root).split("train")

@@ -16,7 +16,7 @@ from srlib.data.photo import jpeg_strength
 from srlib.model import SRModel
 from srlib.nn.network import NetConfig, SRNet
 from srlib.onnx_export import to_onnx
-from srlib.train import RECIPES
+from srlib.recipe import RECIPES
 from test_cli import ROOT
 
 # float32 sums taken in another order: absolute on the 0..255 scale (the shipped models: up to 1.2e-4)

@@ -17,8 +17,9 @@ from srlib.evaluation.evaluate import PHOTO_BASELINES, model_method, opencv_meth
 from srlib.evaluation.metrics import paired_difference
 from srlib.model import SRModel
 from srlib.nn.network import NetConfig, SRNet
+from srlib.recipe import RECIPES
 from srlib.report import plots
-from srlib.train import RECIPES, Trainer, draw_batch
+from srlib.train import Trainer, draw_batch
 
 
 def ramp(h: int = 64, w: int = 64) -> np.ndarray:

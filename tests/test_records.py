@@ -8,11 +8,12 @@ import time
 import numpy as np
 import pytest
 
+from srlib.errors import BudgetSpent
+from srlib.recipe import RECIPES
 from srlib.report import experiments as ex
 from srlib.report import records, runner
 from srlib.report.sweep import Task, eval_names, finished, run_tasks
 from srlib.settings import DEADLINE
-from srlib.train import RECIPES, BudgetSpent
 
 
 def small_data(celeba):

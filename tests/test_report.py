@@ -13,11 +13,12 @@ from nbformat.v4 import new_code_cell, new_notebook
 from srlib.errors import SrlibError
 from srlib.evaluation.metrics import paired_difference
 from srlib.paths import project_root
+from srlib.recipe import RECIPES
 from srlib.report import experiments as ex
 from srlib.report import runner, sweep
 from srlib.report.browser import ImageBrowser
 from srlib.report.sweep import Result, Task, run_tasks
-from srlib.train import RECIPES, Trainer
+from srlib.train import Trainer
 
 
 def test_ablation_ladder_ends_at_the_improved_recipe():
@@ -402,7 +403,7 @@ def test_a_bad_scheduler_is_one_clear_error(celeba, tmp_path, monkeypatch):
 
 
 def test_a_network_whose_weights_exploded_is_a_diverged_run_not_a_score(pairs):
-    from srlib.train import TrainingDiverged
+    from srlib.errors import TrainingDiverged
 
     model = train_one(pairs)
     for p in model.nets[0].params():

@@ -11,7 +11,8 @@ from srlib.errors import SrlibError
 from srlib.nn import parallel
 from srlib.nn.network import NetConfig, SRNet
 from srlib.nn.optimizers import SGD, Adam
-from srlib.train import RECIPES, Recipe, Trainer, shard_bounds, train_step
+from srlib.recipe import RECIPES, Recipe
+from srlib.train import Trainer, shard_bounds, train_step
 
 SMALL = Recipe(name="small", images=3)
 

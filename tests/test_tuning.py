@@ -13,7 +13,8 @@ from srlib.errors import SrlibError
 from srlib.nn import tuning
 from srlib.nn.layers import OPS, PATHS, fixed_paths
 from srlib.nn.network import NetConfig, SRNet
-from srlib.train import Recipe, Trainer
+from srlib.recipe import Recipe
+from srlib.train import Trainer
 
 SMALL = Recipe(name="small", images=2)
 

@@ -13,7 +13,7 @@ from srlib.data.photo import BICUBIC_FOR_GRID
 from srlib.errors import SrlibError
 from srlib.model import SRModel, check_output_size, tile_grid, upscale_alpha
 from srlib.nn.network import SRNet
-from srlib.train import RECIPES
+from srlib.recipe import RECIPES
 
 
 @pytest.fixture(scope="module", params=["study", "photo"])
@@ -83,7 +83,7 @@ def test_a_shipped_model_is_what_its_recipe_trains(name):
     """The model card's command reproduces the file: the recipe the model records is the one of that name
     in RECIPES today, network and all (a recipe changed after the model shipped would train another)."""
     from srlib.checkpoint import load_checkpoint
-    from srlib.train import Recipe
+    from srlib.recipe import Recipe
 
     recorded = Recipe.from_dict(load_checkpoint(model_module.SHIPPED[name]).meta["recipe"])
     assert recorded == RECIPES[recorded.name]

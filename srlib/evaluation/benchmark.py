@@ -56,7 +56,7 @@ class Published:
 #: The published x4 rows (the papers' own tables), for the sets they report. BSD68 is a 68-image subset of
 #: B100: compare a margin over bicubic there, not a level.
 PUBLISHED: dict[str, Published] = {
-    "bicubic": Published("published", None, 28.42, 26.00, 25.96),
+    "bicubic": Published("", None, 28.42, 26.00, 25.96),
     "SRCNN": Published("Dong et al., TPAMI 2016", 57_184, 30.48, 27.50, 26.90),
     "FSRCNN": Published("Dong et al., ECCV 2016", 12_464, 30.72, 27.61, 26.98),
     "VDSR": Published("Kim et al., CVPR 2016", 665_000, 31.35, 28.02, 27.29),
@@ -132,6 +132,7 @@ def summarize(scores: pd.DataFrame, reference: str = "bicubic") -> pd.DataFrame:
         base = getattr(PUBLISHED["bicubic"], column)
         for name, row in PUBLISHED.items():
             value = getattr(row, column)
-            rows.append({"set": set_name, "method": f"{name} ({row.paper})", "source": "published", "psnr_y": value,
+            label = f"{name}, published" + (f" ({row.paper})" if row.paper else "")
+            rows.append({"set": set_name, "method": label, "source": "published", "psnr_y": value,
                          f"minus_{reference}": value - base})
     return pd.DataFrame(rows)

@@ -15,6 +15,7 @@ input gradient), the CPU and the thread count, so each Conv2d takes a path per o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -75,18 +76,45 @@ def saved_for_backward(value: np.ndarray | None, layer: str) -> np.ndarray:
     return value
 
 
+#: what a parameter may be called (``layer.kind``, e.g. ``conv1.weight``): checkpoints store parameters
+#: under these names and read back only names of this form that the network has
+PARAM_NAME = r"[a-z][a-z0-9_]{0,31}\.[a-z][a-z0-9_]{0,31}"
+
+
+class OnnxGraph(Protocol):
+    """What a layer writes its ONNX operators with (``onnx_export`` provides it; layers import no onnx)."""
+
+    def const(self, name: str, value: np.ndarray) -> str: ...  # an initializer (a layer's weights), by name
+    def node(self, op: str, inputs: list[str], output: str, **attrs) -> str: ...
+    def name(self, suffix: str) -> str: ...  # a node name unique to this network and layer
+    def weight(self, param: "Param", value: np.ndarray | None = None) -> str: ...  # a parameter as an initializer
+    def strength_map(self) -> str: ...  # each image's JPEG strength as an (N, 1, h, w) map
+
+
 class Layer:
-    """What the network asks of every layer (``network.SRNet`` is an ordered list of them):
+    """What the network, checkpoints, tiled inference and the ONNX export ask of every layer
+    (``network.SRNet`` is an ordered list of them); a new layer is one class here:
 
     forward(x)    (N, H, W, C) -> the layer's output, keeping what backward needs
     backward(dy)  dL/d(output) -> dL/d(input), leaving dL/d(param) in each of ``params()``' ``grad``
-    params()      the trainable arrays (none by default)
+    params()      the trainable arrays (none by default), named ``PARAM_NAME``: checkpoints and optimizers
+                  store them by these names and shapes
     condition(s)  per-image side information for the next forward: s (N,) says how strongly each input
                   was JPEG-compressed. Only a layer that uses it (``JpegShift``) overrides this.
+    reach()       how many pixels on each side of an output pixel its value depends on (0 for a layer
+                  that works pixel by pixel): tiled inference adds up the layers' reaches for its halo
+    to_onnx(g, x) the layer as ONNX operators on the NCHW tensor named x (``OnnxGraph``); returns the
+                  output's name
     """
 
     def params(self) -> list[Param]:
         return []
+
+    def reach(self) -> int:
+        return 0
+
+    def to_onnx(self, g: OnnxGraph, x: str) -> str:
+        raise NotImplementedError(f"{type(self).__name__} has no ONNX export")
 
     def condition(self, strength: np.ndarray) -> None:
         pass
@@ -108,12 +136,14 @@ class Conv2d(Layer):
     Like PyTorch's Conv2d this is a cross-correlation: y[n,h,w,o] = sum W[o,c,i,j] x[n,h+i-p,w+j-p,c] + b[o].
     path: the algorithm of each operation, ``{"forward": ..., "weight_grad": ..., "input_grad": ...}``
     with values from PATHS, or one name for all three: "im2col", "shifted", "winograd" (3x3 only),
-    "fixed" (``fixed_paths``) or "tuned" (the fastest on this machine, ``tuning.layer_paths``, looked up
-    when first needed).
+    "fixed" (``fixed_paths``) or "tuned": the fastest on this machine, asked of ``resolve(c_in, c_out, k,
+    dtype)`` when first needed (``SRNet`` hands in ``tuning.layer_paths``; the layer knows no tuner, which
+    builds layers to time them).
     """
 
     def __init__(self, name: str, weight: np.ndarray, bias: np.ndarray | None = None,
-                 needs_input_grad: bool = True, path: str | dict[str, str] = "fixed"):
+                 needs_input_grad: bool = True, path: str | dict[str, str] = "fixed",
+                 resolve: Callable[[int, int, int, str], dict[str, str]] | None = None):
         c_out, c_in, k, k2 = weight.shape
         if k != k2 or k % 2 == 0:
             raise ValueError(f"{name}: kernel must be square and odd, got {k}x{k2}")
@@ -124,6 +154,9 @@ class Conv2d(Layer):
         self.bias = None if bias is None else Param(f"{name}.bias", bias, np.zeros_like(bias))
         self.needs_input_grad = needs_input_grad
         self._paths: dict[str, str] | None = None  # None: "tuned", looked up when first needed
+        self._resolve = resolve
+        if path == "tuned" and resolve is None:
+            raise ValueError(f"{name}: tuned paths need a resolver (SRNet gives tuning.layer_paths)")
         if path != "tuned":
             self.paths = fixed_paths(c_in, c_out) if path == "fixed" else (
                 dict.fromkeys(OPS, path) if isinstance(path, str) else path)
@@ -133,10 +166,10 @@ class Conv2d(Layer):
     def paths(self) -> dict[str, str]:
         """The path of each operation (OPS -> PATHS)."""
         if self._paths is None:
-            from .tuning import layer_paths  # tuning times Conv2d layers
-
+            assert self._resolve is not None  # checked in __init__
             c_out, c_in = self.weight.value.shape[:2]
-            self._paths = layer_paths(c_in, c_out, self.k, self.weight.value.dtype.name)
+            self.paths = self._resolve(c_in, c_out, self.k, self.weight.value.dtype.name)
+            assert self._paths is not None
         return self._paths
 
     @paths.setter
@@ -148,6 +181,16 @@ class Conv2d(Layer):
 
     def params(self) -> list[Param]:
         return [self.weight] if self.bias is None else [self.weight, self.bias]
+
+    def reach(self) -> int:
+        return self.pad
+
+    def to_onnx(self, g: OnnxGraph, x: str) -> str:
+        ins = [x, g.weight(self.weight, self.weight.value.astype(np.float32))]
+        if self.bias is not None:
+            ins.append(g.weight(self.bias, self.bias.value.astype(np.float32)))
+        # kernel_shape spelled out: OpenCV's dnn 4.12 and older refuse a Conv without it
+        return g.node("Conv", ins, g.name("conv"), kernel_shape=[self.k, self.k], pads=[self.pad] * 4)
 
     def correlate(self, path: str, x: np.ndarray, w: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
         """x (N, H, W, C) and weights w (C', C, k, k) -> the "same"-padded cross-correlation (N, H, W, C'),
@@ -281,6 +324,13 @@ class JpegShift(Layer):
         self.v.grad[...] = self._s @ dy.sum(axis=(1, 2), dtype=np.float64).astype(dy.dtype)
         return dy
 
+    def to_onnx(self, g: OnnxGraph, x: str) -> str:
+        # strength[n] * v as a 1x1 convolution of the strength map: a tensor of x's own shape, since
+        # OpenCV's dnn refuses to broadcast an Add after a convolution (4.x: shapes; 5.1: a "residual")
+        v = self.v.value.astype(np.float32).reshape(-1, 1, 1, 1)
+        shift = g.node("Conv", [g.strength_map(), g.weight(self.v, v)], g.name("jpeg_shift"), kernel_shape=[1, 1])
+        return g.node("Add", [x, shift], g.name("jpeg"))
+
 
 class ReLU(Layer):
     """max(x, 0), elementwise. forward/backward: any shape -> same shape.
@@ -299,6 +349,9 @@ class ReLU(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y, self._y = saved_for_backward(self._y, "ReLU"), None
         return np.multiply(dy, y > 0, out=dy if dy.flags.writeable else None)
+
+    def to_onnx(self, g: OnnxGraph, x: str) -> str:
+        return g.node("Relu", [x], g.name("relu"))
 
 
 def pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:
@@ -331,6 +384,9 @@ class PixelShuffle(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return pixel_unshuffle(dy, self.r)
+
+    def to_onnx(self, g: OnnxGraph, x: str) -> str:
+        return g.node("DepthToSpace", [x], g.name("shuffle"), blocksize=self.r, mode="CRD")  # PyTorch's order
 
 
 class MSELoss:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .layers import Conv2d, JpegShift, Layer, Param, PixelShuffle, ReLU
 from .parallel import single_threaded_blas
-from .tuning import setting
+from .tuning import layer_paths, setting
 
 # Limits on what a configuration (e.g. one read from a checkpoint) may ask for: far above the study's
 # network (4 layers, 64 channels, 5x5 kernels), far below what would exhaust memory.
@@ -106,15 +106,9 @@ class NetConfig:
         return list(zip((self.image_channels, *self.channels[:-1]), self.channels, self.kernels))
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Name -> shape of every parameter of an ``SRNet`` with this configuration, without building it."""
-        shapes: dict[str, tuple[int, ...]] = {}
-        for i, (c_in, c_out, k) in enumerate(self.conv_shapes(), start=1):
-            shapes[f"conv{i}.weight"] = (c_out, c_in, k, k)
-            if self.bias:
-                shapes[f"conv{i}.bias"] = (c_out,)
-            if self.jpeg_aware and i < len(self.channels):
-                shapes[f"conv{i}.jpeg"] = (c_out,)
-        return shapes
+        """Name -> shape of every parameter of an ``SRNet`` with this configuration: what its layers
+        declare (``Layer.params``), so a checkpoint reads back exactly what the network holds."""
+        return {p.name: p.value.shape for p in SRNet(self, paths="fixed").params()}
 
 
 class SRNet:
@@ -152,7 +146,7 @@ class SRNet:
             b = np.zeros(c_out) if config.bias else None
             self.layers.append(Conv2d(f"conv{i}", w.astype(dtype),
                                       None if b is None else b.astype(dtype),
-                                      needs_input_grad=i > 1, path=per_layer[i - 1]))
+                                      needs_input_grad=i > 1, path=per_layer[i - 1], resolve=layer_paths))
             if config.jpeg_aware and i < len(config.channels):
                 self.layers.append(JpegShift(f"conv{i}", c_out, dtype))
             if i < len(config.channels) or config.final_relu:
@@ -221,3 +215,11 @@ class SRNet:
                 if g is None:  # the first layer's input gradient is not needed
                     break
                 g = layer.backward(g)
+
+
+def network_paths(config: NetConfig, n_threads: int | None = None) -> str | list[dict[str, str]]:
+    """The paths a network of ``config`` takes under ``setting()``: "fixed" or "im2col" as such, or the
+    tuned choice of each layer for ``n_threads`` (``tuning.layer_paths``), first layer first."""
+    if setting() != "tuned":
+        return setting()
+    return [layer_paths(c_in, c_out, k, config.dtype, n_threads=n_threads) for c_in, c_out, k in config.conv_shapes()]

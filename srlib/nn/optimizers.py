@@ -16,6 +16,8 @@ Updates, with g the gradient, in place on each parameter w:
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .layers import Param
@@ -26,6 +28,9 @@ class Optimizer:
 
     #: names of the per-parameter state arrays (e.g. ("m", "v") for Adam)
     slots: tuple[str, ...] = ()
+    #: each subclass's update of one parameter in place: ``_update(w, g, *state)``, one state array per
+    #: slot, named as the textbook names them (a callable attribute, not a method: the arity varies)
+    _update: Callable[..., None]
 
     def __init__(self, params: list[Param], lr: float):
         if not lr > 0 or not np.isfinite(lr):
@@ -39,9 +44,6 @@ class Optimizer:
         self.t += 1
         for i, p in enumerate(self.params):
             self._update(p.value, p.grad, *(self.state[s][i] for s in self.slots))
-
-    def _update(self, w: np.ndarray, g: np.ndarray, *state: np.ndarray) -> None:
-        raise NotImplementedError
 
     def hyperparams(self) -> dict[str, float]:
         return {"lr": self.lr}

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from ..errors import SrlibError
 from ..files import atomic_write, read_regular
@@ -36,9 +38,6 @@ from ..paths import cache_dir
 from ..settings import env_choice
 from .layers import OPS, PATHS, Conv2d, check_paths
 from .parallel import serial, single_threaded_blas, threads
-
-if TYPE_CHECKING:  # the network asks this module for its paths
-    from .network import NetConfig
 
 SETTINGS = ("tuned", "fixed", "im2col")
 # The shape the paths are timed on: one training batch of the study (and of the photo recipe's crops).
@@ -156,14 +155,6 @@ def layer_paths(c_in: int, c_out: int, k: int, dtype: str = "float32", retune: b
     return dict(paths)
 
 
-def network_paths(config: NetConfig, n_threads: int | None = None) -> str | list[dict[str, str]]:
-    """The paths a network of ``config`` takes under ``setting()``: "fixed" or "im2col" as such, or the
-    tuned choice of each layer for ``n_threads`` (``layer_paths``), first layer first."""
-    if setting() != "tuned":
-        return setting()
-    return [layer_paths(c_in, c_out, k, config.dtype, n_threads=n_threads) for c_in, c_out, k in config.conv_shapes()]
-
-
 def cached_times(c_in: int, c_out: int, k: int, dtype: str = "float32", n_threads: int | None = None
                  ) -> dict[str, dict[str, float]] | None:
     """The times behind this machine's cached choice for a layer shape (``n_threads``: as ``layer_paths``)."""
@@ -171,7 +162,7 @@ def cached_times(c_in: int, c_out: int, k: int, dtype: str = "float32", n_thread
     return entry.get("ms") if isinstance(entry, dict) and isinstance(entry.get("ms"), dict) else None
 
 
-def tune(shapes: list[tuple[int, int, int, str]]) -> pd.DataFrame:
+def tune(shapes: list[tuple[int, int, int, str]]) -> "pd.DataFrame":
     """Measure every (c_in, c_out, k, dtype) layer shape again, with one thread (a report worker, a shard of
     a step) and with all of this process's, cache the choices, and return the table: one row per thread
     count, layer shape and operation, milliseconds per path, and the path chosen."""
@@ -183,4 +174,6 @@ def tune(shapes: list[tuple[int, int, int, str]]) -> pd.DataFrame:
             for op in OPS:
                 rows.append({"threads": n_threads, "layer": f"{c_in}->{c_out} {k}x{k} {dtype}", "operation": op,
                              **{f"{p} ms": ms.get(op, {}).get(p) for p in PATHS}, "chosen": paths[op]})
+    import pandas as pd  # here: the engine needs pandas only for this table
+
     return pd.DataFrame(rows)

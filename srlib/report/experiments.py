@@ -19,13 +19,15 @@ import numpy as np
 import pandas as pd
 
 from ..data.celeba import Pairs
+from ..data.default import resolve_data_dir
 from ..data.degrade import to_uint8
 from ..evaluation.evaluate import BASELINES
 from ..evaluation.metrics import paired_difference, psnr_each, psnr_per_image, seed_interval
 from ..model import SRModel
 from ..nn.optimizers import OPTIMIZERS
-from ..paths import in_checkout, project_root, resolve_data_dir
-from ..train import RECIPES, Recipe, snapshot_path
+from ..paths import in_checkout, project_root
+from ..recipe import RECIPES, Recipe
+from ..train import snapshot_path
 from .sweep import Data, Result, Task, clear, load_result, load_split, psnr_matrix, recorded, run_tasks, stream_split  # noqa: F401  (the notebooks call them as ex.load_split, ex.stream_split)
 
 

@@ -196,8 +196,8 @@ def run_report(preset: str = "quick", only: list[str] | None = None, data: str |
     becomes of the notebook, and with ``resume`` the store is laid back first: finished runs are not
     run again, unfinished ones continue from their last checkpoint. With ``budget_minutes`` the runs
     checkpoint and stop when the time is spent; ``BudgetSpent`` then says how far the report got."""
+    from ..errors import BudgetSpent
     from ..settings import DEADLINE
-    from ..train import BudgetSpent
 
     saved = os.environ.get(DEADLINE)
     if budget_minutes is not None:
@@ -218,8 +218,8 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
                    publish: bool, scheduler: str, workers: int) -> dict[str, float]:
     import papermill as pm
 
+    from ..errors import BudgetSpent
     from ..settings import budget_deadline
-    from ..train import BudgetSpent
     from . import records
 
     root = project_root()
@@ -285,9 +285,10 @@ def step_seconds(iterations: int = 8) -> float:
 
     from ..data.celeba import Pairs
     from ..data.degrade import degrade
+    from ..nn.network import network_paths
     from ..nn.parallel import serial, threads
-    from ..nn.tuning import network_paths
-    from ..train import RECIPES, Trainer
+    from ..recipe import RECIPES
+    from ..train import Trainer
 
     rng = np.random.default_rng(0)
     images = [degrade(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)) for _ in range(10)]

@@ -35,16 +35,17 @@ import numpy as np
 
 from .. import __version__
 from ..data.celeba import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
+from ..data.default import resolve_data_dir
 from ..data.degrade import to_uint8
 from ..display import progress
-from ..errors import SrlibError
+from ..errors import BudgetSpent, SrlibError, TrainingDiverged
 from ..evaluation.metrics import psnr_each
 from ..files import atomic_write
 from ..model import SRModel
 from ..nn.parallel import threads
-from ..paths import resolve_data_dir
+from ..recipe import Recipe
 from ..settings import budget_deadline
-from ..train import BudgetSpent, Recipe, Trainer, TrainingDiverged
+from ..train import Trainer
 
 
 @dataclass(frozen=True)

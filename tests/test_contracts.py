@@ -1,0 +1,85 @@
+"""The extension points keep their promises: every layer does all a layer must (checkpoints, tiling,
+ONNX), every network a configuration can make saves and loads by its parameters' names, and every
+preset parameterises every notebook with names its parameters cell has."""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srlib.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from srlib.model import SRModel
+from srlib.nn import layers
+from srlib.nn.network import NetConfig, SRNet
+from srlib.recipe import RECIPES
+from srlib.report.runner import NOTEBOOKS, PRESETS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def layer_classes() -> list[type[layers.Layer]]:
+    found, todo = [], [layers.Layer]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return found
+
+
+def configs() -> dict[str, NetConfig]:
+    """Every recipe's network, and each switch a configuration has, on and off."""
+    out = {name: recipe.net for name, recipe in RECIPES.items()}
+    base = RECIPES["photo"].net
+    out.update({"no bias": replace(base, bias=False), "not jpeg_aware": replace(base, jpeg_aware=False),
+                "one channel, jpeg_aware": replace(RECIPES["improved"].net, jpeg_aware=True),
+                "final ReLU": replace(base, final_relu=True)})
+    return out
+
+
+@pytest.mark.parametrize("cls", layer_classes(), ids=lambda c: c.__name__)
+def test_every_layer_class_exports_to_onnx(cls):
+    assert cls.to_onnx is not layers.Layer.to_onnx, f"{cls.__name__} has no to_onnx"
+
+
+@pytest.mark.parametrize("name", list(configs()))
+def test_every_parameter_a_configuration_makes_saves_and_loads(tmp_path, name):
+    config = configs()[name]
+    net = SRNet(config, seed=1, paths="fixed")
+    assert set(config.param_shapes()) == {p.name for p in net.params()}
+    weights = {k: np.random.default_rng(0).standard_normal(v.shape).astype(v.dtype) for k, v in net.weights().items()}
+    save_checkpoint(tmp_path / "m.npz", Checkpoint(config=config, weights=[weights]))
+    loaded = load_checkpoint(tmp_path / "m.npz")
+    assert all(np.array_equal(loaded.weights[0][k], v) for k, v in weights.items())
+
+
+@pytest.mark.parametrize("name", list(configs()))
+def test_the_tiling_halo_covers_every_layer_that_looks_at_neighbours(name):
+    net = SRNet(configs()[name], paths="fixed")
+    model = SRModel(net, residual=True, output_scale=255.0, grid="centre")
+    assert model.halo > sum(layer.reach() for layer in net.layers)
+    assert sum(layer.reach() for layer in net.layers) == sum(k // 2 for k in configs()[name].kernels)
+
+
+def parameters_cell(notebook: str) -> set[str]:
+    cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{notebook}: {len(tagged)} cells tagged parameters"
+    tree = ast.parse("".join(tagged[0]["source"]))
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_names_every_notebook_with_its_own_parameters(preset):
+    assert set(PRESETS[preset]) == set(NOTEBOOKS), f"{preset} does not name every notebook"
+    for notebook, params in PRESETS[preset].items():
+        unknown = set(params) - parameters_cell(notebook)
+        assert not unknown, f"{preset} gives {notebook} parameters its parameters cell lacks: {sorted(unknown)}"
+
+
+def test_every_notebook_in_the_registry_exists_and_each_file_is_registered():
+    files = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert files == set(NOTEBOOKS)
