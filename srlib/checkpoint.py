@@ -227,9 +227,10 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
             or re.fullmatch("[0-9a-f]{64}", start["sha256"]) is None):
         raise ValueError(f"init_from {start!r:.80} is not a file name and its SHA-256")
     paths = meta.get("conv_paths", [])
-    if not isinstance(paths, list) or len(paths) not in (0, len(config.kernels)):
-        raise ValueError(f"convolution paths {paths!r:.80} are not one per layer")
-    for layer_paths, k in zip(paths, config.kernels):
+    shapes = config.conv_shapes()
+    if not isinstance(paths, list) or len(paths) not in (0, len(shapes)):
+        raise ValueError(f"convolution paths {paths!r:.80} are not one per convolution")
+    for layer_paths, (_, _, k) in zip(paths, shapes):
         check_paths(layer_paths, k)
     if meta.get("model_only") is True:
         return  # the weights alone (``model_only``): no optimizer or random state to check

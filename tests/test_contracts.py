@@ -36,7 +36,7 @@ def configs() -> dict[str, NetConfig]:
     base = RECIPES["photo"].net
     out.update({"no bias": replace(base, bias=False), "not jpeg_aware": replace(base, jpeg_aware=False),
                 "one channel, jpeg_aware": replace(RECIPES["improved"].net, jpeg_aware=True),
-                "final ReLU": replace(base, final_relu=True)})
+                "final ReLU": replace(base, final_relu=True), "residual blocks": replace(base, res_blocks=2)})
     return out
 
 
@@ -61,7 +61,7 @@ def test_the_tiling_halo_covers_every_layer_that_looks_at_neighbours(name):
     net = SRNet(configs()[name], paths="fixed")
     model = SRModel(net, residual=True, output_scale=255.0, grid="centre")
     assert model.halo > sum(layer.reach() for layer in net.layers)
-    assert sum(layer.reach() for layer in net.layers) == sum(k // 2 for k in configs()[name].kernels)
+    assert sum(layer.reach() for layer in net.layers) == sum(k // 2 for _, _, k in configs()[name].conv_shapes())
 
 
 def parameters_cell(notebook: str) -> set[str]:

@@ -7,7 +7,7 @@ from scipy.signal import correlate
 
 from srlib.model import ChannelLayout
 from srlib.nn import layers
-from srlib.nn.layers import Conv2d, JpegShift, Layer, MSELoss, PixelShuffle, ReLU, pixel_shuffle, pixel_unshuffle
+from srlib.nn.layers import Conv2d, JpegShift, Layer, MSELoss, PixelShuffle, ReLU, ResBlock, pixel_shuffle, pixel_unshuffle
 from srlib.nn.network import NetConfig, SRNet
 
 RTOL = 1e-6
@@ -95,6 +95,23 @@ def test_relu_gradient():
     check_layer(ReLU(), x)
 
 
+@pytest.mark.parametrize("bias,path", [(True, "im2col"), (False, "shifted"), (True, "winograd")])
+def test_residual_block_gradients(bias, path):
+    rng = np.random.default_rng(3)
+
+    def conv(name: str) -> Conv2d:
+        return Conv2d(name, rng.standard_normal((4, 4, 3, 3)) * 0.3, rng.standard_normal(4) if bias else None, path=path)
+    block = ResBlock(conv("block1a"), conv("block1b"))
+    x = rng.standard_normal((2, 6, 5, 4))
+    check_layer(block, x, block.params())
+    assert block.reach() == 2 and block.convolutions() == [block.a, block.b]
+
+
+def test_a_residual_block_keeps_one_width():
+    with pytest.raises(ValueError, match="one width"):
+        ResBlock(Conv2d("a", np.zeros((4, 4, 3, 3))), Conv2d("b", np.zeros((5, 4, 3, 3))))
+
+
 def test_pixel_shuffle_matches_pytorch_order_and_round_trips():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 4, 2 * 16))
@@ -122,6 +139,8 @@ def test_mse_loss_gradient():
     NetConfig(channels=(6, 5, 4, 48), dtype="float64", init="he", bias=True, final_relu=False, image_channels=3),
     NetConfig(channels=(6, 5, 48), kernels=(5, 3, 3), dtype="float64", init="he", bias=True, final_relu=False,
               image_channels=3, jpeg_aware=True),
+    NetConfig(channels=(6, 5, 48), kernels=(3, 3, 3), dtype="float64", init="he", bias=True, final_relu=False,
+              image_channels=3, jpeg_aware=True, res_blocks=2),
 ])
 def test_network_gradients(config):
     """Whole network + MSE loss against finite differences, on every parameter array."""

@@ -1,5 +1,5 @@
 """ONNX export: every kind of srlib model (colour, one network per channel, three per-channel networks,
-JPEG-aware, residual on either grid) gives, in onnxruntime and in OpenCV's dnn, what ``SRModel.predict``
+JPEG-aware, residual on either grid, with residual blocks) gives, in onnxruntime and in OpenCV's dnn, what ``SRModel.predict``
 gives before rounding, to float32 precision."""
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def models() -> dict[str, SRModel]:
             nets(replace(improved, jpeg_aware=True)), residual=True, output_scale=255.0, grid="centre"),
         "colour, not residual, final ReLU": SRModel(nets(replace(photo, final_relu=True, bias=False)), output_scale=1.0,
                                                     grid="centre"),
+        "colour, residual blocks, JPEG-aware": SRModel(nets(replace(photo, res_blocks=2)), residual=True,
+                                                       output_scale=255.0, grid="centre"),
     }
 
 

@@ -103,6 +103,7 @@ class Layer:
                   was JPEG-compressed. Only a layer that uses it (``JpegShift``) overrides this.
     reach()       how many pixels on each side of an output pixel its value depends on (0 for a layer
                   that works pixel by pixel): tiled inference adds up the layers' reaches for its halo
+    convolutions() the ``Conv2d`` layers it computes with, in order (their paths are tuned and recorded)
     to_onnx(g, x) the layer as ONNX operators on the NCHW tensor named x (``OnnxGraph``); returns the
                   output's name
     """
@@ -112,6 +113,9 @@ class Layer:
 
     def reach(self) -> int:
         return 0
+
+    def convolutions(self) -> list["Conv2d"]:
+        return []
 
     def to_onnx(self, g: OnnxGraph, x: str) -> str:
         raise NotImplementedError(f"{type(self).__name__} has no ONNX export")
@@ -184,6 +188,9 @@ class Conv2d(Layer):
 
     def reach(self) -> int:
         return self.pad
+
+    def convolutions(self) -> list["Conv2d"]:
+        return [self]
 
     def to_onnx(self, g: OnnxGraph, x: str) -> str:
         ins = [x, g.weight(self.weight, self.weight.value.astype(np.float32))]
@@ -352,6 +359,45 @@ class ReLU(Layer):
 
     def to_onnx(self, g: OnnxGraph, x: str) -> str:
         return g.node("Relu", [x], g.name("relu"))
+
+
+class ResBlock(Layer):
+    """A residual block: x + b(relu(a(x))), two "same" convolutions of one width with a ReLU between them
+    (EDSR's block, Lim et al. 2017, without batch normalisation). Stacked in low-resolution space they let
+    a network grow deep without its gradients fading: each block only adds a correction to what it is
+    given. forward/backward: (N, H, W, C) -> same; dL/dx = dy + (the branch's input gradient)."""
+
+    def __init__(self, a: Conv2d, b: Conv2d):
+        width = a.weight.value.shape[0]
+        if a.weight.value.shape[:2] != (width, width) or b.weight.value.shape[:2] != (width, width):
+            raise ValueError(f"{a.name}, {b.name}: a residual block's convolutions keep one width")
+        self.a, self.b, self.relu = a, b, ReLU()
+
+    def params(self) -> list[Param]:
+        return self.a.params() + self.b.params()
+
+    def reach(self) -> int:
+        return self.a.reach() + self.b.reach()
+
+    def convolutions(self) -> list[Conv2d]:
+        return [self.a, self.b]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self.b.forward(self.relu.forward(self.a.forward(x)))
+        y += x  # b's output is fresh; x stays as it was, which a's backward may still need
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        db = self.b.backward(dy)
+        dx = self.a.backward(self.relu.backward(db)) if db is not None else None
+        if dx is None:
+            raise RuntimeError(f"{self.a.name}: a residual block's convolutions must compute their input gradients")
+        dx += dy
+        return dx
+
+    def to_onnx(self, g: OnnxGraph, x: str) -> str:
+        y = self.b.to_onnx(g, self.relu.to_onnx(g, self.a.to_onnx(g, x)))
+        return g.node("Add", [y, x], g.name("block"))
 
 
 def pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:

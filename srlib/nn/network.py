@@ -6,10 +6,11 @@ PixelShuffle(4), no biases, weights uniform in [-0.01, 0.01]: 33,856 weights.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 import numpy as np
 
-from .layers import Conv2d, JpegShift, Layer, Param, PixelShuffle, ReLU
+from .layers import Conv2d, JpegShift, Layer, Param, PixelShuffle, ReLU, ResBlock
 from .parallel import single_threaded_blas
 from .tuning import layer_paths, setting
 
@@ -41,6 +42,10 @@ class NetConfig:
     final_relu: ReLU after the last convolution (the study: yes; a residual model needs negative outputs).
     jpeg_aware: the network is told how strongly each input was JPEG-compressed (``layers.JpegShift``
         after every hidden convolution; ``forward``'s ``jpeg_strength``).
+    res_blocks: residual blocks (``layers.ResBlock``: two 3x3 convolutions of the first layer's width)
+        after the first convolution and its ReLU, for a deeper network in low-resolution space; the
+        second convolution of each starts at a tenth of its He initialisation, so each block starts near
+        "pass the input on".
     dtype: "float32" (fast) or "float64" (gradient checks).
     """
 
@@ -54,18 +59,19 @@ class NetConfig:
     final_init_scale: float = 1.0
     final_relu: bool = True
     jpeg_aware: bool = False
+    res_blocks: int = 0
     dtype: str = "float32"
 
     def __post_init__(self):
         # Bounds first: a configuration read from a file must not make srlib allocate gigabytes.
-        ints = (*self.channels, *self.kernels, self.scale, self.image_channels)
+        ints = (*self.channels, *self.kernels, self.scale, self.image_channels, self.res_blocks)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
             raise ValueError(f"NetConfig: channels, kernels and scale must be integers, got {self}")
         if not (1 <= len(self.channels) <= MAX_LAYERS and all(1 <= c <= MAX_CHANNELS for c in self.channels)
                 and all(1 <= k <= MAX_KERNEL for k in self.kernels) and 1 <= self.scale <= 8
-                and self.image_channels in (1, 3)):
-            raise ValueError(f"NetConfig: at most {MAX_LAYERS} layers of 1..{MAX_CHANNELS} channels, kernels "
-                             f"1..{MAX_KERNEL}, scale 1..8 and 1 or 3 image channels, got {self}")
+                and self.image_channels in (1, 3) and 0 <= self.res_blocks <= MAX_LAYERS):
+            raise ValueError(f"NetConfig: at most {MAX_LAYERS} layers of 1..{MAX_CHANNELS} channels and {MAX_LAYERS} "
+                             f"residual blocks, kernels 1..{MAX_KERNEL}, scale 1..8 and 1 or 3 image channels, got {self}")
         if not (isinstance(self.bias, bool) and isinstance(self.final_relu, bool) and isinstance(self.jpeg_aware, bool)
                 and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0
                         for v in (self.init_scale, self.final_init_scale))):
@@ -79,8 +85,9 @@ class NetConfig:
         if any(k % 2 == 0 or k < 1 for k in self.kernels):
             raise ValueError(f"NetConfig: kernels must be odd, got {self.kernels}")
         weights = sum(c_out * c_in * k * k for c_in, c_out, k in self.conv_shapes())
-        if weights > MAX_WEIGHTS or sum(self.channels) > MAX_TOTAL_CHANNELS:
-            raise ValueError(f"NetConfig: {weights:,} weights and {sum(self.channels)} channels in all; srlib runs "
+        channels = sum(c_out for _, c_out, _ in self.conv_shapes())
+        if weights > MAX_WEIGHTS or channels > MAX_TOTAL_CHANNELS:
+            raise ValueError(f"NetConfig: {weights:,} weights and {channels} channels in all; srlib runs "
                              f"networks of at most {MAX_WEIGHTS:,} weights and {MAX_TOTAL_CHANNELS} channels")
         if self.init not in ("uniform", "he"):
             raise ValueError(f"NetConfig: init must be 'uniform' or 'he', got {self.init!r}")
@@ -102,8 +109,9 @@ class NetConfig:
         return cls(**d)
 
     def conv_shapes(self) -> list[tuple[int, int, int]]:
-        """(C_in, C_out, k) of each convolution, first layer first."""
-        return list(zip((self.image_channels, *self.channels[:-1]), self.channels, self.kernels))
+        """(C_in, C_out, k) of each convolution, first layer first, the residual blocks' after the first."""
+        plain = list(zip((self.image_channels, *self.channels[:-1]), self.channels, self.kernels))
+        return plain[:1] + [(self.channels[0], self.channels[0], 3)] * (2 * self.res_blocks) + plain[1:]
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every parameter of an ``SRNet`` with this configuration: what its layers
@@ -130,27 +138,34 @@ class SRNet:
         rng = np.random.default_rng(seed)
         if paths is None:
             paths = setting()
-        per_layer = [paths] * len(config.channels) if isinstance(paths, str) else list(paths)
-        if len(per_layer) != len(config.channels):
-            raise ValueError(f"{len(per_layer)} convolution paths given for {len(config.channels)} layers")
-        self.layers: list[Layer] = []
-        c_in = config.image_channels
-        for i, (c_out, k) in enumerate(zip(config.channels, config.kernels), start=1):
+        shapes = config.conv_shapes()
+        per_conv: Iterator[str | dict[str, str]] = iter([paths] * len(shapes) if isinstance(paths, str) else list(paths))
+        if not isinstance(paths, str) and len(paths) != len(shapes):
+            raise ValueError(f"{len(paths)} convolution paths given for {len(shapes)} convolutions")
+
+        def conv(name: str, c_in: int, c_out: int, k: int, scale: float = 1.0, needs_input_grad: bool = True) -> Conv2d:
             shape = (c_out, c_in, k, k)
             if config.init == "uniform":
                 w = rng.uniform(-config.init_scale, config.init_scale, shape)
             else:
                 w = rng.normal(0.0, np.sqrt(2.0 / (c_in * k * k)), shape)
-            if i == len(config.channels):
-                w = w * config.final_init_scale
-            b = np.zeros(c_out) if config.bias else None
-            self.layers.append(Conv2d(f"conv{i}", w.astype(dtype),
-                                      None if b is None else b.astype(dtype),
-                                      needs_input_grad=i > 1, path=per_layer[i - 1], resolve=layer_paths))
-            if config.jpeg_aware and i < len(config.channels):
+            b = np.zeros(c_out, dtype) if config.bias else None
+            return Conv2d(name, (w * scale if scale != 1.0 else w).astype(dtype), b, needs_input_grad=needs_input_grad,
+                          path=next(per_conv), resolve=layer_paths)
+
+        self.layers: list[Layer] = []
+        c_in = config.image_channels
+        for i, (c_out, k) in enumerate(zip(config.channels, config.kernels), start=1):
+            last = i == len(config.channels)
+            self.layers.append(conv(f"conv{i}", c_in, c_out, k, config.final_init_scale if last else 1.0,
+                                    needs_input_grad=i > 1))
+            if config.jpeg_aware and not last:
                 self.layers.append(JpegShift(f"conv{i}", c_out, dtype))
-            if i < len(config.channels) or config.final_relu:
+            if not last or config.final_relu:
                 self.layers.append(ReLU())
+            if i == 1:
+                self.layers += [ResBlock(conv(f"block{j}a", c_out, c_out, 3), conv(f"block{j}b", c_out, c_out, 3, 0.1))
+                                for j in range(1, config.res_blocks + 1)]
             c_in = c_out
         self.layers.append(PixelShuffle(config.scale))
         if weights is not None:
@@ -170,7 +185,7 @@ class SRNet:
 
     def conv_paths(self) -> list[dict[str, str]]:
         """The path of each operation of each convolution, first layer first (a run's record keeps them)."""
-        return [dict(layer.paths) for layer in self.layers if isinstance(layer, Conv2d)]
+        return [dict(conv.paths) for layer in self.layers for conv in layer.convolutions()]
 
     def weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter, by name."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from contextlib import nullcontext
 from functools import lru_cache
@@ -125,6 +126,19 @@ def measure(c_in: int, c_out: int, k: int, dtype: str = "float32", rounds: int =
     return result
 
 
+_noted: list[bool] = []
+
+
+def _note_first_tuning() -> None:
+    """One line on a terminal's stderr, once per process, when a layer shape must be timed before it runs:
+    on a new machine the first command waits several seconds for it, and should say why. (Not into a
+    pipe, a log or a notebook, where stderr reads as an error.)"""
+    if not _noted and sys.stderr is not None and sys.stderr.isatty():
+        _noted.append(True)
+        print("srlib: timing the convolution paths of this machine for these layers (once; `srlib tune` does all "
+              "ahead)", file=sys.stderr, flush=True)
+
+
 def layer_paths(c_in: int, c_out: int, k: int, dtype: str = "float32", retune: bool = False,
                 n_threads: int | None = None) -> dict[str, str]:
     """The fastest path of each operation of this layer shape on this machine with ``n_threads`` of this
@@ -141,6 +155,7 @@ def layer_paths(c_in: int, c_out: int, k: int, dtype: str = "float32", retune: b
             raise ValueError("not measured yet")
         paths = check_paths(entry.get("paths"), k)
     except ValueError:
+        _note_first_tuning()
         with serial() if n_threads == 1 else nullcontext():
             ms = measure(c_in, c_out, k, dtype)
         paths = {op: min(ms[op], key=ms[op].__getitem__) for op in OPS}
