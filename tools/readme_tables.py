@@ -1,10 +1,10 @@
-"""The README's result tables, made from the committed CSVs (``conclusion/``, ``docs/evaluation/``,
-``docs/photo_benchmark/``; the photo table also stands in ``srlib/models/MODEL_CARD_photo.md``).
+"""The documents' result tables, made from the committed CSVs (``conclusion/``, ``docs/evaluation/``,
+``docs/photo_benchmark/``, ``docs/benchmark/``), by the document each stands in (``DOCUMENTS``).
 
-    python tools/readme_tables.py      # prints every table as Markdown, to paste into README.md
+    python tools/readme_tables.py      # prints every table as Markdown, under the document it belongs to
 
-``tests/test_readme.py`` checks that each table printed here stands in the README as it is, so no number
-in the README can drift from the CSV it comes from.
+``tests/test_docs.py`` checks that each table printed here stands in its document as it is, so no number
+in the README, the report's front page, the docs or a model card can drift from the CSV it comes from.
 """
 from __future__ import annotations
 
@@ -189,17 +189,35 @@ def photo(columns: list[str] = PHOTO_BRIEF) -> str:
     return _table(header + (["best OpenCV x4 model"] if anchors else []), rows)
 
 
-#: the tables of the model cards, by card
-CARD_TABLES = {"MODEL_CARD_photo.md": lambda: photo(list(PHOTO_COLUMNS)),
-               "MODEL_CARD_fast.md": lambda: photo(["lanczos", "photo model", "fast tier",
-                                                    "fast tier v2 (32 channels, 5x5 first layer)"])}
-TABLES = {"photo": photo, "evaluation": evaluation, "optimizers": optimizers, "study's rate": study_rate,
-          "hard training": lambda: paired("hard_train"),
-          "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
-          "colour networks, equal steps": colour_steps, "colour networks, steadiness": colour_spread,
-          "leave one out": leave_one_out, "ladder": ladder}
+def benchmark() -> str:
+    """``srlib benchmark``: PSNR-Y under the papers' protocol, each measured method and the published rows,
+    with the margin over bicubic (BSD68 is a subset of B100, which the papers report: compare margins there)."""
+    s = pd.read_csv(ROOT / "docs" / "benchmark" / "benchmark_summary.csv")
+    sets = list(dict.fromkeys(s.set))
+    rows = []
+    for method, g in s.groupby("method", sort=False):
+        g = g.set_index("set")
+        cells = [f"{g.loc[x, 'psnr_y']:.2f} ({g.loc[x, 'minus_bicubic']:+.2f})" for x in sets]
+        rows.append([f"**{method}**" if method == "srlib photo" else method, *cells])
+    return _table(["x4, PSNR-Y dB (minus bicubic)", *(f"{x} (published: B100)" if x == "BSD68" else x for x in sets)], rows)
+
+
+#: each document's tables, by name
+DOCUMENTS = {
+    "README.md": {"benchmark": benchmark},
+    "docs/photos.md": {"photo": photo},
+    "conclusion/README.md": {"evaluation": evaluation, "optimizers": optimizers, "study's rate": study_rate,
+                             "hard training": lambda: paired("hard_train"),
+                             "colour networks": colours, "colour networks, paired": lambda: paired("3_colors_network"),
+                             "colour networks, equal steps": colour_steps, "colour networks, steadiness": colour_spread,
+                             "leave one out": leave_one_out, "ladder": ladder},
+    "srlib/models/MODEL_CARD_photo.md": {"photo": lambda: photo(list(PHOTO_COLUMNS))},
+    "srlib/models/MODEL_CARD_fast.md": {"photo": lambda: photo(["lanczos", "photo model", "fast tier",
+                                                                "fast tier v2 (32 channels, 5x5 first layer)"])},
+}
 
 
 if __name__ == "__main__":
-    for name, make in {**TABLES, **CARD_TABLES}.items():
-        print(f"<!-- {name} -->\n{make()}\n")
+    for document, tables in DOCUMENTS.items():
+        for name, make in tables.items():
+            print(f"<!-- {document}: {name} -->\n{make()}\n")
