@@ -285,20 +285,25 @@ def cmd_benchmark(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from .files import check_new_file, check_writable_folder, exclusive_claim
+
+    out = Path(args.out)
+    check_new_file(out, True, "--out")  # a folder, a device, a name too long: refused before anything
+    check_writable_folder(out.parent, "--out")
+    with exclusive_claim(out, "--out"):  # two runs started at once on one --out: the second is refused
+        if out.is_file() and not args.resume:
+            raise SrlibError(f"{out} exists; pass --resume to continue that run, or choose another --out")
+        _train(args, out)
+
+
+def _train(args, out: Path) -> None:
     from .data.celeba import CelebA, ImageSet, evaluation_subset, load_pairs
     from .data.default import resolve_data_dir
     from .data.folders import PATCH, PhotoPatches, split_photos, validation_pairs
-    from .files import check_new_file, check_writable_folder
     from .nn.parallel import threads
     from .recipe import get_recipe
     from .train import Trainer, stop_requests
 
-    out = Path(args.out)
-    if not (args.resume and out.is_file()):
-        if out.is_file():
-            raise SrlibError(f"{out} exists; pass --resume to continue that run, or choose another --out")
-        check_new_file(out, False, "--out")
-    check_writable_folder(out.parent, "--out")
     train: ImageSet | PhotoPatches
     if args.photos:
         train = PhotoPatches(split_photos(args.photos, "train"))

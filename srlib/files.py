@@ -10,11 +10,13 @@ caught) is removed by the next write to the same target.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from .errors import SrlibError
 
@@ -137,3 +139,35 @@ def check_writable_folder(path: str | os.PathLike, option: str = "-o/--out") -> 
     except OSError as e:
         raise SrlibError(f"output folder {path} is not writable ({e.strerror}); choose another with {option}") from None
     return path
+
+
+@contextmanager
+def exclusive_claim(path: str | os.PathLike, option: str) -> Iterator[None]:
+    """While inside, this process alone writes ``path``: a second srlib command claiming it is refused in
+    one line naming ``option``, instead of both running and one run's file silently replacing the
+    other's. The claim is an exclusive lock on ``.NAME.lock`` beside the file, removed on the way out."""
+    path = Path(path)
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as e:
+            raise SrlibError(f"{option} {path}: cannot claim it ({e.strerror} on {lock.name}); choose another folder") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise SrlibError(f"{option} {path}: another srlib command is writing it now; wait for it to finish, or "
+                             f"choose another {option}") from None
+        try:  # the lock file may have been removed by its last holder between our open and our lock
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)

@@ -46,6 +46,7 @@ class Recipe:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["net"] = self.net.to_dict()
         d["optimizer_args"] = dict(self.optimizer_args)
         return d
 

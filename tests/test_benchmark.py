@@ -140,3 +140,13 @@ def test_train_and_benchmark_from_the_command_line(tmp_path):
     assert again.returncode == 1 and "--force" in error_line(again)
     missing = srlib("benchmark", tmp_path / "nowhere", "--out", tmp_path, "--force")
     assert missing.returncode == 1 and "not a folder" in error_line(missing)
+
+
+def test_a_recipe_can_train_on_the_papers_degradation(tmp_path):
+    """``degradation="bicubic"``: every patch's LR is MATLAB's imresize of it, as the benchmark's test images."""
+    from srlib.data.photo import matlab_bicubic
+    from srlib.train import draw_batch
+
+    recipe = RECIPES["photo-fast-40"].with_(degradation="bicubic", images=3)
+    lr, hr, strength = draw_batch(recipe, PhotoPatches(write_photos(tmp_path, 2)), np.random.default_rng(0))
+    assert all(np.array_equal(low, matlab_bicubic(high)) for low, high in zip(lr, hr)) and not strength.any()

@@ -242,3 +242,19 @@ def test_comparison_names_the_model_and_grid_and_leaves_its_inputs_alone():
     panel = cli.comparison(lr, result, "centre", "photo model")
     assert not result.any() and panel.shape == (80, 3 * 96 + 16, 3)
     assert panel[:, -96:].any()  # the label is drawn on a copy
+
+
+def test_two_trainings_on_one_out_cannot_both_run(tmp_path, celeba):
+    """The second of two ``train --out same.npz`` started together is refused in one line, rather than
+    both running and one run's checkpoints silently replacing the other's; the claim leaves no file."""
+    from srlib.files import exclusive_claim
+
+    out = tmp_path / "same.npz"
+    with exclusive_claim(out, "--out"):
+        r = srlib("train", "--data", celeba, "--iterations", 2, "--validate-every", 0, "--out", out)
+        assert r.returncode == 1 and "another srlib command is writing it" in error_line(r)
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["celeba"]
+    r = srlib("train", "--data", celeba, "--iterations", 2, "--validate-every", 0, "--out", out)
+    assert r.returncode == 0 and out.is_file(), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["celeba", "same.npz"]

@@ -553,7 +553,8 @@ def test_bad_settings_are_one_line_from_every_command(tmp_path, variable, value)
 
 def test_report_settings_refused_before_any_notebook(tmp_path):
     cases = {f"scheduler {s}": ["report", "--scheduler", s, "--only", "02_hard_training"]
-             for s in ("tcp://127.0.0.1:9", "tcp://[:::", "tcp://host:99999", "foo://x:1", "tcp://a b:1")}
+             for s in ("tcp://127.0.0.1:9", "tcp://[:::", "tcp://host:99999", "foo://x:1", "tcp://a b:1",
+                       f"tcp://{'a' * 300}:8786", "tcp://a..b:8786", f"tcp://{'b' * 64}.example:8786")}
     cases["--workers 100000"] = ["report", "--workers", "100000"]
     results = run_corpus(tmp_path, cases, usage={"--workers 100000"})
     assert "cannot reach" in results["scheduler tcp://127.0.0.1:9"]["stderr"][0]

@@ -188,3 +188,38 @@ def test_resume_refuses_damaged_training_metadata(tmp_path, pairs, edit):
     save_checkpoint(tmp_path / "c.npz", ckpt)
     with pytest.raises(SrlibError, match="c.npz"):
         Trainer.resume(tmp_path / "c.npz", pairs)
+
+
+@pytest.mark.parametrize("answer", [None, b"\xff" * 64, b"\x00" * 8 + b"\xff" * 8])
+def test_a_scheduler_that_never_answers_or_answers_junk_is_one_line_in_bounded_time(answer):
+    """Dask's own timeout covers reaching an address, not the handshake after it."""
+    import socket
+    import threading
+    import time
+
+    from srlib.errors import SrlibError
+    from srlib.report.sweep import connect
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted = []
+
+    def serve() -> None:
+        while True:
+            try:
+                peer, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(peer)  # kept open, never closed: a peer that stays silent
+            if answer is not None:
+                peer.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(SrlibError, match="127.0.0.1") as e:
+            connect(f"tcp://127.0.0.1:{server.getsockname()[1]}", timeout=3)
+    finally:
+        server.close()
+    assert time.monotonic() - start < 20 and "\n" not in str(e.value)

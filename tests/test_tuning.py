@@ -54,7 +54,7 @@ def test_a_layer_is_timed_once_then_read_from_the_cache(cache, monkeypatch):
         "paths"] == dict.fromkeys(OPS, "im2col")
 
 
-@pytest.mark.parametrize("content", [b"\x00garbage", b"[1, 2]", b'{"x": 1}', "winograd for 5x5", "unknown path"])
+@pytest.mark.parametrize("content", [b"\x00garbage", b"[1, 2]", b'{"x": 1}', b"[" * 100_000, "winograd for 5x5", "unknown path"])
 def test_a_damaged_cache_is_measured_again(cache, monkeypatch, content):
     measure, calls = fake_times("shifted")
     monkeypatch.setattr(tuning, "measure", measure)

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .degrade import SCALE, to_uint8, upscale_bicubic, upscale_bicubic_centred
+from .matlab import imresize
 
 #: Each sampling grid and the bicubic interpolation that puts LR samples where that grid has them.
 BICUBIC_FOR_GRID: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -245,11 +246,18 @@ class TrainingDegradation:
     validation: Callable[[np.ndarray], np.ndarray] | None
 
 
+def matlab_bicubic(hr: np.ndarray) -> np.ndarray:
+    """MATLAB's antialiased bicubic ``imresize`` by 1/4: how the super-resolution papers make their test
+    images (``evaluation.benchmark``), and so what a model is trained on to be measured as they measure."""
+    return imresize(hr, 1 / SCALE)
+
+
 #: Every degradation a recipe can train on, by name.
 TRAINING: dict[str, TrainingDegradation] = {
     "study": TrainingDegradation("study", None, None),
     "photo": TrainingDegradation("centre", random_degradation, area),
     "photo-wide": TrainingDegradation("centre", random_wide_degradation, area),
+    "bicubic": TrainingDegradation("centre", lambda hr, rng: (matlab_bicubic(hr), None), matlab_bicubic),
 }
 
 

@@ -22,6 +22,7 @@ from ..data.celeba import read_image
 from ..data.degrade import SCALE, to_uint8
 from ..data.folders import SUFFIXES
 from ..data.matlab import imresize
+from ..data.photo import matlab_bicubic
 from ..errors import SrlibError
 from .evaluate import PhotoMethod
 from .metrics import image_metrics, paired_difference
@@ -86,7 +87,7 @@ def benchmark_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not h or not w:
         raise SrlibError(f"{path}: smaller than {SCALE}x{SCALE} pixels; remove it from the test set")
     hr = np.ascontiguousarray(hr[:h, :w])
-    return imresize(hr, 1 / SCALE), hr
+    return matlab_bicubic(hr), hr
 
 
 def run_benchmark(sets: dict[str, str | Path], methods: dict[str, Upscaler], progress=None) -> pd.DataFrame:

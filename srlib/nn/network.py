@@ -25,6 +25,10 @@ MAX_LAYERS, MAX_CHANNELS, MAX_KERNEL = 16, 512, 15
 MAX_WEIGHTS, MAX_TOTAL_CHANNELS = 1_000_000, 1024
 
 
+#: NetConfig's fields added after checkpoints and run records were first written (see ``to_dict``)
+ADDED_FIELDS = ("res_blocks",)
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Shape and initialisation of a sub-pixel network.
@@ -95,7 +99,14 @@ class NetConfig:
             raise ValueError(f"NetConfig: dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain values, for checkpoints and run records. A field added after those were first written
+        (``ADDED_FIELDS``) appears only when it is not at its default, so every configuration that could
+        be made before stores, and hashes into its runs' task digests, exactly as it did."""
+        d = asdict(self)
+        for name in ADDED_FIELDS:
+            if d[name] == NetConfig.__dataclass_fields__[name].default:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: object) -> "NetConfig":

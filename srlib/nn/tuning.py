@@ -86,7 +86,7 @@ def _read_cache() -> dict:
     """The cached entries; an unreadable, damaged or foreign file counts as empty (it is measured again)."""
     try:
         data = json.loads(read_regular(cache_file(), 1 << 20, "tuning cache"))
-    except (SrlibError, ValueError, UnicodeDecodeError):
+    except (SrlibError, ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -17,23 +17,70 @@ A store folder (``conclusion/records/<preset>/<experiment>/`` for a published re
 from __future__ import annotations
 
 import json
+import os
 import re
-import shutil
+import stat
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..checkpoint import load_checkpoint, model_only, save_checkpoint
+from ..errors import SrlibError
 from ..files import atomic_write
+from . import record
 from .sweep import final_loss
 
 _SNAPSHOT = re.compile(r".+\.at\d+\.npz")
+#: the largest kept model, snapshot or unfinished checkpoint the store copies (the photo model's training
+#: checkpoint is about 4 MB)
+MAX_CHECKPOINT_BYTES = 256 << 20
+
+
+def _note(message: str) -> None:
+    print(f"srlib: note: {message}", file=sys.stderr, flush=True)
+
+
+def _check_store(records: Path) -> None:
+    """The store and its ``partial/`` must be plain folders: the store is committed and shared, and a link
+    there would send srlib's writes and deletions somewhere else."""
+    for folder in (records, records / "partial"):
+        try:
+            mode = os.lstat(folder).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+            raise SrlibError(f"{folder}: {kind}, where the record store keeps a plain folder; replace it with a "
+                             f"folder (git checkout it, or move it away)")
+
+
+def _plain_files(folder: Path, pattern: str) -> list[Path]:
+    """The plain files of ``folder`` matching ``pattern``; anything else there (a link, a folder, a FIFO
+    or a device under a record's name) is left alone, with a note."""
+    out = []
+    for path in sorted(folder.glob(pattern)):
+        mode = os.lstat(path).st_mode
+        if stat.S_ISREG(mode):
+            out.append(path)
+        else:
+            _note(f"{path} is not a plain file (a link, folder or device) and is left out of the record store; remove it")
+    return out
+
+
+def _bytes(path: Path) -> bytes | None:
+    """A plain file's bytes, at most MAX_CHECKPOINT_BYTES (else None, with a note)."""
+    try:
+        return record.read_plain(path, MAX_CHECKPOINT_BYTES, "checkpoint")
+    except record.BadRecord as e:
+        _note(f"{e}; it is left out of the record store")
+        return None
 
 
 def _copy(data: bytes, dst: Path) -> bool:
     """Write ``data`` over ``dst`` atomically unless ``dst`` already holds the same bytes."""
-    if dst.is_file() and dst.read_bytes() == data:
+    if dst.is_file() and not dst.is_symlink() and dst.read_bytes() == data:
         return False
     atomic_write(dst, lambda f: f.write(data), "run record")
     return True
@@ -45,20 +92,25 @@ def store(run_folder: str | Path, records: str | Path) -> int:
     run_folder, records = Path(run_folder), Path(records)
     if not run_folder.is_dir():
         return 0
+    _check_store(records)
     changed = 0
-    for rec in sorted(run_folder.glob("*.json")):
-        data = rec.read_bytes()  # read once: copied, and asked whether its weights are kept
-        changed += _copy(data, records / rec.name)
+    for rec in _plain_files(run_folder, "*.json"):
+        try:
+            r = record.read(rec)
+        except record.BadRecord as e:
+            _note(f"{e}")
+            continue
+        changed += _copy(json.dumps(r).encode(), records / rec.name)
         (records / "partial" / f"{rec.stem}.npz").unlink(missing_ok=True)
         weights, kept = run_folder / f"{rec.stem}.npz", records / f"{rec.stem}.npz"
-        if json.loads(data).get("keep_weights") and weights.is_file() and not kept.is_file():
+        if r.get("keep_weights") and weights.is_file() and not kept.is_file():
             save_checkpoint(kept, model_only(load_checkpoint(weights)))
-    for ck in sorted(run_folder.glob("*.npz")):
+    for ck in _plain_files(run_folder, "*.npz"):
         if _SNAPSHOT.fullmatch(ck.name):
-            if not (records / ck.name).is_file():
-                _copy(ck.read_bytes(), records / ck.name)
-        elif not (run_folder / f"{ck.stem}.json").is_file():
-            _copy(ck.read_bytes(), records / "partial" / ck.name)
+            if not (records / ck.name).is_file() and (data := _bytes(ck)) is not None:
+                _copy(data, records / ck.name)
+        elif not (run_folder / f"{ck.stem}.json").is_file() and (data := _bytes(ck)) is not None:
+            _copy(data, records / "partial" / ck.name)
     if (records / "partial").is_dir() and not any((records / "partial").iterdir()):
         (records / "partial").rmdir()
     return changed
@@ -66,22 +118,34 @@ def store(run_folder: str | Path, records: str | Path) -> int:
 
 def restore(records: str | Path, run_folder: str | Path) -> int:
     """Lay the store ``records`` into ``run_folder``, leaving whatever the run folder already holds;
-    returns how many finished runs were restored."""
+    returns how many finished runs were restored. Only plain files are read, each bounded; a record that
+    is not one srlib wrote (``record.read``) is set aside with a note, so its run trains again."""
     records, run_folder = Path(records), Path(run_folder)
     if not records.is_dir():
         return 0
+    _check_store(records)
     run_folder.mkdir(parents=True, exist_ok=True)
-    restored = 0
-    for rec in sorted(records.glob("*.json")):
-        if not (run_folder / rec.name).is_file():
-            shutil.copyfile(rec, run_folder / rec.name)
-            restored += 1
-    for ck in sorted(records.glob("*.npz")):
-        if not (run_folder / ck.name).is_file():
-            shutil.copyfile(ck, run_folder / ck.name)
-    for ck in sorted(records.glob("partial/*.npz")):
-        if not (run_folder / ck.name).is_file() and not (run_folder / f"{ck.stem}.json").is_file():
-            shutil.copyfile(ck, run_folder / ck.name)
+    restored, good = 0, set()
+    for rec in _plain_files(records, "*.json"):
+        if (run_folder / rec.name).is_file():
+            good.add(rec.stem)
+            continue
+        try:
+            r = record.read(rec)
+        except record.BadRecord as e:
+            _note(f"{e}")
+            continue
+        _copy(json.dumps(r).encode(), run_folder / rec.name)
+        good.add(rec.stem)
+        restored += 1
+    for ck in [*_plain_files(records, "*.npz"), *_plain_files(records, "partial/*.npz")]:
+        partial = ck.parent.name == "partial"
+        if (run_folder / ck.name).is_file() or (partial and (run_folder / f"{ck.stem}.json").is_file()):
+            continue
+        if not partial and not _SNAPSHOT.fullmatch(ck.name) and ck.stem not in good:
+            continue  # a kept model whose record was set aside: laid down, it would pose as the run's checkpoint
+        if (data := _bytes(ck)) is not None:
+            _copy(data, run_folder / ck.name)
     return restored
 
 
@@ -90,8 +154,12 @@ def table(records: str | Path) -> pd.DataFrame:
     mean PSNR on the evaluation images, final training loss, training seconds over all sittings (counted from
     iteration ``timed_from``: 0, unless the run began before srlib kept its time), threads, srlib version."""
     rows = []
-    for path in sorted(Path(records).glob("*.json")):
-        r = json.loads(path.read_text())
+    for path in _plain_files(Path(records), "*.json"):
+        try:
+            r = record.read(path)
+        except record.BadRecord as e:
+            _note(f"{e}")
+            continue
         task = r.get("task", {})
         recipe = task.get("recipe", {})
         psnr = np.array(r["psnr"], np.float64)

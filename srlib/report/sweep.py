@@ -26,6 +26,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -46,6 +47,7 @@ from ..nn.parallel import threads
 from ..recipe import Recipe
 from ..settings import budget_deadline
 from ..train import Trainer
+from . import record as record_file
 
 
 @dataclass(frozen=True)
@@ -161,16 +163,16 @@ def eval_names(data: Data) -> tuple[str, ...]:
 
 
 def recorded(task: Task, folder: str | Path) -> dict | None:
-    """The record ``folder`` holds of this very task (its definition's digest), else None: a record of
-    an older definition under the same name is not this task's."""
+    """The record ``folder`` holds of this very task (its definition's digest, its length, a seal that
+    matches: ``record.read``), else None: a record of an older definition under the same name is not this
+    task's, and a damaged or edited one is no record (the run trains again)."""
     path = Path(folder) / f"{task.name}.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     try:
-        r = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return record_file.read(path, task.digest(), task.iterations)
+    except record_file.BadRecord:
         return None
-    return r if r.get("task_digest", task.digest()) == task.digest() else None  # records before digests: taken
 
 
 def finished(task: Task, folder: str | Path, data: Data) -> bool:
@@ -210,7 +212,7 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False, d
               "task": task.to_dict(), "task_digest": task.digest(), "eval_images": [p.name for p in ev.paths],
               "keep_weights": task.keep_weights, "conv_paths": trainer.conv_paths, "shards": trainer.shards,
               "srlib": __version__, "numpy": np.__version__, "threads": threads(), "finished": time.time()}
-    payload = json.dumps(record).encode()
+    payload = json.dumps(record_file.seal(record)).encode()
     atomic_write(done, lambda f: f.write(payload), what="run result")
     return task.name
 
@@ -231,9 +233,13 @@ def _trainer(task: Task, folder: Path, train: ImageSet, val: Pairs | None) -> Tr
     it branches from, or new."""
     ck = folder / f"{task.name}.npz"
     if ck.is_file():
-        trainer = Trainer.resume(ck, train, val)
-        if (trainer.recipe, trainer.total, trainer.seed, trainer.per_channel, trainer.shared_optimizer_bug) == (
-                task.recipe, task.iterations, task.seed, task.per_channel, task.shared_optimizer_bug):
+        try:
+            trainer = Trainer.resume(ck, train, val)
+        except SrlibError:  # not a training checkpoint (a model alone, damaged): the run starts anew over it
+            trainer = None
+        if trainer is not None and (trainer.recipe, trainer.total, trainer.seed, trainer.per_channel,
+                                    trainer.shared_optimizer_bug) == (task.recipe, task.iterations, task.seed,
+                                                                      task.per_channel, task.shared_optimizer_bug):
             return trainer
     if task.restart_optimizer_from:
         source = folder / task.restart_optimizer_from
@@ -261,14 +267,15 @@ def _scores(model: SRModel, pairs: Pairs, iteration: int) -> np.ndarray:
 def load_result(task: Task, folder: str | Path, record: dict | None = None) -> Result:
     """The result of ``task`` from its record in ``folder`` (``record``: that record, already read)."""
     folder = Path(folder)
-    r = record if record is not None else json.loads((folder / f"{task.name}.json").read_text())
+    r = record if record is not None else record_file.read(folder / f"{task.name}.json", task.digest(), task.iterations)
     ck = folder / f"{task.name}.npz"
     return Result(task, np.array(r["psnr"], np.float64), np.array(r["loss"], np.float64), r["diverged_at"],
                   r["val_iteration"], r["val_psnr"], ck if ck.is_file() else None)
 
 
-#: how long to try to reach an existing Dask scheduler before giving up
-CONNECT_TIMEOUT_S = 30
+#: how long to try to reach an existing Dask scheduler before giving up, and how much longer its
+#: handshake may take once reached
+CONNECT_TIMEOUT_S, HANDSHAKE_GRACE_S = 30, 10
 
 
 def default_workers() -> int:
@@ -279,6 +286,15 @@ def default_workers() -> int:
 DASK_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
 
 
+def _host_name_ok(host: str) -> bool:
+    """A bracketed IPv6 address, or a host name of DNS's shape: labels of 1..63 letters, digits and inner
+    hyphens, 253 characters in all (the resolver refuses anything else with a UnicodeError)."""
+    if host.startswith("["):
+        return True
+    labels = host.rstrip(".").split(".")
+    return len(host) <= 253 and all(re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", label) for label in labels)
+
+
 def check_scheduler(scheduler: str, reach: bool = False) -> str:
     """``scheduler`` if it is "local", "serial" or a Dask address (PROTOCOL://HOST:PORT), else one clear
     error; with ``reach``, an address must also accept a connection now (a run that fails after an hour
@@ -287,7 +303,7 @@ def check_scheduler(scheduler: str, reach: bool = False) -> str:
         return scheduler
     usage = f"scheduler {scheduler!r:.100} is not local, serial or a Dask address such as tcp://HOST:8786"
     m = re.fullmatch(r"([a-z]+)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})/?", scheduler)
-    if not m or m[1] not in DASK_PROTOCOLS or not 1 <= int(m[3]) <= 65535:
+    if not m or m[1] not in DASK_PROTOCOLS or not 1 <= int(m[3]) <= 65535 or not _host_name_ok(m[2]):
         raise SrlibError(usage)
     if reach:
         host, port = m[2].strip("[]"), int(m[3])
@@ -341,6 +357,38 @@ def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str 
     return {t.name: load_result(t, folder) for t in tasks}
 
 
+def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT_S):
+    """A Dask client of the scheduler at ``scheduler``, within ``timeout`` seconds. Dask's own timeout
+    covers reaching the address, not the handshake after it: a server that accepts the connection and
+    never answers would hang the report, and one that answers junk fails inside Dask's decoder. Both are
+    one line naming the scheduler. The handshake runs on a daemon thread, so one that never returns does
+    not keep the process from exiting."""
+    from dask.distributed import Client
+
+    outcome: list = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(Client(scheduler, timeout=timeout))
+        except BaseException as e:  # whatever Dask raises on a bad peer, reported below in one line
+            outcome.append(e)
+
+    worker = threading.Thread(target=attempt, name="srlib-dask-connect", daemon=True)
+    worker.start()
+    worker.join(timeout + HANDSHAKE_GRACE_S)  # Dask's own timeout (reaching the address) ends first
+    fix = "start it, or use --scheduler local"
+    if not outcome:
+        raise SrlibError(f"the Dask scheduler at {scheduler} accepted the connection but did not answer within "
+                         f"{timeout + HANDSHAKE_GRACE_S:.0f} s; check it is a Dask scheduler, {fix}")
+    e = outcome[0]
+    if isinstance(e, (OSError, TimeoutError)):
+        raise SrlibError(f"cannot reach the Dask scheduler at {scheduler} ({e}); {fix}")
+    if isinstance(e, BaseException):
+        raise SrlibError(f"cannot use the Dask scheduler at {scheduler} ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:120]}); {fix}")
+    return e
+
+
 def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, workers: int | None, bar,
                  deadline: float | None) -> list[str]:
     """Run ``todo`` on Dask; returns the names of the runs the time budget stopped."""
@@ -355,10 +403,7 @@ def _run_on_dask(todo: list[Task], folder: Path, data: Data, scheduler: str, wor
         client = Client(cluster)
     else:
         cluster = None
-        try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as e:
-            raise SrlibError(f"cannot reach the Dask scheduler at {scheduler} ({e}); start it, or use --scheduler local") from None
+        client = connect(scheduler)
     try:
         # the longest first, so the last worker does not start a long task when the others are done
         order = sorted(todo, key=lambda t: -t.iterations)
