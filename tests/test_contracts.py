@@ -83,3 +83,13 @@ def test_every_preset_names_every_notebook_with_its_own_parameters(preset):
 def test_every_notebook_in_the_registry_exists_and_each_file_is_registered():
     files = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert files == set(NOTEBOOKS)
+
+
+def test_nbval_runs_a_notebook_from_the_notebooks_folder():
+    """``cd notebooks && pytest 02_hard_training.ipynb``: the sanitize file is found from there too."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "02_hard_training.ipynb::Cell 0"],
+                       cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]

@@ -1,0 +1,13 @@
+"""What every pytest run of this repository shares, whatever folder it starts in."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pytest_configure(config):
+    """pyproject.toml's addopts name nbval's sanitize file relative to the repository, and pytest reads it
+    relative to the folder it started in: resolved against the repository, ``pytest --nbval-lax NOTEBOOK``
+    works from notebooks/ (or anywhere) as from the root."""
+    path = getattr(config.option, "nbval_sanitize_with", None)
+    if path and not Path(path).is_absolute() and not Path(path).exists():
+        config.option.nbval_sanitize_with = str(config.rootpath / path)
