@@ -142,7 +142,7 @@ def upscale_targets(images: list[str], out_dir: Path, force: bool, compare: bool
 
 
 def cmd_upscale(args) -> None:
-    from .data.celeba import read_alpha, read_image
+    from .data.celeba import MAX_FRAMES_COUNTED, read_alpha, read_image
     from .data.photo import estimate_jpeg_quality, jpeg_quality
     from .display import progress
     from .files import check_writable_folder
@@ -165,7 +165,8 @@ def cmd_upscale(args) -> None:
         check_output_size(h, w, str(path))
         alpha, frames = read_alpha(path, (h, w))
         if frames > 1:
-            print(f"srlib: note: {path} holds {frames} frames; upscaling the first", file=sys.stderr)
+            held = f"more than {MAX_FRAMES_COUNTED}" if frames > MAX_FRAMES_COUNTED else frames
+            print(f"srlib: note: {path} holds {held} frames; upscaling the first", file=sys.stderr)
         quality = args.jpeg_quality
         if quality == "auto":  # the file's own table, else what its pixels show (a JPEG saved again as PNG)
             quality = jpeg_quality(path) or estimate_jpeg_quality(img)

@@ -311,3 +311,35 @@ def test_damaged_tiff_metadata_is_one_line_without_pillow_warnings(tmp_path):
         warnings.simplefilter("error")  # a warning from Pillow would print above srlib's one line
         with pytest.raises(SrlibError, match=r"d\.tif: not a readable image"):
             read_image(tmp_path / "d.tif")
+
+
+def many_page_tiff(path, pages: int) -> None:
+    """A little-endian TIFF of ``pages`` 1x1 grey pages (one IFD each, all pointing at one pixel), made by
+    hand: Pillow takes minutes to write tens of thousands of pages."""
+    import struct
+
+    entries = [(256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1, 8), (277, 3, 1, 1), (278, 3, 1, 1), (279, 4, 1, 1)]
+    ifd_size = 2 + 12 * len(entries) + 4
+    out = bytearray(b"II*\x00" + struct.pack("<I", 10) + b"\x80\x00")  # header; the pixel at 8; IFDs from 10
+    for page in range(pages):
+        start = 10 + page * ifd_size
+        out += struct.pack("<H", len(entries))
+        for tag, kind, count, value in entries:
+            out += struct.pack("<HHII", tag, kind, count, value) if kind == 4 else struct.pack("<HHIHH", tag, kind, count, value, 0)
+        out += struct.pack("<I", start + ifd_size if page + 1 < pages else 0)
+    path.write_bytes(bytes(out))
+
+
+def test_a_file_of_thousands_of_pages_is_counted_in_bounded_time(tmp_path):
+    import time
+
+    from srlib.data.celeba import MAX_FRAMES_COUNTED, read_alpha, read_image
+
+    many_page_tiff(tmp_path / "pages.tif", 50_000)
+    assert read_image(tmp_path / "pages.tif").shape == (1, 1, 3)
+    start = time.process_time()
+    assert read_alpha(tmp_path / "pages.tif", (1, 1))[1] == MAX_FRAMES_COUNTED + 1
+    assert time.process_time() - start < 2
+    many_page_tiff(tmp_path / "three.tif", 3)
+    assert read_alpha(tmp_path / "three.tif", (1, 1))[1] == 3

@@ -156,17 +156,36 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> n
     return img
 
 
+#: frames of an animated or multi-page file counted before saying "more than": a file can claim tens of
+#: thousands of pages, and Pillow's own count walks every one (a 4 MB TIFF of 50,000 pages: 25 s)
+MAX_FRAMES_COUNTED = 100
+
+
+def _frames(img) -> int:
+    """How many frames ``img`` holds, counted up to MAX_FRAMES_COUNTED + 1 (meaning more than that)."""
+    count = 1
+    try:
+        while count <= MAX_FRAMES_COUNTED:
+            img.seek(count)
+            count += 1
+    except EOFError:
+        pass
+    img.seek(0)
+    return count
+
+
 def read_alpha(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[np.ndarray | None, int]:
     """The transparency of the image file at ``path`` already read by ``read_image`` into pixels of
     ``shape`` (H, W), and how many frames the file holds (an animated GIF, a multi-page TIFF: ``read_image``
-    reads the first). The transparency is uint8 (H, W), 0 clear to 255 opaque, turned by the EXIF
-    orientation as the pixels are; None when the file has none or every pixel is opaque."""
+    reads the first; counted up to MAX_FRAMES_COUNTED + 1, which stands for more). The transparency is
+    uint8 (H, W), 0 clear to 255 opaque, turned by the EXIF orientation as the pixels are; None when the
+    file has none or every pixel is opaque."""
     from PIL import Image, ImageOps
 
     try:
         with warnings.catch_warnings(), Image.open(path) as img:
             warnings.simplefilter("ignore")  # damaged metadata is not the transparency's concern
-            frames = int(getattr(img, "n_frames", 1))
+            frames = _frames(img)
             if "A" not in img.getbands() and "transparency" not in img.info:
                 return None, frames
             alpha = np.asarray(ImageOps.exif_transpose(img).convert("RGBA").getchannel("A"))
