@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import stat
 import sys
@@ -644,6 +645,12 @@ def _open_standard_streams() -> None:
                 os.close(null)
 
 
+def one_line(message: str) -> str:
+    """``message`` as one line: a control character (a newline in a file's name, say) written as its
+    escape, so the name printed is the name on disk rather than one with a space where the newline was."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .data.celeba import cache_size_mb
     from .errors import BudgetSpent, Interrupted
@@ -661,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"srlib: {e}", file=sys.stderr)
         return EXIT_BUDGET_SPENT
     except SrlibError as e:
-        message = " ".join(str(e).splitlines())
+        message = one_line(str(e))
         print(f"srlib: error: {message}", file=sys.stderr)
         return 1
     except Interrupted as e:

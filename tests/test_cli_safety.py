@@ -258,3 +258,12 @@ def test_two_trainings_on_one_out_cannot_both_run(tmp_path, celeba):
     r = srlib("train", "--data", celeba, "--iterations", 2, "--validate-every", 0, "--out", out)
     assert r.returncode == 0 and out.is_file(), r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["celeba", "same.npz"]
+
+
+def test_a_file_name_with_a_newline_is_named_as_it_is(tmp_path):
+    """The one error line writes a control character in a name as its escape, not as a space: the file named is
+    the file on disk."""
+    bad = tmp_path / "a\nb.npz"
+    bad.write_bytes(b"not a checkpoint")
+    r = srlib("export", bad, "--out", tmp_path / "out.npz")
+    assert r.returncode == 1 and "a\\nb.npz" in error_line(r)
