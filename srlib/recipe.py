@@ -92,9 +92,11 @@ class Recipe:
         return cls(**d)
 
     def with_(self, **changes) -> "Recipe":
-        """A copy with some fields changed; ``bias``, ``init``, ``final_relu`` and ``dtype`` go to ``net``."""
+        """A copy with some fields changed: a whole ``net``, and a network's fields (``bias``, ``init``,
+        ``res_blocks``, ...) changed in it."""
         net_fields = {k: changes.pop(k) for k in list(changes) if k in NetConfig.__dataclass_fields__}
-        net = replace(self.net, **net_fields) if net_fields else self.net
+        net = changes.pop("net", self.net)
+        net = replace(net, **net_fields) if net_fields else net
         if "optimizer_args" in changes:
             changes["optimizer_args"] = tuple(sorted(dict(changes["optimizer_args"]).items()))
         return replace(self, net=net, **changes)

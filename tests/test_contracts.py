@@ -93,3 +93,11 @@ def test_nbval_runs_a_notebook_from_the_notebooks_folder():
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "02_hard_training.ipynb::Cell 0"],
                        cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_a_recipe_changes_its_network_whole_or_field_by_field():
+    base = RECIPES["photo"]
+    other = NetConfig(channels=(8, 48), kernels=(3, 3), image_channels=3)
+    assert base.with_(net=other).net == other
+    assert base.with_(net=other, res_blocks=2).net == replace(other, res_blocks=2)
+    assert base.with_(res_blocks=1, lr=1e-3).net == replace(base.net, res_blocks=1)
