@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..data.celeba import read_image
 from ..data.degrade import SCALE, to_uint8
-from ..data.folders import SUFFIXES
+from ..data.folders import list_photos
 from ..data.matlab import imresize
 from ..data.photo import matlab_bicubic
 from ..errors import SrlibError
@@ -71,13 +71,7 @@ PUBLISHED_COLUMN = {"set5": "set5", "set14": "set14", "b100": "b100", "bsd100": 
 
 def set_images(folder: str | Path) -> list[Path]:
     """The images of a test set's folder, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SrlibError(f"{folder}: not a folder; give a test set's folder of images (e.g. Set5/)")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
-    if not paths:
-        raise SrlibError(f"{folder}: no images in it ({', '.join(sorted(SUFFIXES))}); check the folder")
-    return paths
+    return [path for path, _ in list_photos([folder])]
 
 
 def benchmark_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -161,7 +161,7 @@ class SRNet:
             else:
                 w = rng.normal(0.0, np.sqrt(2.0 / (c_in * k * k)), shape)
             b = np.zeros(c_out, dtype) if config.bias else None
-            return Conv2d(name, (w * scale if scale != 1.0 else w).astype(dtype), b, needs_input_grad=needs_input_grad,
+            return Conv2d(name, (w * scale).astype(dtype), b, needs_input_grad=needs_input_grad,
                           path=next(per_conv), resolve=layer_paths)
 
         self.layers: list[Layer] = []
