@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from srlib.recipe import RECIPES
-from srlib.report.experiments import data_source
+from srlib.report.notebook import data_source
 from srlib.report.sweep import Task, default_workers, run_tasks
 
 

@@ -397,7 +397,7 @@ def cmd_report(args) -> None:
     from .data.celeba import CelebA
     from .data.default import resolve_data_dir
     from .paths import project_root
-    from .report.experiments import study_models
+    from .report.notebook import study_models
     from .report.runner import dry_run, refresh_stored_outputs, report_folder, run_report
     from .report.sweep import check_scheduler
 
@@ -481,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.photo import GRIDS
     from .model import SHIPPED
     from .recipe import MAX_ITERATION, MAX_SHARDS, RECIPES
-    from .report.runner import PRESETS
+    from .report.registry import PRESETS
 
     p = argparse.ArgumentParser(prog="python -m srlib", description="4x super-resolution with a NumPy sub-pixel CNN.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -603,9 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")
     s.add_argument("--preset", default="quick", choices=list(PRESETS),
-                   help="quick: embedded sample, minutes; medium: a few thousand real CelebA images, about 1.5 "
-                        "hours on 2 cores; full: the study's iteration counts on all of CelebA; study: the study's "
-                        "iteration counts on a development set, 15-20 hours of 2 cores (use --budget and --resume)")
+                   help="; ".join(f"{name}: {what}" for name, what in PRESETS.items()))
     s.add_argument("--only", action="append", metavar="NOTEBOOK", help="run only this notebook (repeatable)")
     s.add_argument("--data", metavar="DIR", help="CelebA-layout folder (default: data/ or the embedded sample)")
     s.add_argument("--study-weights", metavar="DIR", help="the study's weights/ folder (its train/, many_adam/ and "

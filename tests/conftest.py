@@ -48,6 +48,14 @@ def celeba(tmp_path: Path) -> Path:
     return make_celeba(tmp_path / "celeba")
 
 
+@pytest.fixture
+def celeba_data(celeba: Path):
+    """The fake CelebA as a report's data: its validation split, 2 images scored per run."""
+    from srlib.report.notebook import data_source
+
+    return data_source(str(celeba), "validation", 2)
+
+
 @pytest.fixture(scope="session")
 def pairs() -> Pairs:
     rng = np.random.default_rng(1)

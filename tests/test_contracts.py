@@ -16,7 +16,8 @@ from srlib.model import SRModel
 from srlib.nn import layers
 from srlib.nn.network import NetConfig, SRNet
 from srlib.recipe import RECIPES
-from srlib.report.runner import NOTEBOOKS, PRESETS
+from srlib.report.registry import NOTEBOOKS, PRESETS
+from srlib.report.runner import notebook_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,11 +74,30 @@ def parameters_cell(notebook: str) -> set[str]:
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
-def test_every_preset_names_every_notebook_with_its_own_parameters(preset):
-    assert set(PRESETS[preset]) == set(NOTEBOOKS), f"{preset} does not name every notebook"
-    for notebook, params in PRESETS[preset].items():
-        unknown = set(params) - parameters_cell(notebook)
-        assert not unknown, f"{preset} gives {notebook} parameters its parameters cell lacks: {sorted(unknown)}"
+def test_every_notebook_has_every_preset_with_its_own_parameters(preset):
+    for name, notebook in NOTEBOOKS.items():
+        assert preset in notebook.presets, f"{name} has no {preset} preset"
+        unknown = set(notebook.presets[preset]) - parameters_cell(name)
+        assert not unknown, f"{preset} gives {name} parameters its parameters cell lacks: {sorted(unknown)}"
+    assert all(set(nb.presets) == set(PRESETS) for nb in NOTEBOOKS.values()), "a preset no notebook documents"
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_every_notebook_plans_from_its_parameters_and_writes_its_findings_in_its_module(name):
+    """The notebook's run cell and ``report --dry-run`` plan alike: the run cell calls its module's
+    ``plan`` on ``notebook.parameters(...)``, and its conclusions come from the module, not from
+    f-strings in the notebook."""
+    module = NOTEBOOKS[name].experiment()
+    assert callable(module.plan) and callable(module.findings) and callable(module.limitations)
+    cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert f'notebook.parameters("{name}", globals())' in code
+    assert "experiment.plan(P)" in code or "experiment.run(P," in code
+    assert "experiment.findings(" in code and "experiment.limitations(" in code
+    for preset in PRESETS:
+        plan = module.plan({**notebook_defaults(name), **NOTEBOOKS[name].presets[preset]})
+        tasks = [t for group in plan.values() for t in group]
+        assert tasks and len({t.name for t in tasks}) == len(tasks), f"{name} {preset}: no runs, or two with one name"
 
 
 def test_every_notebook_in_the_registry_exists_and_each_file_is_registered():

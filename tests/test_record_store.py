@@ -12,15 +12,14 @@ import pytest
 
 from srlib.errors import SrlibError
 from srlib.recipe import RECIPES
-from srlib.report import experiments as ex
-from srlib.report import record, records
+from srlib.report import notebook, record, records
 from srlib.report.sweep import Task, finished, recorded, run_tasks
 
 
 @pytest.fixture
-def store_of_two(celeba, tmp_path) -> tuple[Path, Path, list[Task], ex.Data]:
+def store_of_two(celeba, tmp_path) -> tuple[Path, Path, list[Task], notebook.Data]:
     """A run folder with two finished runs (one keeps its weights), and their store."""
-    data = ex.data_source(str(celeba), "validation", 2)
+    data = notebook.data_source(str(celeba), "validation", 2)
     recipe = RECIPES["improved"].with_(images=2, warmup=1)
     tasks = [Task("kept", recipe, 3, seed=0, keep_weights=True), Task("other", recipe, 3, seed=1)]
     run_tasks(tasks, tmp_path / "runs", data, scheduler="serial")

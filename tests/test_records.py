@@ -10,14 +10,13 @@ import pytest
 
 from srlib.errors import BudgetSpent
 from srlib.recipe import RECIPES
-from srlib.report import experiments as ex
-from srlib.report import records, runner
+from srlib.report import hard_train, notebook, records, runner
 from srlib.report.sweep import Task, eval_names, finished, run_tasks
 from srlib.settings import DEADLINE
 
 
 def small_data(celeba):
-    return ex.data_source(str(celeba), "validation", 2)
+    return notebook.data_source(str(celeba), "validation", 2)
 
 
 def tasks() -> list[Task]:
@@ -44,7 +43,7 @@ def test_another_tasks_record_under_the_same_name_is_not_taken(celeba, tmp_path)
     longer = Task(t.name, t.recipe, 5, seed=1)
     assert longer.digest() != t.digest() and not finished(longer, tmp_path, data)
     assert Task(t.name, t.recipe, 3, seed=1, keep_weights=True).digest() == t.digest()  # storage, not the task
-    assert not finished(t, tmp_path, ex.data_source(str(celeba), "validation", 1))  # other evaluation images
+    assert not finished(t, tmp_path, notebook.data_source(str(celeba), "validation", 1))  # other evaluation images
     assert len(run_tasks([longer], tmp_path, data, scheduler="serial")[t.name].loss) == 5
 
 
@@ -123,9 +122,9 @@ def test_adam_restarted_midway_branches_from_the_snapshot(celeba, tmp_path):
     for bit, then differs; before the snapshot exists it is one clear error."""
     from srlib.errors import SrlibError
 
-    data = ex.data_source(str(celeba), "validation", 2, 2)
-    base = ex.hard_training_tasks(RECIPES["study"].with_(images=2), 6, [0], 2)[0]
-    branch = ex.adam_restart_task(base)
+    data = notebook.data_source(str(celeba), "validation", 2, 2)
+    base = hard_train.hard_training_tasks(RECIPES["study"].with_(images=2), 6, [0], 2)[0]
+    branch = hard_train.adam_restart_task(base)
     with pytest.raises(SrlibError, match="not there yet"):
         run_tasks([branch], tmp_path, data, scheduler="serial")
     a = run_tasks([base], tmp_path, data, scheduler="serial")[base.name]
@@ -138,20 +137,21 @@ def test_adam_restarted_midway_branches_from_the_snapshot(celeba, tmp_path):
 def test_dry_run_counts_what_is_left_from_records_and_checkpoints(celeba, tmp_path, monkeypatch):
     """report --dry-run: the preset's runs, minus finished records, minus the iterations an unfinished
     run's checkpoint has reached, priced at a measured step time."""
-    params = {**runner.notebook_defaults("02_hard_training"), **runner.PRESETS["quick"]["02_hard_training"],
+    entry = runner.NOTEBOOKS["02_hard_training"]
+    params = {**runner.notebook_defaults("02_hard_training"), **entry.presets["quick"],
               "ITERATIONS": 4, "VALIDATE_EVERY": 2}
     monkeypatch.setattr(runner, "project_root", lambda: tmp_path)
     monkeypatch.setattr(runner, "notebook_defaults", lambda name: params)
-    monkeypatch.setitem(runner.PRESETS["quick"], "02_hard_training", params)
+    monkeypatch.setitem(entry.presets, "quick", params)
     monkeypatch.setattr(runner, "step_seconds", lambda: 0.5)
-    planned = ex.planned_tasks("02_hard_training", params)
+    planned = [t for group in hard_train.plan(params).values() for t in group]
     assert [t.name for t in planned[:1]] == [f"adam-seed0-{params['ITERATIONS']}it"] and planned[-1].restart_optimizer_from
     before = runner.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
     total = params["ITERATIONS"] * len(params["SEEDS"]) + params["ITERATIONS"] // 2
     assert before.iterations == total and before.iterations_done == 0
     assert before.hours_left == pytest.approx(total * 0.5 / 3600)
     folder = tmp_path / "runs" / "quick" / "hard_train"
-    data = ex.data_source(str(celeba), "test", 2, 2)
+    data = notebook.data_source(str(celeba), "test", 2, 2)
     small = planned[0]
     run_tasks([small], folder, data, scheduler="serial")  # finished: its record
     after = runner.dry_run("quick", ["02_hard_training"]).loc["02_hard_training"]
@@ -190,7 +190,7 @@ def test_a_checkpoint_of_another_definition_is_not_resumed(celeba, tmp_path):
     fresh = run_tasks([new], tmp_path / "fresh", data, scheduler="serial")["run"]
     again = run_tasks([new], tmp_path, data, scheduler="serial")["run"]
     assert np.array_equal(again.loss, fresh.loss)  # trained anew, not continued from the other's weights
-    rescored = run_tasks([new], tmp_path, ex.data_source(str(celeba), "validation", 1), scheduler="serial")["run"]
+    rescored = run_tasks([new], tmp_path, notebook.data_source(str(celeba), "validation", 1), scheduler="serial")["run"]
     assert np.array_equal(rescored.loss, fresh.loss) and len(rescored.psnr) == 1  # other images: scored again
 
 

@@ -17,6 +17,7 @@ from ..display import static_output
 from ..evaluation.evaluate import BASELINES
 from ..evaluation.metrics import psnr
 from ..model import SRModel
+from .notebook import BICUBIC
 from .plots import comparison_grid
 
 
@@ -48,7 +49,7 @@ class ImageBrowser:
         if len(pairs) == 0:
             raise ValueError("ImageBrowser needs at least one image")
         self.pairs = pairs
-        self.columns = {"bicubic (aligned)": to_uint8(BASELINES["bicubic_aligned"](pairs.lr))}
+        self.columns = {BICUBIC: to_uint8(BASELINES["bicubic_aligned"](pairs.lr))}
         self.columns.update({name: to_uint8(m.predict(pairs.lr)) for name, m in models.items()})
         if shipped and "shipped model" not in self.columns:
             self.columns["shipped model"] = to_uint8(SRModel.shipped("study").predict(pairs.lr))

@@ -6,6 +6,7 @@ outputs without saying it is 4x smaller. Here LR is drawn at its true size.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -262,8 +263,8 @@ def zoom_and_error(hr: np.ndarray, outputs: dict[str, np.ndarray], title: str, p
     return _save(fig, path)
 
 
-def comparison_grid(lr: list[np.ndarray], columns: dict[str, list[np.ndarray]], title: str,
-                    path: str | Path | None = None, psnrs: dict[str, list[float]] | None = None) -> Figure:
+def comparison_grid(lr: Sequence[np.ndarray], columns: Mapping[str, Sequence[np.ndarray] | np.ndarray], title: str,
+                    path: str | Path | None = None, psnrs: Mapping[str, Sequence[float] | np.ndarray] | None = None) -> Figure:
     """One column per image: its LR input on top at its true size (44x44, 4x smaller), then one row per
     method with its 176x176 output (uint8 BGR) and, when given, its PSNR on that image. Methods run down
     the page, so however many there are the figure stays narrow enough to be shown at full size in a

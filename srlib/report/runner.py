@@ -22,72 +22,7 @@ from typing import Iterator
 from ..display import STATIC_OUTPUT
 from ..errors import SrlibError
 from ..paths import project_root
-
-#: notebook -> experiment folder under conclusion/ (the study's folder names where it had one)
-NOTEBOOKS = {
-    "01_optimizer_comparison": "optimizer_compare",
-    "02_hard_training": "hard_train",
-    "03_three_colour_networks": "3_colors_network",
-    "04_beyond_the_study": "beyond_the_study",
-}
-
-#: Where each optimizer's learning-rate grid starts (half-decade steps between the first and last rate,
-#: and the library default); the sweep grows a grid while its best rate sits at an end.
-_GRID_START = {"sgd": [1e-5, 1e-2], "momentum": [1e-5, 1e-2], "nesterov": [1e-5, 1e-2],
-               "adagrad": [1e-3, 1e-1], "rmsprop": [1e-4, 1e-2], "adam": [1e-4, 1e-2]}
-_GRID_QUICK = {"sgd": [1e-3, 1e-2], "momentum": [1e-3, 1e-2], "nesterov": [1e-3, 1e-2],
-               "adagrad": [1e-2], "rmsprop": [1e-3, 1e-2], "adam": [1e-3]}
-
-#: Parameters per preset.
-#: - "quick": the embedded sample, a few minutes on 2 cores: checks that everything runs;
-#: - "medium": a few thousand real CelebA images (e.g. a development subset), about 1.5 hours on 2 cores;
-#: - "full": the study's iteration counts (1000 / 43,114 / 25,000) and more seeds, for the whole of
-#:   CelebA on a bigger machine or a Dask cluster (``--scheduler``);
-#: - "study": the study's iteration counts on a development set with train and validation splits (such as
-#:   celeba-mini: every validation image scores the runs), with the seeds the comparisons need (5 where
-#:   runs are short, 3 where they are long): the preset of the published report in conclusion/. Some
-#:   15-20 hours of 2 cores: run it in slices with ``--resume --budget MINUTES`` (the record store keeps
-#:   every finished run).
-PRESETS: dict[str, dict[str, dict]] = {
-    "quick": {
-        "01_optimizer_comparison": {"RUNGS": [4, 8], "KEEP": [1], "LEARNING_RATES": _GRID_QUICK, "SEARCH_SEEDS": [0, 1],
-                                    "FINAL_SEEDS": [0, 1, 2], "WIDEN": 1, "VAL_IMAGES": 9},
-        "02_hard_training": {"ITERATIONS": 200, "VALIDATE_EVERY": 25, "VAL_IMAGES": 9, "TEST_IMAGES": 11},
-        "03_three_colour_networks": {"ITERATIONS": 40, "VALIDATE_EVERY": 10, "VAL_IMAGES": 9, "TEST_IMAGES": 11,
-                                     "SEEDS": [0, 1]},
-        "04_beyond_the_study": {"LENGTH": 30, "SEEDS": [0, 1], "LADDER_LENGTHS": [10, 30], "VAL_IMAGES": 9},
-    },
-    "medium": {
-        "01_optimizer_comparison": {"RUNGS": [40, 100], "KEEP": [2], "LEARNING_RATES": _GRID_START,
-                                    "SEARCH_SEEDS": [0, 1, 2], "FINAL_SEEDS": [0, 1, 2], "WIDEN": 2, "VAL_IMAGES": 100},
-        # a development subset may lack a test partition (../shared/celeba-mini has train + validation)
-        "02_hard_training": {"ITERATIONS": 4000, "VALIDATE_EVERY": 250, "VAL_IMAGES": 100, "TEST_IMAGES": 300,
-                             "EVAL_SPLIT": "validation"},
-        "03_three_colour_networks": {"ITERATIONS": 800, "VALIDATE_EVERY": 50, "VAL_IMAGES": 100, "TEST_IMAGES": 300,
-                                     "EVAL_SPLIT": "validation", "SEEDS": [0, 1]},
-        "04_beyond_the_study": {"LENGTH": 600, "SEEDS": [0, 1], "LADDER_LENGTHS": [150, 600], "VAL_IMAGES": 300},
-    },
-    "full": {
-        "01_optimizer_comparison": {"RUNGS": [50, 200, 1000], "KEEP": [4, 1], "LEARNING_RATES": _GRID_START,
-                                    "SEARCH_SEEDS": [0, 1], "FINAL_SEEDS": [0, 1, 2, 3, 4], "WIDEN": 3, "VAL_IMAGES": 300},
-        "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "VAL_IMAGES": 300, "TEST_IMAGES": 1000,
-                             "SEEDS": [0, 1, 2]},
-        "03_three_colour_networks": {"ITERATIONS": 25000, "VALIDATE_EVERY": 500, "VAL_IMAGES": 300, "TEST_IMAGES": 1000,
-                                     "SEEDS": [0, 1, 2]},
-        "04_beyond_the_study": {"LENGTH": 3000, "SEEDS": [0, 1, 2, 3, 4], "CONTESTED_LENGTH": 12000,
-                                "LADDER_LENGTHS": [1000], "VAL_IMAGES": 1000},
-    },
-    "study": {
-        "01_optimizer_comparison": {"RUNGS": [40, 200, 1000], "KEEP": [4, 1], "LEARNING_RATES": _GRID_START,
-                                    "SEARCH_SEEDS": [0, 1], "FINAL_SEEDS": [0, 1, 2, 3, 4], "WIDEN": 3, "VAL_IMAGES": 300},
-        "02_hard_training": {"ITERATIONS": 43114, "VALIDATE_EVERY": 1000, "VAL_IMAGES": 300, "TEST_IMAGES": 780,
-                             "EVAL_SPLIT": "validation", "SEEDS": [0, 1, 2]},
-        "03_three_colour_networks": {"ITERATIONS": 25000, "VALIDATE_EVERY": 500, "VAL_IMAGES": 300, "TEST_IMAGES": 780,
-                                     "EVAL_SPLIT": "validation", "SEEDS": [0, 1, 2]},
-        "04_beyond_the_study": {"LENGTH": 3000, "SEEDS": [0, 1, 2, 3, 4], "CONTESTED_LENGTH": 12000,
-                                "CONTESTED_SEEDS": [0, 1, 2], "LADDER_LENGTHS": [150, 600], "VAL_IMAGES": 780},
-    },
-}
+from .registry import NOTEBOOKS, PRESETS
 
 
 def selected(preset: str, only: list[str] | None) -> list[str]:
@@ -183,7 +118,7 @@ def report_folder(preset: str, publish: bool) -> Path:
 
 def records_folder(preset: str, publish: bool, notebook: str) -> Path:
     """The record store (``records.py``) of one notebook's runs in one preset."""
-    return report_folder(preset, publish) / "records" / preset / NOTEBOOKS[notebook]
+    return report_folder(preset, publish) / "records" / preset / NOTEBOOKS[notebook].folder
 
 
 def run_report(preset: str = "quick", only: list[str] | None = None, data: str | None = None,
@@ -228,20 +163,20 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
         deadline = budget_deadline()
         if deadline is not None and time.time() >= deadline:
             raise BudgetSpent(f"time budget spent before notebooks/{name}.ipynb")
-        exp = NOTEBOOKS[name]
+        exp = NOTEBOOKS[name].folder
         final = report_folder(preset, publish) / exp
         staging = final.with_name(f".{exp}.partial-{os.getpid()}")
         _remove_stale(staging.parent, exp)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        params = dict(PRESETS[preset][name])
+        params = dict(NOTEBOOKS[name].presets[preset])
         notebooks = root / "notebooks"
         params.update(DATA=_relative(data, notebooks) if data else "auto", OUT_DIR=_relative(staging, notebooks),
                       RESUME=resume, SCHEDULER=scheduler, WORKERS=workers, CHECKPOINT_DIR=_relative(root / "runs" / preset / exp, notebooks))
         run_folder, store = root / "runs" / preset / exp, records_folder(preset, publish, name)
         if resume:
             records.restore(store, run_folder)
-        if study_weights and name in ("02_hard_training", "03_three_colour_networks", "04_beyond_the_study"):
+        if study_weights and "STUDY_WEIGHTS" in notebook_defaults(name):
             params["STUDY_WEIGHTS"] = _relative(study_weights, notebooks)
         executed = staging / f"{name}.ipynb"
         print(f"[{preset}] running notebooks/{name}.ipynb -> {final.relative_to(root)}/", flush=True)
@@ -316,16 +251,17 @@ def notebook_defaults(name: str) -> dict:
 
 def progress_of(preset: str, name: str) -> dict[str, int]:
     """How far notebook ``name`` of ``preset`` has trained: the runs and iterations its parameters ask
-    for (``experiments.planned_tasks``), and those done: runs with a record in the run folder or a record
+    for (the notebook's ``plan``), and those done: runs with a record in the run folder or a record
     store, iterations of unfinished runs from their last checkpoint (a run branching from another's
     snapshot counts from there)."""
     from ..checkpoint import load_checkpoint
-    from .experiments import planned_tasks
     from .sweep import recorded
 
-    folders = [project_root() / "runs" / preset / NOTEBOOKS[name], records_folder(preset, True, name),
+    notebook = NOTEBOOKS[name]
+    folders = [project_root() / "runs" / preset / notebook.folder, records_folder(preset, True, name),
                records_folder(preset, False, name)]
-    tasks = planned_tasks(name, {**notebook_defaults(name), **PRESETS[preset][name]}, folders)
+    plan = notebook.experiment().plan({**notebook_defaults(name), **notebook.presets[preset]}, folders)
+    tasks = [t for group in plan.values() for t in group]
     done_runs = done_its = total = 0
     for t in tasks:
         start = t.iterations // 2 if t.restart_optimizer_from else 0

@@ -340,17 +340,22 @@ def run_tasks(tasks: list[Task], folder: str | Path, data: Data, scheduler: str 
     # read here and sent with each task: a remote cluster's workers do not share this process's environment
     deadline = budget_deadline()
     stopped: list[str] = []
+    # a run that branches from another's snapshot (``Task.restart_optimizer_from``) starts after the rest
+    waves = [w for w in ([t for t in todo if not t.restart_optimizer_from], [t for t in todo if t.restart_optimizer_from]) if w]
     if todo:
         with progress(total=len(tasks), initial=len(tasks) - len(todo), desc=desc) as bar:
-            # one task alone runs faster here, on all cores, than on one single-threaded worker
-            if scheduler == "serial" or (scheduler == "local" and min(len(todo), workers or default_workers()) == 1):
-                for t in todo:
-                    if run_until_budget(t, str(folder), data, deadline) is None:
-                        stopped.append(t.name)
-                    else:
-                        bar.update(1)
-            else:
-                stopped = _run_on_dask(todo, folder, data, scheduler, workers, bar, deadline)
+            for wave in waves:
+                if stopped:  # the budget ran out: what branches from the stopped runs waits too
+                    stopped += [t.name for t in wave]
+                # one task alone runs faster here, on all cores, than on one single-threaded worker
+                elif scheduler == "serial" or (scheduler == "local" and min(len(wave), workers or default_workers()) == 1):
+                    for t in wave:
+                        if run_until_budget(t, str(folder), data, deadline) is None:
+                            stopped.append(t.name)
+                        else:
+                            bar.update(1)
+                else:
+                    stopped = _run_on_dask(wave, folder, data, scheduler, workers, bar, deadline)
     if stopped:
         raise BudgetSpent(f"time budget spent: {len(tasks) - len(stopped)} of {len(tasks)} runs of {desc!r} "
                           f"finished, the others checkpointed; run again with --resume to continue")
