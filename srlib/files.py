@@ -10,6 +10,7 @@ caught) is removed by the next write to the same target.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -25,31 +26,43 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def open_regular(path: str | os.PathLike, what: str = "file") -> BinaryIO:
-    """``path`` opened for reading in binary, refused in one line unless it is a regular file (a symlink
-    to one is fine). Opened without blocking first, so a FIFO is refused rather than waited on."""
+def open_regular(path: str | os.PathLike, what: str = "file", follow_links: bool = True) -> BinaryIO:
+    """``path`` opened for reading in binary, refused in one line unless it is a regular file. Opened
+    without blocking first, so a FIFO is refused rather than waited on. A symbolic link to a regular file
+    is followed (a user's input), or with ``follow_links=False`` refused unread (files srlib keeps for
+    itself, such as the record store, where a link could lead a reader anywhere)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, flags)
     except OSError as e:
+        if e.errno == errno.ELOOP and not follow_links:
+            raise SrlibError(f"{path}: a symbolic link, where a {what} must be a plain file") from None
         raise SrlibError(f"{path}: cannot read the {what} ({e.strerror}); check the path") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise SrlibError(f"{path}: not a regular file (a device, FIFO or socket); give the {what} file itself")
+        kind = "a folder" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
+        raise SrlibError(f"{path}: {kind}, not a regular file; give the {what} file itself")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 
-def read_regular(path: str | os.PathLike, max_bytes: int, what: str = "file") -> bytes:
-    """The bytes of the regular file ``path``, refused unread when it holds more than ``max_bytes``."""
-    with open_regular(path, what) as f:
+def read_regular(path: str | os.PathLike, max_bytes: int, what: str = "file", follow_links: bool = True) -> bytes:
+    """The bytes of the regular file ``path`` (``open_regular``), refused unread when it holds more than
+    ``max_bytes``, and refused when it grows past them while being read."""
+    with open_regular(path, what, follow_links) as f:
         size = os.fstat(f.fileno()).st_size
         if size > max_bytes:
-            raise SrlibError(f"{path}: refused, {size} bytes is more than any {what} srlib reads "
-                             f"({max_bytes}); check the file")
+            raise SrlibError(f"{path}: refused, {size:,} bytes is more than any {what} srlib reads "
+                             f"({max_bytes:,}); check the file")
         try:
-            return f.read(max_bytes + 1)[:max_bytes]
+            data = f.read(max_bytes + 1)
         except OSError as e:
             raise SrlibError(f"{path}: cannot read the {what} ({e.strerror})") from None
+    if len(data) > max_bytes:
+        raise SrlibError(f"{path}: refused, it grew past the {max_bytes:,} bytes any {what} srlib reads while "
+                         "being read; check the file")
+    return data
 
 
 def check_new_file(path: str | os.PathLike, force: bool, option: str) -> Path:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import stat
 from pathlib import Path
 from typing import TypeGuard
+
+from ..errors import SrlibError
+from ..files import read_regular
 
 #: the largest record srlib reads (a 43,114-iteration run's record is about 1.5 MB)
 MAX_RECORD_BYTES = 32 << 20
@@ -65,28 +66,12 @@ def _depth_ok(data: bytes) -> bool:
 
 
 def read_plain(path: Path, max_bytes: int, what: str) -> bytes:
-    """The bytes of the plain file ``path`` (a symbolic link, folder, FIFO or device is refused unread), at
-    most ``max_bytes``; raises BadRecord with one line naming the file."""
+    """The bytes of the plain file ``path`` (``files.read_regular``: a symbolic link, folder, FIFO or
+    device is refused unread), at most ``max_bytes``; raises BadRecord with one line naming the file."""
     try:
-        st = os.lstat(path)
-    except OSError as e:
-        raise BadRecord(f"{path}: cannot be read ({e.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "not a file"
-        raise BadRecord(f"{path}: {kind}, where a {what} must be a plain file")
-    if st.st_size > max_bytes:
-        raise BadRecord(f"{path}: {st.st_size:,} bytes, more than any {what} holds ({max_bytes:,})")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced since the lstat
-                raise BadRecord(f"{path}: not a plain file")
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise BadRecord(f"{path}: cannot be read ({e.strerror})") from None
-    if len(data) > max_bytes:
-        raise BadRecord(f"{path}: larger than any {what}")
-    return data
+        return read_regular(path, max_bytes, what, follow_links=False)
+    except SrlibError as e:
+        raise BadRecord(str(e)) from None
 
 
 def read_json(path: Path, max_bytes: int, what: str) -> object:
