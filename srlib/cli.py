@@ -393,6 +393,36 @@ def terminate_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def cmd_lab(args) -> None:
+    """JupyterLab on the checkout, with the setting that keeps the tracked notebooks as committed
+    (``report/lab.py``); what JupyterLab itself takes goes through unchanged."""
+    import importlib.util
+
+    from .paths import in_checkout, project_root
+
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise SrlibError("JupyterLab is not installed: pip install 'srlib[report]' (or '.[report]' in a checkout)")
+    if in_checkout():
+        os.chdir(project_root())
+    command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.contents_manager_class={LAB_CONTENTS_MANAGER}",
+               *args.jupyter_args]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+
+
+#: The Jupyter contents manager ``srlib lab`` runs JupyterLab with
+LAB_CONTENTS_MANAGER = "srlib.report.lab.ReportContentsManager"
+
+
+def cmd_report_html(args) -> None:
+    from .paths import project_root
+    from .report.html import render
+
+    source = Path(args.report) if args.report else project_root() / "conclusion"
+    out = Path(args.out) if args.out else project_root() / "runs" / "html"
+    print(render(source, out))
+
+
 def cmd_report(args) -> None:
     from .data.celeba import CelebA
     from .data.default import resolve_data_dir
@@ -601,6 +631,19 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the fastest (done by itself on first use; run again after a hardware change)")
     s.set_defaults(func=cmd_tune)
 
+    s = sub.add_parser("report-html", help="render a report (default: the published conclusion/) as web pages into "
+                                           "runs/html/; prints the front page's path")
+    s.add_argument("report", nargs="?", metavar="FOLDER", help="a report folder: conclusion/ (default) or a run's "
+                   "runs/PRESET/report/")
+    s.add_argument("--out", metavar="DIR", help="where the pages go (default: runs/html/)")
+    s.set_defaults(func=cmd_report_html)
+
+    s = sub.add_parser("lab", help="open the checkout in JupyterLab; running a report notebook there never rewrites "
+                                   "the tracked file (edited cells save as usual)",
+                       description="JupyterLab on the checkout. Any other arguments go to JupyterLab as they are "
+                                   "(e.g. --no-browser --port 8890).")
+    s.set_defaults(func=cmd_lab)
+
     s = sub.add_parser("report", help="run the report's notebooks with papermill into runs/PRESET/report/")
     s.add_argument("--preset", default="quick", choices=list(PRESETS),
                    help="; ".join(f"{name}: {what}" for name, what in PRESETS.items()))
@@ -656,7 +699,11 @@ def main(argv: list[str] | None = None) -> int:
     from .nn.tuning import setting
 
     _open_standard_streams()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, others = parser.parse_known_args(argv)
+    if others and args.func is not cmd_lab:  # only lab passes arguments on (to JupyterLab)
+        parser.error(f"unrecognized arguments: {' '.join(others)}")
+    args.jupyter_args = others
     try:
         threads(), cache_size_mb(), setting()  # settings from the environment, checked before any work
         args.func(args)

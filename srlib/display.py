@@ -1,9 +1,11 @@
 """What notebooks show when nobody will look at them live.
 
-``report`` runs its notebooks with ``SRLIB_STATIC_OUTPUT=1`` in the kernel's environment (so can a user
-running papermill directly). Then progress is plain text (a widget progress bar saved in a notebook
-shows "0%" to anyone who opens it without a trusted, running kernel) and the image browser is a static
-figure (a saved widget is a text stub). Anywhere else, tqdm picks what suits the front end.
+A notebook run by papermill, nbconvert or nbval (a kernel that no Jupyter server session started: those
+carry ``JPY_SESSION_NAME``), or with ``SRLIB_STATIC_OUTPUT=1`` in its environment as ``report`` runs
+them, is read later: there progress is plain text (a widget progress bar saved in a notebook shows "0%"
+to anyone who opens it without a trusted, running kernel) and the image browser is a static figure (a
+saved widget is a text stub). In JupyterLab, and outside notebooks, tqdm picks what suits the front end;
+``SRLIB_STATIC_OUTPUT=0`` asks for widgets anywhere.
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ STATIC_OUTPUT = "SRLIB_STATIC_OUTPUT"
 
 def static_output() -> bool:
     """True when outputs are to be read later, with no live front end (see the module docstring)."""
-    return os.environ.get(STATIC_OUTPUT) == "1"
+    chosen = os.environ.get(STATIC_OUTPUT)
+    if chosen is not None:
+        return chosen == "1"
+    return "ipykernel" in sys.modules and "JPY_SESSION_NAME" not in os.environ
 
 
 def progress(*args, **kwargs):

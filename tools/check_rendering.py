@@ -78,14 +78,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_lab(settings: Path) -> tuple[subprocess.Popen, str]:
+def start_lab(settings: Path, command: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """JupyterLab on the checkout (``command``: how to start it, default ``python -m jupyter lab``) with a
+    settings folder of its own; returns the process and the URL of a notebook, ``{path}`` to fill in."""
     # cells drawn only when scrolled into view (JupyterLab 4's default) cannot be counted: draw them all
     plugin = settings / "@jupyterlab" / "notebook-extension"
     plugin.mkdir(parents=True)
     (plugin / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
-    lab = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+    lab = subprocess.Popen([*(command or [sys.executable, "-m", "jupyter", "lab"]), "--no-browser", "--allow-root",
                             f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"],
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
