@@ -39,13 +39,14 @@ class Notebook:
 #: and the library default); the sweep grows a grid while its best rate sits at an end.
 _GRID_START = {"sgd": [1e-5, 1e-2], "momentum": [1e-5, 1e-2], "nesterov": [1e-5, 1e-2],
                "adagrad": [1e-3, 1e-1], "rmsprop": [1e-4, 1e-2], "adam": [1e-4, 1e-2]}
-_GRID_QUICK = {"sgd": [1e-3, 1e-2], "momentum": [1e-3, 1e-2], "nesterov": [1e-3, 1e-2],
-               "adagrad": [1e-2], "rmsprop": [1e-3, 1e-2], "adam": [1e-3]}
+#: The quick preset checks that everything runs: one rate per optimizer to start from (its grid still
+#: takes in the library default and the study's rate, and widens once).
+_GRID_QUICK = {"sgd": [1e-2], "momentum": [1e-2], "nesterov": [1e-2], "adagrad": [1e-2], "rmsprop": [1e-3], "adam": [1e-3]}
 
 _ENTRIES = [
     Notebook("01_optimizer_comparison", "optimizer_compare", "srlib.report.optimizer_compare", {
-        "quick": {"RUNGS": [4, 8], "KEEP": [1], "LEARNING_RATES": _GRID_QUICK, "SEARCH_SEEDS": [0, 1],
-                  "FINAL_SEEDS": [0, 1, 2], "WIDEN": 1, "VAL_IMAGES": 9},
+        "quick": {"RUNGS": [4, 8], "KEEP": [1], "LEARNING_RATES": _GRID_QUICK, "SEARCH_SEEDS": [0],
+                  "FINAL_SEEDS": [0, 1], "WIDEN": 1, "IMAGES": 5, "VAL_IMAGES": 9},
         "medium": {"RUNGS": [40, 100], "KEEP": [2], "LEARNING_RATES": _GRID_START, "SEARCH_SEEDS": [0, 1, 2],
                    "FINAL_SEEDS": [0, 1, 2], "WIDEN": 2, "VAL_IMAGES": 100},
         "full": {"RUNGS": [50, 200, 1000], "KEEP": [4, 1], "LEARNING_RATES": _GRID_START, "SEARCH_SEEDS": [0, 1],
@@ -54,7 +55,7 @@ _ENTRIES = [
                   "FINAL_SEEDS": [0, 1, 2, 3, 4], "WIDEN": 3, "VAL_IMAGES": 300},
     }),
     Notebook("02_hard_training", "hard_train", "srlib.report.hard_train", {
-        "quick": {"ITERATIONS": 200, "VALIDATE_EVERY": 25, "VAL_IMAGES": 9, "TEST_IMAGES": 11},
+        "quick": {"ITERATIONS": 100, "VALIDATE_EVERY": 20, "IMAGES": 5, "VAL_IMAGES": 9, "TEST_IMAGES": 11},
         # a development subset may lack a test partition
         "medium": {"ITERATIONS": 4000, "VALIDATE_EVERY": 250, "VAL_IMAGES": 100, "TEST_IMAGES": 300,
                    "EVAL_SPLIT": "validation"},
@@ -64,7 +65,8 @@ _ENTRIES = [
                   "EVAL_SPLIT": "validation", "SEEDS": [0, 1, 2]},
     }),
     Notebook("03_three_colour_networks", "3_colors_network", "srlib.report.colour_networks", {
-        "quick": {"ITERATIONS": 40, "VALIDATE_EVERY": 10, "VAL_IMAGES": 9, "TEST_IMAGES": 11, "SEEDS": [0, 1]},
+        "quick": {"ITERATIONS": 40, "VALIDATE_EVERY": 10, "IMAGES": 5, "VAL_IMAGES": 9, "TEST_IMAGES": 11,
+                  "SEEDS": [0, 1]},
         "medium": {"ITERATIONS": 800, "VALIDATE_EVERY": 50, "VAL_IMAGES": 100, "TEST_IMAGES": 300,
                    "EVAL_SPLIT": "validation", "SEEDS": [0, 1]},
         "full": {"ITERATIONS": 25000, "VALIDATE_EVERY": 500, "VAL_IMAGES": 300, "TEST_IMAGES": 1000,
@@ -73,7 +75,7 @@ _ENTRIES = [
                   "EVAL_SPLIT": "validation", "SEEDS": [0, 1, 2]},
     }),
     Notebook("04_beyond_the_study", "beyond_the_study", "srlib.report.beyond_the_study", {
-        "quick": {"LENGTH": 30, "SEEDS": [0, 1], "LADDER_LENGTHS": [10, 30], "VAL_IMAGES": 9},
+        "quick": {"LENGTH": 12, "SEEDS": [0, 1], "LADDER_LENGTHS": [12], "VAL_IMAGES": 9},
         "medium": {"LENGTH": 600, "SEEDS": [0, 1], "LADDER_LENGTHS": [150, 600], "VAL_IMAGES": 300},
         "full": {"LENGTH": 3000, "SEEDS": [0, 1, 2, 3, 4], "CONTESTED_LENGTH": 12000, "LADDER_LENGTHS": [1000],
                  "VAL_IMAGES": 1000},
