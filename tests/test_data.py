@@ -303,6 +303,43 @@ def test_a_png_chunk_claiming_more_than_the_file_is_refused_before_decoding(tmp_
         read_image(tmp_path / "long.png")
 
 
+def test_a_jpeg_header_claiming_more_than_its_data_can_hold_is_refused_before_decoding(tmp_path):
+    """631 bytes claiming 8192x8192: libjpeg would allocate the whole image (464 MB) before finding the
+    data short. Every Huffman-coded 8x8 block costs a bit, so the bytes bound the pixels."""
+    from PIL import Image
+
+    data = bytearray(jpeg_bytes(smooth_image(np.random.default_rng(0), 16, 16)))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (8192).to_bytes(2, "big") * 2
+    (tmp_path / "claims.jpg").write_bytes(bytes(data))
+    with pytest.raises(SrlibError, match=r"claims\.jpg: truncated JPEG \([\d,]+ bytes cannot hold the 8192x8192 image"):
+        read_image(tmp_path / "claims.jpg")
+    # real files pass: progressive, chroma subsampled, one pixel, a flat image (the fewest bits a block)
+    img = smooth_image(np.random.default_rng(1), 64, 96)
+    for name, pixels, options in [("progressive", img, {"progressive": True}), ("subsampled", img, {"subsampling": 2}),
+                                  ("one", img[:1, :1], {}), ("flat", np.full((256, 256, 3), 90, np.uint8), {})]:
+        Image.fromarray(pixels[..., ::-1]).save(tmp_path / f"{name}.jpg", quality=90, **options)
+        assert read_image(tmp_path / f"{name}.jpg").shape == pixels.shape
+
+
+def test_a_png_with_a_large_text_chunk_is_read_with_its_transparency(tmp_path):
+    """Text chunks are metadata: Pillow refuses one that unpacks past 1 MB, libpng skips it."""
+    import struct
+    import zlib
+
+    from srlib.data.celeba import read_alpha
+
+    rgba = np.dstack([smooth_image(np.random.default_rng(0), 16, 16), np.full((16, 16), 128, np.uint8)])
+    plain = cv2.imencode(".png", rgba)[1].tobytes()
+    text = b"Comment\x00\x00" + zlib.compress(b"\x00" * (64 << 20), 9)  # 64 MB in about 64 KB
+    chunk = struct.pack(">I", len(text)) + b"zTXt" + text + struct.pack(">I", zlib.crc32(b"zTXt" + text))
+    (tmp_path / "text.png").write_bytes(plain[:33] + chunk + plain[33:])  # after the IHDR chunk
+    pixels = read_image(tmp_path / "text.png")
+    np.testing.assert_array_equal(pixels, rgba[..., :3])
+    alpha, frames = read_alpha(tmp_path / "text.png", pixels.shape[:2])
+    assert frames == 1 and (alpha == 128).all()
+
+
 def test_damaged_tiff_metadata_is_one_line_without_pillow_warnings(tmp_path):
     data = bytearray(cv2.imencode(".tif", smooth_image(np.random.default_rng(0), 16, 16))[1].tobytes())
     data[4:8] = (1 << 30).to_bytes(4, "little")  # the first directory's offset, far past the end

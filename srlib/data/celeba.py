@@ -29,6 +29,7 @@ from ..display import progress
 from ..errors import SrlibError
 from ..files import open_regular
 from ..settings import env_int
+from . import png
 from .degrade import HR_SIZE, LR_SIZE, degrade
 
 SPLITS = {"train": 0, "validation": 1, "test": 2}
@@ -43,18 +44,41 @@ def _jpeg_is_complete(data: bytes) -> bool:
     return data.find(b"\xff\xd9", data.rfind(b"\xff\xda")) != -1
 
 
-def _png_chunks_fit(data: bytes) -> bool:
-    """Every chunk of a PNG ends inside the file. A damaged length field (a flipped bit can claim 256 MB)
-    makes OpenCV's reader allocate what it claims before it finds the file short."""
-    pos = 8
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        pos += 12 + length
-        if pos > len(data):
-            return False
-        if kind == b"IEND":
-            break
-    return True
+#: start-of-frame markers of Huffman-coded JPEGs (baseline, extended, progressive, lossless and their
+#: hierarchical forms), where every 8x8 block of a scanned component costs at least one bit
+_HUFFMAN_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7}
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _jpeg_min_bytes(data: bytes) -> int:
+    """The fewest bytes a Huffman-coded JPEG's image data can take for the frame its header declares:
+    one bit per 8x8 block of its smallest component (a Huffman code is at least one bit long). A
+    header that claims 8192x8192 over a few hundred bytes would otherwise make libjpeg allocate the
+    whole image (464 MB at the peak) before it finds the data short. 0 when there is nothing to
+    bound (no frame header found, or arithmetic coding, which can take less than a bit a block)."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if marker not in _HUFFMAN_FRAMES or pos + 10 > len(data):
+                return 0
+            h, w, count = struct.unpack(">HHB", data[pos + 5:pos + 10])
+            sampling = [(b >> 4, b & 15) for b in data[pos + 11:pos + 11 + 3 * count:3]]
+            if not sampling or min(min(hv) for hv in sampling) == 0:
+                return 0
+            h_max, v_max = max(hv[0] for hv in sampling), max(hv[1] for hv in sampling)
+            blocks = min(_ceil_div(_ceil_div(w * hi, h_max), 8) * _ceil_div(_ceil_div(h * vi, v_max), 8)
+                         for hi, vi in sampling)
+            return blocks // 8
+        pos += 2 + length
+    return 0
 
 
 _stderr_lock = threading.Lock()  # file descriptor 2 is one per process: one capture at a time
@@ -85,11 +109,15 @@ MAX_INPUT_PIXELS = 1 << 26
 
 
 def image_size(f: BinaryIO) -> tuple[int, int] | None:
-    """(width, height) from an image file's header (Pillow reads a few bytes, decodes nothing); None
-    when Pillow does not recognise the file, (0, 0) when the header claims more pixels than Pillow's own
-    bomb limit (about 179 million), which it then does not tell."""
+    """(width, height) from an image file's header (a PNG's IHDR read here; other formats by Pillow,
+    which reads a few bytes and decodes nothing); None when the file is not recognised, (0, 0) when the
+    header claims more pixels than Pillow's own bomb limit (about 179 million), which it then does not tell."""
     from PIL import Image, UnidentifiedImageError
 
+    size = png.header_size(f.read(24))
+    f.seek(0)
+    if size is not None:
+        return size
     try:
         # a large header is refused by the caller and a damaged one by the decoder, not warned about
         # (Pillow warns of corrupt EXIF tags, for one)
@@ -138,7 +166,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> n
     if jpeg and not _jpeg_is_complete(data):
         # libjpeg decodes a truncated JPEG with only a warning, filling the rest with grey: refuse it.
         raise SrlibError(f"{path}: truncated JPEG (no end-of-image marker); re-download or remove it")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and not _png_chunks_fit(data):
+    if jpeg and len(data) < _jpeg_min_bytes(data):
+        raise SrlibError(f"{path}: truncated JPEG ({len(data):,} bytes cannot hold the {w}x{h} image its header "
+                         "claims); re-download or remove it")
+    if data[:8] == png.SIGNATURE and not png.chunks_fit(data):
         raise SrlibError(f"{path}: damaged or truncated PNG (a chunk runs past the end of the file); "
                          f"re-download or remove it")
     try:
@@ -182,8 +213,13 @@ def read_alpha(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[np.ndar
     file has none or every pixel is opaque."""
     from PIL import Image, ImageOps
 
+    h, w = shape
+    with open_regular(path, "image") as f:
+        data = f.read((16 << 20) + 8 * w * h)  # read_image's bound on this file
+    if data[:8] == png.SIGNATURE:
+        data = png.without_text(data)  # Pillow would refuse a large one
     try:
-        with warnings.catch_warnings(), Image.open(path) as img:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
             warnings.simplefilter("ignore")  # damaged metadata is not the transparency's concern
             frames = _frames(img)
             if "A" not in img.getbands() and "transparency" not in img.info:

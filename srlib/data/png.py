@@ -1,4 +1,6 @@
-"""PNG files written in rows: an upscale's output goes to disk a band at a time, so writing it costs a
+"""PNG files: the checks made on one before it is decoded, and PNGs written in rows.
+
+An upscale's output goes to disk a band at a time, so writing it costs a
 few megabytes beside the image instead of a second, encoded copy of it (an 8192 x 8192 input gives a
 3.2 GB output), and any width PNG allows (2^31 - 1) can be written, where OpenCV's encoder stops at
 libpng's default of 1,000,000 pixels.
@@ -6,6 +8,10 @@ libpng's default of 1,000,000 pixels.
 Each row is filtered with PNG's "Up" filter (the difference to the row above, which is what the
 deflate step compresses best on photographs among the filters that vectorise over a whole row), then
 deflated at level 1, OpenCV's default.
+
+Read, a PNG is a signature and chunks (length, kind, data, CRC). A damaged length can claim more than
+the file holds, and text chunks carry metadata that no pixel depends on but that Pillow decompresses on
+opening (refusing past 1 MB: a valid PNG whose 509 KiB zTXt chunk unpacks larger was called corrupt).
 """
 from __future__ import annotations
 
@@ -15,9 +21,42 @@ from typing import BinaryIO
 
 import numpy as np
 
-_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
 _BAND_BYTES = 4 << 20  # raw bytes filtered and deflated at a time
 _UP = 2
+
+
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's first 24 bytes (its IHDR chunk); None for anything else."""
+    if head[:8] != SIGNATURE or head[12:16] != b"IHDR" or len(head) < 24:
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def chunks_fit(data: bytes) -> bool:
+    """Every chunk of a PNG ends inside the file (a flipped bit in a length field can claim 256 MB, which
+    OpenCV's reader allocates before it finds the file short)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        pos += 12 + length
+        if pos > len(data):
+            return False
+        if kind == b"IEND":
+            break
+    return True
+
+
+def without_text(data: bytes) -> bytes:
+    """A PNG's bytes with its text chunks left out."""
+    kept, pos = [data[:8]], 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind not in _TEXT_CHUNKS:
+            kept.append(data[pos:pos + 12 + length])
+        pos += 12 + length
+    return b"".join(kept)
 
 
 def _chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
@@ -40,7 +79,7 @@ def encode_png(f: BinaryIO, image: np.ndarray, alpha: np.ndarray | None = None) 
     if not (0 < h < 2 ** 31 and 0 < w < 2 ** 31):
         raise ValueError(f"a PNG is 1 .. 2^31 - 1 pixels on each side, got {w}x{h}")
     channels = (3 if image.ndim == 3 else 1) + (alpha is not None)
-    f.write(_SIGNATURE)
+    f.write(SIGNATURE)
     _chunk(f, b"IHDR", struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[channels], 0, 0, 0))
     deflate = zlib.compressobj(1)
     row_bytes = w * channels
