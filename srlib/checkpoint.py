@@ -245,6 +245,10 @@ def _check_meta(meta: dict, config: NetConfig, iteration: int, optimizer: str | 
         generator.state = cast(Any, rng_state)  # checked by the generator itself
     except (OverflowError, KeyError) as e:
         raise ValueError(f"random state out of range ({type(e).__name__})") from None
+    # A PCG64 stream's increment is fixed by its seed and never moves with draws: a checkpoint whose seed
+    # was edited (a finished seed-0 run passed off as seed 1) carries another seed's stream.
+    if generator.state["state"]["inc"] != np.random.PCG64(meta["seed"]).state["state"]["inc"]:
+        raise ValueError(f"its random state is not seed {meta['seed']}'s: the seed was changed after training")
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

@@ -130,6 +130,16 @@ def test_training_time_adds_up_over_sittings(tmp_path, pairs):
     assert (legacy.train_s, legacy.timed_from) == (0.0, 3)
 
 
+def test_a_checkpoint_whose_seed_was_edited_is_refused(tmp_path, pairs):
+    """A finished seed-0 run passed off as seed 1 would make two 'independent' seeds of one model: its
+    random state still belongs to seed 0's stream."""
+    ck = tmp_path / "run.npz"
+    Trainer(SMALL, pairs, total=4, seed=0).run(checkpoint=ck, progress=False)
+    _edit_meta(ck, lambda m: m.update(seed=1))
+    with pytest.raises(SrlibError, match="its random state is not seed 1's: the seed was changed after training"):
+        Trainer.resume(ck, pairs)
+
+
 @pytest.mark.parametrize("train_s,timed_from", [(-1.0, 0), (float("inf"), 0), ("1", 0), (1.0, 7), (1.0, True)])
 def test_bad_training_time_is_refused(tmp_path, pairs, train_s, timed_from):
     ck = tmp_path / "run.npz"
