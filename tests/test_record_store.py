@@ -133,6 +133,25 @@ def test_every_published_record_is_still_taken_for_the_task_that_made_it(name):
     assert progress["runs_done"] == progress["runs"] > 0
 
 
+def test_a_forged_record_resealed_is_caught_by_its_kept_model_on_publish(store_of_two, tmp_path, capsys):
+    """A seal is a hash anyone can recompute: a record whose scores were raised and sealed again reads as
+    srlib's own. Its kept model, scored again on the images the record names, does not give them."""
+    from srlib.report.sweep import check_kept_models
+
+    runs, store, tasks, data = store_of_two
+    fresh = tmp_path / "sitting2"
+    records.restore(store, fresh)
+    assert check_kept_models(fresh, data.root) == []  # the honest record: its model gives its scores
+    rewrite(fresh / "kept.json", lambda r: r.update(record.seal({k: v for k, v in r.items() if k != record.SEAL}
+                                                                | {"psnr": [v + 0.5 for v in r["psnr"]]})))
+    assert recorded(tasks[0], fresh) is not None  # it passes every check a record file can have
+    capsys.readouterr()
+    assert check_kept_models(fresh, data.root) == ["kept"]
+    note = capsys.readouterr().err.strip().splitlines()
+    assert len(note) == 1 and "kept.json: its kept model scores 0.500 dB away from it on" in note[0], note
+    assert not finished(tasks[0], fresh, data)  # so the run trains again
+
+
 def test_a_damaged_record_of_a_kept_model_never_blocks_the_resume(store_of_two, tmp_path, capsys):
     """The store keeps "kept"'s model alone beside its record. With the record damaged, laying that model
     down as the run's checkpoint would block every --resume ("holds no training state"): the run trains

@@ -156,6 +156,7 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
     from ..errors import BudgetSpent
     from ..settings import budget_deadline
     from . import records
+    from .sweep import check_kept_models
 
     root = project_root()
     times = {}
@@ -176,6 +177,8 @@ def _run_notebooks(preset: str, only: list[str] | None, data: str | None, study_
         run_folder, store = root / "runs" / preset / exp, records_folder(preset, publish, name)
         if resume:
             records.restore(store, run_folder)
+        if publish:  # every published number a figure shows traces to a model, not only to a file
+            check_kept_models(run_folder, data)
         if study_weights and "STUDY_WEIGHTS" in notebook_defaults(name):
             params["STUDY_WEIGHTS"] = _relative(study_weights, notebooks)
         executed = staging / f"{name}.ipynb"

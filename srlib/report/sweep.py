@@ -26,6 +26,7 @@ import json
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.celeba import CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
+from ..data.celeba import IMAGE_DIR, CelebA, ImageSet, Pairs, evaluation_subset, load_pairs
 from ..data.default import resolve_data_dir
 from ..data.degrade import to_uint8
 from ..display import progress
@@ -262,6 +263,52 @@ def _scores(model: SRModel, pairs: Pairs, iteration: int) -> np.ndarray:
     if not np.all(np.isfinite(out)):
         raise TrainingDiverged(f"the network's outputs are not finite after iteration {iteration}")
     return psnr_each(to_uint8(out), pairs.hr)
+
+
+#: how far a kept model, scored again, may stray from its record on any one image (dB): convolution
+#: paths are tuned per machine, and a model run through other paths rounds a few pixels the other way
+RESCORE_TOLERANCE_DB = 0.01
+
+
+def check_kept_models(folder: str | Path, data_root: str | None) -> list[str]:
+    """Score again every finished run in ``folder`` whose model is kept beside its record
+    (``Task.keep_weights``), on the evaluation images its record names. A record that its model does not
+    reproduce within RESCORE_TOLERANCE_DB on every image is removed from ``folder`` with a note (the run
+    trains again), so every published number a figure shows traces to a model, not only to a file.
+    Returns the names set aside. ``report --publish`` calls it before the notebooks run."""
+    folder = Path(folder)
+    kept = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            r = record_file.read(path)
+        except record_file.BadRecord:
+            continue  # no record: the run trains again anyway
+        if r.get("keep_weights") and r["diverged_at"] is None and path.with_suffix(".npz").is_file():
+            kept.append((path, r))
+    if not kept:
+        return []
+    celeba = CelebA.open(resolve_data_dir(data_root))
+    pairs: dict[tuple[str, ...], Pairs] = {}
+    set_aside = []
+    for path, r in progress(kept, desc="re-scoring kept models"):
+        names = tuple(r.get("eval_images", ()))
+        if not names or any(n not in celeba.partition for n in names):
+            continue  # scored on other data: not a finished run here (``finished``), so it trains again
+        if names not in pairs:
+            pairs[names] = load_pairs([celeba.root / IMAGE_DIR / n for n in names], desc="loading evaluation images")
+        try:
+            model = SRModel.from_checkpoint(str(path.with_suffix(".npz")))
+            gap = np.abs(_scores(model, pairs[names], r["task"]["iterations"]) - np.array(r["psnr"]))
+            problem = (f"its kept model scores {gap.max():.3f} dB away from it on {names[int(gap.argmax())]}"
+                       if gap.max() > RESCORE_TOLERANCE_DB else None)
+        except (SrlibError, TrainingDiverged) as e:
+            problem = f"its kept model cannot be scored ({e})"
+        if problem:
+            print(f"srlib: note: {path}: {problem}; the record is set aside and the run trains again",
+                  file=sys.stderr, flush=True)
+            path.unlink()
+            set_aside.append(path.stem)
+    return set_aside
 
 
 def load_result(task: Task, folder: str | Path, record: dict | None = None) -> Result:
