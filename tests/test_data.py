@@ -322,8 +322,9 @@ def test_a_jpeg_header_claiming_more_than_its_data_can_hold_is_refused_before_de
         assert read_image(tmp_path / f"{name}.jpg").shape == pixels.shape
 
 
-def test_a_png_with_a_large_text_chunk_is_read_with_its_transparency(tmp_path):
-    """Text chunks are metadata: Pillow refuses one that unpacks past 1 MB, libpng skips it."""
+def test_a_png_with_large_text_and_colour_profile_chunks_is_read_with_its_transparency(tmp_path):
+    """Text chunks and colour profiles are metadata: Pillow refuses one that unpacks past 1 MB, libpng
+    skips it."""
     import struct
     import zlib
 
@@ -331,9 +332,12 @@ def test_a_png_with_a_large_text_chunk_is_read_with_its_transparency(tmp_path):
 
     rgba = np.dstack([smooth_image(np.random.default_rng(0), 16, 16), np.full((16, 16), 128, np.uint8)])
     plain = cv2.imencode(".png", rgba)[1].tobytes()
-    text = b"Comment\x00\x00" + zlib.compress(b"\x00" * (64 << 20), 9)  # 64 MB in about 64 KB
-    chunk = struct.pack(">I", len(text)) + b"zTXt" + text + struct.pack(">I", zlib.crc32(b"zTXt" + text))
-    (tmp_path / "text.png").write_bytes(plain[:33] + chunk + plain[33:])  # after the IHDR chunk
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    large = zlib.compress(b"\x00" * (64 << 20), 9)  # 64 MB in about 64 KB
+    metadata = chunk(b"iCCP", b"profile\x00\x00" + large) + chunk(b"zTXt", b"Comment\x00\x00" + large)
+    (tmp_path / "text.png").write_bytes(plain[:33] + metadata + plain[33:])  # after the IHDR chunk
     pixels = read_image(tmp_path / "text.png")
     np.testing.assert_array_equal(pixels, rgba[..., :3])
     alpha, frames = read_alpha(tmp_path / "text.png", pixels.shape[:2])

@@ -217,7 +217,7 @@ def read_alpha(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[np.ndar
     with open_regular(path, "image") as f:
         data = f.read((16 << 20) + 8 * w * h)  # read_image's bound on this file
     if data[:8] == png.SIGNATURE:
-        data = png.without_text(data)  # Pillow would refuse a large one
+        data = png.without_metadata(data)  # Pillow would refuse a large one
     try:
         with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
             warnings.simplefilter("ignore")  # damaged metadata is not the transparency's concern

@@ -10,8 +10,9 @@ deflate step compresses best on photographs among the filters that vectorise ove
 deflated at level 1, OpenCV's default.
 
 Read, a PNG is a signature and chunks (length, kind, data, CRC). A damaged length can claim more than
-the file holds, and text chunks carry metadata that no pixel depends on but that Pillow decompresses on
-opening (refusing past 1 MB: a valid PNG whose 509 KiB zTXt chunk unpacks larger was called corrupt).
+the file holds, and text chunks and colour profiles carry metadata that OpenCV's pixels do not depend on
+but that Pillow decompresses on opening (refusing past 1 MB: a valid PNG whose 509 KiB zTXt chunk unpacks
+larger was called corrupt).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from typing import BinaryIO
 import numpy as np
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt"}
+#: text and the colour profile: compressed metadata, which srlib never reads
+_METADATA_CHUNKS = {b"tEXt", b"zTXt", b"iTXt", b"iCCP"}
 _BAND_BYTES = 4 << 20  # raw bytes filtered and deflated at a time
 _UP = 2
 
@@ -48,12 +50,12 @@ def chunks_fit(data: bytes) -> bool:
     return True
 
 
-def without_text(data: bytes) -> bytes:
-    """A PNG's bytes with its text chunks left out."""
+def without_metadata(data: bytes) -> bytes:
+    """A PNG's bytes with its text chunks and colour profile left out."""
     kept, pos = [data[:8]], 8
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if kind not in _TEXT_CHUNKS:
+        if kind not in _METADATA_CHUNKS:
             kept.append(data[pos:pos + 12 + length])
         pos += 12 + length
     return b"".join(kept)
