@@ -31,7 +31,7 @@ def explore(page, url: str, path: Path, timeout_s: float = 600) -> str | None:
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
         page.wait_for_timeout(2000)
-        prompts = page.locator(f"{PANEL} .jp-InputArea-prompt").all_inner_texts()
+        prompts = page.locator(f"{PANEL} .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
         if prompts and all(p.strip() not in ("[*]:", "[ ]:", "") for p in prompts):
             break
     else:
