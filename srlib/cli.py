@@ -263,7 +263,7 @@ def cmd_benchmark(args) -> None:
 
     out = check_writable_folder(args.out)
     tables = [check_new_file(out / f"benchmark_{kind}.csv", args.force, "--out") for kind in ("scores", "summary")]
-    sets = {Path(folder).name: folder for folder in args.sets}
+    sets = {Path(folder).name + ("" if args.split == "all" else f" ({args.split})"): folder for folder in args.sets}
     if len(sets) != len(args.sets):
         raise SrlibError("two test sets share a folder name; give each set once")
     models = {f"srlib {name}": load_model(None, name) for name in args.models}
@@ -273,9 +273,9 @@ def cmd_benchmark(args) -> None:
         from .evaluation.evaluate import opencv_methods
 
         methods.update({name: one_image(f) for name, f in opencv_methods(args.opencv_models).items()})
-    total = sum(len(set_images(folder)) for folder in sets.values())
+    total = sum(len(set_images(folder, args.split)) for folder in sets.values())
     with progress(total=total, desc="benchmark", unit="image") as bar:
-        scores = run_benchmark(sets, methods, progress=lambda: bar.update(1))
+        scores = run_benchmark(sets, methods, progress=lambda: bar.update(1), split=args.split)
     summary = summarize(scores)
     write_csv(tables[0], scores, index=False)
     write_csv(tables[1], summary, index=False)
@@ -577,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", action="append", metavar="[NAME=]CKPT", help="another model to score (repeatable)")
     s.add_argument("--opencv-models", metavar="DIR",
                    help="also score the x4 models of OpenCV's dnn_superres in DIR; needs opencv-contrib-python-headless 4.x")
+    s.add_argument("--split", default="all", choices=["all", "train", "validation"],
+                   help="all the images of each SET_DIR (default), or one split of a training folder: validation "
+                        "is where models are compared and chosen (cut by name, as train --photos cuts it)")
     s.add_argument("--out", default=".", metavar="DIR", help="where the CSV files go (default: .)")
     s.add_argument("--force", action="store_true", help="replace the CSV files of an earlier run there")
     s.set_defaults(func=cmd_benchmark)

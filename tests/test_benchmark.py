@@ -99,6 +99,14 @@ def test_the_validation_split_is_cut_by_name_whatever_the_folder(tmp_path):
         list_photos([tmp_path / "empty"])
 
 
+def test_the_benchmark_scores_a_training_folder_s_validation_split_alone(tmp_path):
+    """Models are compared where they are chosen: the validation photos of the folder they trained on."""
+    write_photos(tmp_path / "train", 30)
+    scores = run_benchmark({"train": tmp_path / "train"}, {"bicubic": bicubic}, split="validation")
+    val = split_photos([tmp_path / "train"], "validation")
+    assert 0 < len(val) < 30 and sorted(scores.image) == sorted(p.name for p in val)
+
+
 def test_patches_are_drawn_from_the_rng_alone(tmp_path):
     paths = write_photos(tmp_path, 3)
     cached, uncached = PhotoPatches(paths), PhotoPatches(paths, cache_mb=0)

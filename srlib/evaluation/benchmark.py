@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..data.celeba import read_image
 from ..data.degrade import SCALE, to_uint8
-from ..data.folders import list_photos
+from ..data.folders import list_photos, split_photos
 from ..data.matlab import imresize
 from ..data.photo import matlab_bicubic
 from ..errors import SrlibError
@@ -69,9 +69,12 @@ PUBLISHED: dict[str, Published] = {
 PUBLISHED_COLUMN = {"set5": "set5", "set14": "set14", "b100": "b100", "bsd100": "b100", "bsd68": "b100"}
 
 
-def set_images(folder: str | Path) -> list[Path]:
-    """The images of a test set's folder, sorted by name."""
-    return [path for path, _ in list_photos([folder])]
+def set_images(folder: str | Path, split: str = "all") -> list[Path]:
+    """The images of a test set's folder, sorted by name; with ``split`` "train" or "validation", those
+    of that split of a training folder (``folders.split_photos``: where models are compared and chosen)."""
+    if split == "all":
+        return [path for path, _ in list_photos([folder])]
+    return split_photos([folder], split)
 
 
 def benchmark_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -84,14 +87,16 @@ def benchmark_pair(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return matlab_bicubic(hr), hr
 
 
-def run_benchmark(sets: dict[str, str | Path], methods: dict[str, Upscaler], progress=None) -> pd.DataFrame:
-    """Every method on every image of every set: one row per (set, image, method) with psnr_y, ssim_y
-    and the seconds the method took on that image. ``progress``: called once per image."""
+def run_benchmark(sets: dict[str, str | Path], methods: dict[str, Upscaler], progress=None,
+                  split: str = "all") -> pd.DataFrame:
+    """Every method on every image of every set (``split``: see ``set_images``): one row per (set, image,
+    method) with psnr_y, ssim_y and the seconds the method took on that image. ``progress``: called
+    once per image."""
     for method in methods.values():  # untimed: a model's first call tunes its convolutions to the machine
         method(np.zeros((16, 16, 3), np.uint8))
     rows = []
     for set_name, folder in sets.items():
-        for path in set_images(folder):
+        for path in set_images(folder, split):
             lr, hr = benchmark_pair(path)
             for name, method in methods.items():
                 start = time.perf_counter()
