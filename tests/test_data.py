@@ -303,9 +303,10 @@ def test_a_png_chunk_claiming_more_than_the_file_is_refused_before_decoding(tmp_
         read_image(tmp_path / "long.png")
 
 
-def test_a_jpeg_header_claiming_more_than_its_data_can_hold_is_refused_before_decoding(tmp_path):
-    """631 bytes claiming 8192x8192: libjpeg would allocate the whole image (464 MB) before finding the
-    data short. Every Huffman-coded 8x8 block costs a bit, so the bytes bound the pixels."""
+def test_a_header_claiming_more_than_its_data_can_hold_is_refused_before_decoding(tmp_path):
+    """631 bytes of JPEG claiming 8192x8192: libjpeg would allocate the whole image (464 MB) before
+    finding the data short. Every Huffman-coded 8x8 block costs a bit, so the bytes bound the pixels;
+    the same for GIF (595 MB in OpenCV's reader)."""
     from PIL import Image
 
     data = bytearray(jpeg_bytes(smooth_image(np.random.default_rng(0), 16, 16)))
@@ -314,12 +315,26 @@ def test_a_jpeg_header_claiming_more_than_its_data_can_hold_is_refused_before_de
     (tmp_path / "claims.jpg").write_bytes(bytes(data))
     with pytest.raises(SrlibError, match=r"claims\.jpg: truncated JPEG \([\d,]+ bytes cannot hold the 8192x8192 image"):
         read_image(tmp_path / "claims.jpg")
+    # libjpeg decodes a truncated arithmetic-coded JPEG without a warning: those are refused
+    data[sof + 1] = 0xC9
+    (tmp_path / "arithmetic.jpg").write_bytes(bytes(data))
+    with pytest.raises(SrlibError, match=r"arithmetic\.jpg: an arithmetic-coded JPEG, which srlib cannot tell whole"):
+        read_image(tmp_path / "arithmetic.jpg")
+    # a GIF's data bounds the canvas it can fill (LZW: at most 4,096 pixels per 12-bit code)
+    Image.fromarray(np.full((16, 16), 7, np.uint8)).save(tmp_path / "small.gif")
+    gif = bytearray((tmp_path / "small.gif").read_bytes())
+    gif[6:10] = (8192).to_bytes(2, "little") * 2
+    (tmp_path / "claims.gif").write_bytes(bytes(gif))
+    with pytest.raises(SrlibError, match=r"claims\.gif: truncated GIF \([\d,]+ bytes cannot fill the 8192x8192 image"):
+        read_image(tmp_path / "claims.gif")
     # real files pass: progressive, chroma subsampled, one pixel, a flat image (the fewest bits a block)
     img = smooth_image(np.random.default_rng(1), 64, 96)
     for name, pixels, options in [("progressive", img, {"progressive": True}), ("subsampled", img, {"subsampling": 2}),
                                   ("one", img[:1, :1], {}), ("flat", np.full((256, 256, 3), 90, np.uint8), {})]:
         Image.fromarray(pixels[..., ::-1]).save(tmp_path / f"{name}.jpg", quality=90, **options)
         assert read_image(tmp_path / f"{name}.jpg").shape == pixels.shape
+    Image.fromarray(np.full((2048, 2048), 7, np.uint8)).save(tmp_path / "flat.gif")  # the most a GIF compresses
+    assert read_image(tmp_path / "flat.gif").shape == (2048, 2048, 3)
 
 
 def test_a_png_with_large_text_and_colour_profile_chunks_is_read_with_its_transparency(tmp_path):

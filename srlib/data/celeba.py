@@ -47,38 +47,54 @@ def _jpeg_is_complete(data: bytes) -> bool:
 #: start-of-frame markers of Huffman-coded JPEGs (baseline, extended, progressive, lossless and their
 #: hierarchical forms), where every 8x8 block of a scanned component costs at least one bit
 _HUFFMAN_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7}
+#: the arithmetic-coded ones: libjpeg decodes a truncated one without a warning (its decoder reads
+#: zeros past the data), so a damaged file would come out as a plausible grey image
+_ARITHMETIC_FRAMES = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+#: the most pixels one byte of GIF data can fill: LZW codes of 12 bits, each a string of at most 4,096
+#: pixels (so a GIF's data bounds the canvas it can fill)
+_GIF_PIXELS_PER_BYTE = 4096 * 8 // 12
 
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _jpeg_min_bytes(data: bytes) -> int:
-    """The fewest bytes a Huffman-coded JPEG's image data can take for the frame its header declares:
-    one bit per 8x8 block of its smallest component (a Huffman code is at least one bit long). A
-    header that claims 8192x8192 over a few hundred bytes would otherwise make libjpeg allocate the
-    whole image (464 MB at the peak) before it finds the data short. 0 when there is nothing to
-    bound (no frame header found, or arithmetic coding, which can take less than a bit a block)."""
+def _jpeg_frame(data: bytes) -> tuple[int, int, int, list[tuple[int, int]]] | None:
+    """A JPEG's start-of-frame: (marker, width, height, each component's (horizontal, vertical)
+    sampling factors), found by walking the header's segments; None when there is none."""
     pos = 2
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if marker not in _HUFFMAN_FRAMES or pos + 10 > len(data):
-                return 0
+            if pos + 10 > len(data):
+                return None
             h, w, count = struct.unpack(">HHB", data[pos + 5:pos + 10])
-            sampling = [(b >> 4, b & 15) for b in data[pos + 11:pos + 11 + 3 * count:3]]
-            if not sampling or min(min(hv) for hv in sampling) == 0:
-                return 0
-            h_max, v_max = max(hv[0] for hv in sampling), max(hv[1] for hv in sampling)
-            blocks = min(_ceil_div(_ceil_div(w * hi, h_max), 8) * _ceil_div(_ceil_div(h * vi, v_max), 8)
-                         for hi, vi in sampling)
-            return blocks // 8
-        pos += 2 + length
-    return 0
+            return marker, w, h, [(b >> 4, b & 15) for b in data[pos + 11:pos + 11 + 3 * count:3]]
+        pos += 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+    return None
+
+
+def _jpeg_problem(data: bytes) -> str | None:
+    """Why libjpeg should not be handed this JPEG, in words, or None. A header that claims 8192x8192
+    over a few hundred bytes would make it allocate the whole image (464 MB at the peak) before finding
+    the data short: a Huffman-coded JPEG's data takes at least one bit per 8x8 block of its smallest
+    component (a Huffman code is at least one bit long)."""
+    frame = _jpeg_frame(data)
+    if frame is None:
+        return None  # libjpeg says what is wrong
+    marker, w, h, sampling = frame
+    if marker in _ARITHMETIC_FRAMES:
+        return "an arithmetic-coded JPEG, which srlib cannot tell whole from damaged; convert it to PNG or a baseline JPEG"
+    if marker not in _HUFFMAN_FRAMES or not sampling or min(min(hv) for hv in sampling) == 0:
+        return None
+    h_max, v_max = max(hv[0] for hv in sampling), max(hv[1] for hv in sampling)
+    blocks = min(_ceil_div(_ceil_div(w * hi, h_max), 8) * _ceil_div(_ceil_div(h * vi, v_max), 8) for hi, vi in sampling)
+    if len(data) < blocks // 8:
+        return f"truncated JPEG ({len(data):,} bytes cannot hold the {w}x{h} image its header claims); re-download or remove it"
+    return None
 
 
 _stderr_lock = threading.Lock()  # file descriptor 2 is one per process: one capture at a time
@@ -166,8 +182,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> n
     if jpeg and not _jpeg_is_complete(data):
         # libjpeg decodes a truncated JPEG with only a warning, filling the rest with grey: refuse it.
         raise SrlibError(f"{path}: truncated JPEG (no end-of-image marker); re-download or remove it")
-    if jpeg and len(data) < _jpeg_min_bytes(data):
-        raise SrlibError(f"{path}: truncated JPEG ({len(data):,} bytes cannot hold the {w}x{h} image its header "
+    if jpeg and (problem := _jpeg_problem(data)):
+        raise SrlibError(f"{path}: {problem}")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) * _GIF_PIXELS_PER_BYTE < w * h:
+        raise SrlibError(f"{path}: truncated GIF ({len(data):,} bytes cannot fill the {w}x{h} image its header "
                          "claims); re-download or remove it")
     if data[:8] == png.SIGNATURE and not png.chunks_fit(data):
         raise SrlibError(f"{path}: damaged or truncated PNG (a chunk runs past the end of the file); "
