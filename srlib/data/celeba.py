@@ -124,6 +124,12 @@ def _stderr_captured() -> Iterator[list[str]]:
 MAX_INPUT_PIXELS = 1 << 26
 
 
+def _max_file_bytes(w: int, h: int) -> int:
+    """The most bytes an image file of w x h pixels is read for: 16-bit RGBA stored uncompressed, and
+    room for metadata."""
+    return (16 << 20) + 8 * w * h
+
+
 def image_size(f: BinaryIO) -> tuple[int, int] | None:
     """(width, height) from an image file's header (a PNG's IHDR read here; other formats by Pillow,
     which reads a few bytes and decodes nothing); None when the file is not recognised, (0, 0) when the
@@ -170,7 +176,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> n
             claims = f"{w}x{h} is" if w * h else "its header claims"
             raise SrlibError(f"{path}: {claims} more than the {max_pixels:,} pixels srlib reads (8192x8192); "
                              f"use a crop or a smaller copy of it")
-        limit = (16 << 20) + 8 * w * h  # 16-bit RGBA stored uncompressed, and room for metadata
+        limit = _max_file_bytes(w, h)
         try:
             nbytes = os.fstat(f.fileno()).st_size
             if nbytes > limit:
@@ -233,7 +239,7 @@ def read_alpha(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[np.ndar
 
     h, w = shape
     with open_regular(path, "image") as f:
-        data = f.read((16 << 20) + 8 * w * h)  # read_image's bound on this file
+        data = f.read(_max_file_bytes(w, h))
     if data[:8] == png.SIGNATURE:
         data = png.without_metadata(data)  # Pillow would refuse a large one
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
@@ -36,14 +36,21 @@ def header_size(head: bytes) -> tuple[int, int] | None:
     return struct.unpack(">II", head[16:24])
 
 
-def chunks_fit(data: bytes) -> bool:
-    """Every chunk of a PNG ends inside the file (a flipped bit in a length field can claim 256 MB, which
-    OpenCV's reader allocates before it finds the file short)."""
+def _chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """Each chunk after the signature as (kind, start, end) byte offsets, ``end`` as its length field
+    claims (possibly past the end of ``data``)."""
     pos = 8
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        yield kind, pos, pos + 12 + length
         pos += 12 + length
-        if pos > len(data):
+
+
+def chunks_fit(data: bytes) -> bool:
+    """Every chunk of a PNG ends inside the file (a flipped bit in a length field can claim 256 MB, which
+    OpenCV's reader allocates before it finds the file short)."""
+    for kind, _, end in _chunks(data):
+        if end > len(data):
             return False
         if kind == b"IEND":
             break
@@ -52,13 +59,7 @@ def chunks_fit(data: bytes) -> bool:
 
 def without_metadata(data: bytes) -> bytes:
     """A PNG's bytes with its text chunks and colour profile left out."""
-    kept, pos = [data[:8]], 8
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if kind not in _METADATA_CHUNKS:
-            kept.append(data[pos:pos + 12 + length])
-        pos += 12 + length
-    return b"".join(kept)
+    return data[:8] + b"".join(data[start:end] for kind, start, end in _chunks(data) if kind not in _METADATA_CHUNKS)
 
 
 def _chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
