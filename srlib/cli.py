@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import SrlibError
+from .errors import SrlibError, note
 
 # ``report --budget``: the budget was spent before the report was done (BSD's EX_TEMPFAIL: try again)
 EXIT_BUDGET_SPENT = 75
@@ -167,7 +167,7 @@ def cmd_upscale(args) -> None:
         alpha, frames = read_alpha(path, (h, w))
         if frames > 1:
             held = f"more than {MAX_FRAMES_COUNTED}" if frames > MAX_FRAMES_COUNTED else frames
-            print(f"srlib: note: {path} holds {held} frames; upscaling the first", file=sys.stderr)
+            note(f"{path} holds {held} frames; upscaling the first")
         quality = args.jpeg_quality
         if quality == "auto":  # the file's own table, else what its pixels show (a JPEG saved again as PNG)
             quality = jpeg_quality(path) or estimate_jpeg_quality(img)

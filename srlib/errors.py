@@ -1,9 +1,16 @@
 """What srlib raises: ``SrlibError``, the one exception type users see (its message is a single line that
-names the file and the fix), and the ways a training run stops early."""
+names the file and the fix), the one-line notes it prints beside its work, and the ways a training run
+stops early."""
+import sys
 
 
 class SrlibError(Exception):
     """A user-facing error (bad data, bad checkpoint, bad parameter). The CLI prints it as one line."""
+
+
+def note(message: str) -> None:
+    """Tell the user something that does not stop the work, as one ``srlib: note:`` line on stderr."""
+    print(f"srlib: note: {message}", file=sys.stderr, flush=True)
 
 
 class Interrupted(Exception):

@@ -68,8 +68,8 @@ def render(source: str | Path, out: str | Path) -> Path:
         if executed.is_file():
             html, _ = exporter.from_filename(str(executed))
             _write_text(out / notebook.folder / f"{notebook.name}.html", html)
-    title = next((line.lstrip("# ").strip() for line in readme.read_text().splitlines() if line.startswith("#")),
-                 "Report")
+    markdown = readme.read_text()
+    title = next((line.lstrip("# ").strip() for line in markdown.splitlines() if line.startswith("#")), "Report")
     index = out / "index.html"
-    _write_text(index, _page(title, front_page(readme.read_text(), source, out)))
+    _write_text(index, _page(title, front_page(markdown, source, out)))
     return index

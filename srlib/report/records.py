@@ -20,14 +20,13 @@ import json
 import os
 import re
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..checkpoint import load_checkpoint, model_only, save_checkpoint
-from ..errors import SrlibError
+from ..errors import SrlibError, note
 from ..files import atomic_write
 from . import record
 from .sweep import final_loss
@@ -36,10 +35,6 @@ _SNAPSHOT = re.compile(r".+\.at\d+\.npz")
 #: the largest kept model, snapshot or unfinished checkpoint the store copies (the photo model's training
 #: checkpoint is about 4 MB)
 MAX_CHECKPOINT_BYTES = 256 << 20
-
-
-def _note(message: str) -> None:
-    print(f"srlib: note: {message}", file=sys.stderr, flush=True)
 
 
 def _check_store(records: Path) -> None:
@@ -65,7 +60,7 @@ def _plain_files(folder: Path, pattern: str) -> list[Path]:
         if stat.S_ISREG(mode):
             out.append(path)
         else:
-            _note(f"{path} is not a plain file (a link, folder or device) and is left out of the record store; remove it")
+            note(f"{path} is not a plain file (a link, folder or device) and is left out of the record store; remove it")
     return out
 
 
@@ -74,7 +69,7 @@ def _bytes(path: Path) -> bytes | None:
     try:
         return record.read_plain(path, MAX_CHECKPOINT_BYTES, "checkpoint")
     except record.BadRecord as e:
-        _note(f"{e}; it is left out of the record store")
+        note(f"{e}; it is left out of the record store")
         return None
 
 
@@ -98,7 +93,7 @@ def store(run_folder: str | Path, records: str | Path) -> int:
         try:
             r = record.read(rec)
         except record.BadRecord as e:
-            _note(f"{e}")
+            note(f"{e}")
             continue
         changed += _copy(json.dumps(r).encode(), records / rec.name)
         (records / "partial" / f"{rec.stem}.npz").unlink(missing_ok=True)
@@ -133,7 +128,7 @@ def restore(records: str | Path, run_folder: str | Path) -> int:
         try:
             r = record.read(rec)
         except record.BadRecord as e:
-            _note(f"{e}")
+            note(f"{e}")
             continue
         _copy(json.dumps(r).encode(), run_folder / rec.name)
         good.add(rec.stem)
@@ -158,7 +153,7 @@ def table(records: str | Path) -> pd.DataFrame:
         try:
             r = record.read(path)
         except record.BadRecord as e:
-            _note(f"{e}")
+            note(f"{e}")
             continue
         task = r.get("task", {})
         recipe = task.get("recipe", {})

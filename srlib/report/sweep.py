@@ -26,7 +26,6 @@ import json
 import os
 import re
 import socket
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from ..data.celeba import IMAGE_DIR, CelebA, ImageSet, Pairs, evaluation_subset,
 from ..data.default import resolve_data_dir
 from ..data.degrade import to_uint8
 from ..display import progress
-from ..errors import BudgetSpent, SrlibError, TrainingDiverged
+from ..errors import BudgetSpent, SrlibError, TrainingDiverged, note
 from ..evaluation.metrics import psnr_each
 from ..files import atomic_write
 from ..model import SRModel
@@ -304,8 +303,7 @@ def check_kept_models(folder: str | Path, data_root: str | None) -> list[str]:
         except (SrlibError, TrainingDiverged) as e:
             problem = f"its kept model cannot be scored ({e})"
         if problem:
-            print(f"srlib: note: {path}: {problem}; the record is set aside and the run trains again",
-                  file=sys.stderr, flush=True)
+            note(f"{path}: {problem}; the record is set aside and the run trains again")
             path.unlink()
             set_aside.append(path.stem)
     return set_aside
