@@ -590,7 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and centred blur; photo-wide: on a wider mix (aliased resizes, off-centre samples, "
                         "sharpening); photo-wide-96: that network 1.5x wider (the shipped photo model); photo-fast: a "
                         "network of a third of the work per pixel on that mix; photo-fast-40: 40 channels, 3x3 "
-                        "first layer (the shipped fast tier)")
+                        "first layer (the shipped fast tier); bicubic-res8: 8 residual blocks of 64 channels on "
+                        "MATLAB's bicubic, for general photos (--photos)")
     s.add_argument("--init-from", metavar="MODEL",
                    help="fine-tune: start from this model's weights instead of the seed's (a model file or "
                         "checkpoint, or a shipped model's name: photo, fast, study); its network must be the recipe's")

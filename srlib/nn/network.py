@@ -19,10 +19,11 @@ from .tuning import layer_paths, setting
 MAX_LAYERS, MAX_CHANNELS, MAX_KERNEL = 16, 512, 15
 # ... and on what it costs to run, which shape limits alone do not bound (16 layers of 512 channels and
 # 15x15 kernels would be 944 million weights). Weights = multiply-adds per LR pixel: at most 1 million,
-# 7x the photo model's 148,272 (a 512x512 upscale then takes minutes, not hours). Channels summed over
-# the layers decide the activations a batch keeps for the backward pass: at most 1,024 (the photo
-# model: 336), about 1 GB for a training batch of 30 44x44 examples, 160 MB for an upscale tile.
-MAX_WEIGHTS, MAX_TOTAL_CHANNELS = 1_000_000, 1024
+# 3x the photo model's 319,152 (a 512x512 upscale then takes minutes, not hours). Channels summed over
+# the layers decide the activations a batch keeps for the backward pass: at most 2,048 (the photo
+# model: 480; 8 residual blocks of 64: 1,200), about 2 GB for a training batch of 30 44x44 examples,
+# 320 MB for an upscale tile.
+MAX_WEIGHTS, MAX_TOTAL_CHANNELS = 1_000_000, 2048
 
 
 #: NetConfig's fields added after checkpoints and run records were first written (see ``to_dict``)
