@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srlib.evaluation.metrics import paired_difference
+from srlib.evaluation.metrics import holm, paired_difference, paired_test, welch_interval
 from srlib.report import tables
 
 
@@ -43,3 +43,48 @@ def test_seed_level_intervals_cover_the_true_difference(seeds):
         _, low, high = paired_difference(a, b)
         covered += low <= 0.2 <= high
     assert 0.91 <= covered / trials <= 0.99
+
+
+def test_holm_adjusts_as_the_textbook_does():
+    """Holm (1979): the i-th smallest of m p-values times (m - i + 1), made non-decreasing, at most 1."""
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    assert np.allclose(holm(p)[:4], [0.03, 0.06, 0.06, 0.02]) and np.isnan(holm(p)[4])
+    assert np.allclose(holm(np.array([0.5, 0.9])), [1.0, 1.0])
+
+
+def test_a_difference_that_does_not_survive_holm_over_its_table_is_not_measurable():
+    """Twelve comparisons, one of them at p about 0.02: its own 95% interval leaves out 0, but over the
+    table Holm asks for p < 0.05 / 12, so it is not measurable, and the words say why."""
+    rng = np.random.default_rng(3)
+    seeds = rng.normal(0, 1, (5, 30))
+    scores = {"ref": seeds, **{f"x{i}": seeds + rng.normal(0, 0.002, (5, 30)) for i in range(11)}}
+    scores["edge"] = seeds + np.array([0.20, 0.35, 0.12, 0.28, 0.05])[:, None]
+    t = tables.paired_table(scores, [(k, "ref") for k in scores if k != "ref"]).set_index("a")
+    edge = t.loc["edge"]
+    _, low, high, p = paired_test(scores["edge"], seeds)
+    assert edge.ci_low > 0 and 0.01 < p < 0.05 and edge.p_holm == pytest.approx(min(1, 12 * p)) and not edge.measurable
+    assert tables.difference_words(edge.a_minus_b_db, edge.ci_low, edge.ci_high, edge.measurable).endswith(
+        "(not measurable after Holm's correction over its table)")
+    alone = tables.paired_table({"ref": seeds, "edge": scores["edge"]}, [("edge", "ref")]).iloc[0]
+    assert alone.measurable  # a family of one: Holm changes nothing
+
+
+def test_p_values_agree_with_their_intervals():
+    """The interval leaves out 0 exactly when p < 0.05, for the t test over seeds and the bootstrap."""
+    rng = np.random.default_rng(4)
+    for shift in (0.0, 0.05, 0.1, 0.3):
+        for shape in ((4, 40), (40,)):
+            a = rng.normal(0, 1, shape)
+            b = a - shift + rng.normal(0, 0.3, shape)
+            m, low, high, p = paired_test(a, b)
+            assert (low > 0 or high < 0) == (p < 0.05), (shift, shape, low, high, p)
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats
+
+    x, y = np.array([1.2, 1.5, 0.9, 1.1, 1.4]), np.array([0.6, 1.0, 0.7])
+    d, low, high = welch_interval(x, y)
+    ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.95)
+    assert d == pytest.approx(x.mean() - y.mean()) and (low, high) == pytest.approx((ci.low, ci.high))
+    assert np.isnan(welch_interval(x, y[:1])[1])

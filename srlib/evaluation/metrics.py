@@ -78,7 +78,14 @@ def study_psnr(float_mse: np.ndarray) -> float:
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of the paired differences a - b and its 95% interval: (mean, low, high).
+    """Mean of the paired differences a - b and its 95% interval: (mean, low, high) of ``paired_test``."""
+    return paired_test(a, b, n_boot, seed)[:3]
+
+
+def paired_test(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float, float]:
+    """Mean of the paired differences a - b, its 95% interval and the two-sided p-value of "no
+    difference" from the same test: (mean, low, high, p). The interval leaves out 0 exactly when
+    p < 0.05, so a correction for many comparisons (``holm``) can act on p.
 
     a, b: (images,) for one run each (or (1, images)), or (seeds, images) for runs repeated over seeds,
     paired by seed (same initialisation and batches) and by image.
@@ -88,7 +95,8 @@ def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: in
       covered the truth ~61% of the time with 2 seeds and ~76% with 3 in a simulation;
       ``tests/test_report.py`` checks this interval's coverage).
     - One run: a bootstrap over images (``n_boot`` resamples, seeded): the interval covers the choice
-      of images only, not the luck of a training run.
+      of images only, not the luck of a training run; p is twice the share of resampled means on the
+      far side of 0 (at least 1 / n_boot).
     A NaN anywhere (a diverged run) gives NaN."""
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     if d.ndim == 1:
@@ -97,12 +105,14 @@ def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: in
         raise ValueError(f"paired_difference needs two arrays of the same shape (images,) or (seeds, images), "
                          f"got {np.shape(a)} and {np.shape(b)}")
     if not np.all(np.isfinite(d)):
-        return float("nan"), float("nan"), float("nan")
+        return (float("nan"),) * 4
     if len(d) > 1:
-        return seed_interval(d.mean(axis=1))
+        return (*seed_interval(d.mean(axis=1)), seed_p_value(d.mean(axis=1)))
     cols = np.random.default_rng(seed).integers(0, d.shape[1], size=(n_boot, d.shape[1]))
-    low, high = np.percentile(d[0][cols].mean(axis=1), [2.5, 97.5])
-    return float(d.mean()), float(low), float(high)
+    means = d[0][cols].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    p = min(1.0, 2 * max(min(np.mean(means <= 0), np.mean(means >= 0)), 1 / n_boot))
+    return float(d.mean()), float(low), float(high), float(p)
 
 
 def seed_interval(values: np.ndarray) -> tuple[float, float, float]:
@@ -116,6 +126,54 @@ def seed_interval(values: np.ndarray) -> tuple[float, float, float]:
 
     half = float(t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v)))
     return m, m - half, m + half
+
+
+def seed_p_value(values: np.ndarray) -> float:
+    """Two-sided p-value of Student's t test that the values' mean is 0 (``seed_interval``'s test; NaN
+    with fewer than 2 values or a NaN among them)."""
+    v = np.asarray(values, np.float64)
+    if len(v) < 2 or not np.all(np.isfinite(v)):
+        return float("nan")
+    from scipy.stats import t
+
+    sd = float(np.std(v, ddof=1))
+    if sd == 0:
+        return 0.0 if np.mean(v) != 0 else 1.0
+    return float(2 * t.sf(abs(np.mean(v)) / (sd / np.sqrt(len(v))), len(v) - 1))
+
+
+def welch_interval(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """mean(x) - mean(y) for two independent groups (e.g. runs of different seeds on different images)
+    and its 95% Welch interval: (difference, low, high); NaN bounds unless each group has 2 finite values."""
+    x, y = (np.asarray(v, np.float64) for v in (x, y))
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    d = float(np.mean(x) - np.mean(y)) if len(x) and len(y) else float("nan")
+    if len(x) < 2 or len(y) < 2:
+        return d, float("nan"), float("nan")
+    from scipy.stats import t
+
+    vx, vy = np.var(x, ddof=1) / len(x), np.var(y, ddof=1) / len(y)
+    if vx + vy == 0:
+        return d, d, d
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    half = float(t.ppf(0.975, df) * np.sqrt(vx + vy))
+    return d, d - half, d + half
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for the comparisons of one table (a family): the i-th
+    smallest of m becomes max over j <= i of min(1, (m - j + 1) p_(j)). Keeps the chance of any false
+    "measurable" in the family at 5% when adjusted p < 0.05 is the rule. NaN stays NaN and is not counted."""
+    p = np.asarray(p, np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
 
 
 def psnr_each(outputs: np.ndarray, hr: np.ndarray) -> np.ndarray:

@@ -7,13 +7,18 @@ import numpy as np
 import pandas as pd
 
 from ..data.celeba import Pairs
-from ..evaluation.metrics import paired_difference, psnr_per_image, seed_interval
+from ..evaluation.metrics import holm, paired_test, psnr_per_image, seed_interval, welch_interval
 from .sweep import Result
 
 
 def difference_words(mean: float, low: float, high: float, measurable: bool) -> str:
-    """A paired difference in words: "+0.42 dB [+0.31, +0.53]", marked when its interval holds 0."""
-    return fmt_db(mean, low, high, True) + ("" if measurable or not np.isfinite(mean) else " (no measurable difference)")
+    """A paired difference in words: "+0.42 dB [+0.31, +0.53]", marked when its interval holds 0, or
+    when it leaves 0 out but does not survive Holm's correction over its table (``with_holm``)."""
+    if measurable or not np.isfinite(mean):
+        return fmt_db(mean, low, high, True)
+    held = not (low > 0 or high < 0)
+    return fmt_db(mean, low, high, True) + (" (no measurable difference)" if held else
+                                            " (not measurable after Holm's correction over its table)")
 
 
 def difference_text(paired: pd.DataFrame, a: str, b: str) -> str:
@@ -44,30 +49,48 @@ def readable(table: pd.DataFrame, decimals: int | dict[str, int] = 3) -> pd.Data
 
 def paired_table(scores: dict[str, np.ndarray], comparisons: list[tuple[str, str]]) -> pd.DataFrame:
     """For each (a, b): the mean per-image PSNR difference a - b on the same images (and seeds, when
-    the scores are (seeds, images)), with its 95% interval (``metrics.paired_difference``: Student's t
-    over the seeds' own differences, or a bootstrap over images for a single run), each seed's
-    difference (``per_seed_db``) and which interval it is. ``measurable`` is False when the interval
-    contains 0: no measurable difference, whatever the sign of the mean.
+    the scores are (seeds, images)), with its 95% interval and p-value (``metrics.paired_test``:
+    Student's t over the seeds' own differences, or a bootstrap over images for a single run), each
+    seed's difference (``per_seed_db``) and which interval it is. The rows are one family of
+    comparisons: ``measurable`` is True only where the difference survives Holm's correction over them
+    (``with_holm``); an interval that holds 0 is never measurable, whatever the sign of the mean.
 
-    A seed in which either run diverged (NaN scores: it has no output to compare) is left out of the
-    mean and the interval (``diverged_seeds`` counts them); it stays in ``per_seed_db`` as nan."""
+    A seed in which either run has no score (NaN: it diverged, or the caller left it out as a failed
+    run) is left out of the mean and the interval (``left_out_seeds`` counts them); it stays in
+    ``per_seed_db`` as nan."""
     rows = []
     for a, b in comparisons:
         # a method without a seed (a baseline) is paired with every seed of the other
         x, y = np.broadcast_arrays(np.atleast_2d(scores[a]), np.atleast_2d(scores[b]))
         per_seed = (x - y).mean(axis=1)
         kept = np.isfinite(per_seed)
-        mean, low, high = paired_difference(x[kept], y[kept]) if kept.any() else (np.nan,) * 3
+        mean, low, high, p = paired_test(x[kept], y[kept]) if kept.any() else (np.nan,) * 4
         interval = f"t over {kept.sum()} seeds" if kept.sum() > 1 else f"bootstrap over {x.shape[1]} images"
-        rows.append({"a": a, "b": b, **difference_columns(mean, low, high, interval),
-                     "diverged_seeds": int((~kept).sum()), "per_seed_db": per_seed_text(per_seed)})
-    return pd.DataFrame(rows)
+        rows.append({"a": a, "b": b, **difference_columns(mean, low, high, interval, p),
+                     "left_out_seeds": int((~kept).sum()), "per_seed_db": per_seed_text(per_seed)})
+    return with_holm(pd.DataFrame(rows))
 
 
-def difference_columns(mean: float, low: float, high: float, interval: str) -> dict:
-    """A paired difference's columns in the report's tables; ``measurable``: its interval leaves out 0."""
-    return {"a_minus_b_db": mean, "ci_low": low, "ci_high": high, "measurable": bool(low > 0 or high < 0),
+def difference_columns(mean: float, low: float, high: float, interval: str, p: float) -> dict:
+    """A paired difference's columns in the report's tables: the 95% interval, the test's p-value, and
+    ``measurable`` before any correction (its interval leaves out 0; ``with_holm`` corrects it)."""
+    return {"a_minus_b_db": mean, "ci_low": low, "ci_high": high, "p": p, "measurable": bool(low > 0 or high < 0),
             "interval": interval}
+
+
+#: the chance of any false "measurable" a table of comparisons allows (Holm's family-wise error rate)
+FAMILY_ALPHA = 0.05
+
+
+def with_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (rows of ``difference_columns``: one family of comparisons) with ``p_holm``, Holm's
+    adjusted p-value over its rows, and ``measurable`` True only where p_holm < FAMILY_ALPHA. A table
+    built by joining several is corrected over all of its rows."""
+    table = table.copy()
+    if len(table):
+        table["p_holm"] = holm(table.p.to_numpy(np.float64))
+        table["measurable"] = table.p_holm < FAMILY_ALPHA
+    return table
 
 
 def per_seed_text(differences: np.ndarray) -> str:
@@ -78,6 +101,35 @@ def per_seed_text(differences: np.ndarray) -> str:
 def baseline_scores(pairs: Pairs, methods: dict) -> dict[str, np.ndarray]:
     """Per-image PSNR (RGB) of fixed methods (no seed): a baseline, a shipped or imported model."""
     return {k: psnr_per_image(m, pairs) for k, m in methods.items()}
+
+
+def held_out_table(val: dict[str, np.ndarray], test: dict[str, np.ndarray], reference: str) -> pd.DataFrame:
+    """Each method's per-image PSNR on the images that chose it (``val``) beside the held-out test split
+    (``test``; the same methods, ``reference`` among them): the mean on each, the gain over ``reference``
+    on each (the two splits differ in difficulty, which the gain leaves out), and ``optimism_db``, the
+    validation gain minus the test gain, with a 95% Welch interval over the two splits' images (different
+    images: nothing to pair). A method with a validation curve only (no per-image scores) is left out."""
+    rows = []
+    for name in [k for k in test if k in val and k != reference]:
+        gains = {split: np.asarray(scores[name], np.float64) - np.asarray(scores[reference], np.float64)
+                 for split, scores in (("val", val), ("test", test))}
+        d, low, high = welch_interval(gains["val"], gains["test"])
+        rows.append({"method": name, "val_images": len(gains["val"]), "val_psnr": float(np.mean(val[name])),
+                     "test_images": len(gains["test"]), "test_psnr": float(np.mean(test[name])),
+                     "val_gain_db": float(np.mean(gains["val"])), "test_gain_db": float(np.mean(gains["test"])),
+                     "optimism_db": d, "optimism_low": low, "optimism_high": high})
+    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+
+
+def held_out_words(table: pd.DataFrame, reference: str) -> str:
+    """A ``held_out_table`` as one Markdown bullet: each method's gain over ``reference``, validation ->
+    test, and the optimism with its interval."""
+    if table.empty:
+        return ""
+    return (f"- **Held out** ({int(table.test_images.iloc[0])} test images, scored once; the gain over {reference}, "
+            "validation -> test, and the optimism, validation gain minus test gain): "
+            + "; ".join(f"{k} {r.val_gain_db:+.2f} -> {r.test_gain_db:+.2f} dB, optimism "
+                        f"{fmt_db(r.optimism_db, r.optimism_low, r.optimism_high, True)}" for k, r in table.iterrows()) + ".")
 
 
 def seed_summary(results: dict[str, list[Result]]) -> pd.DataFrame:
