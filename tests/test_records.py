@@ -8,10 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from srlib.errors import BudgetSpent
+from srlib.errors import BudgetSpent, SrlibError
 from srlib.recipe import RECIPES
 from srlib.report import hard_train, notebook, records, runner
-from srlib.report.sweep import Task, eval_names, finished, run_tasks
+from srlib.report import record as record_file
+from srlib.report.sweep import Task, eval_names, finished, reproduce, run_tasks
 from srlib.settings import DEADLINE
 
 
@@ -33,6 +34,31 @@ def test_a_record_is_reproduced_bit_for_bit(celeba, tmp_path):
         for key in ("psnr", "loss", "val_psnr", "task", "task_digest", "eval_images", "keep_weights"):
             assert a[key] == b[key], key
     assert a["task"]["iterations"] == 3 and a["eval_images"] == list(eval_names(data))
+
+
+def test_reproduce_trains_a_record_again_with_its_paths_and_says_where_it_differs(celeba, tmp_path):
+    """A record re-trained from its seed with the convolution paths it names gives the same bits; a record
+    whose paths were changed (and resealed) differs, and the report says from which iteration; a record
+    of another BLAS kernel is refused before anything trains; a run continued from a snapshot starts
+    from the snapshot beside the record."""
+    data = small_data(celeba)
+    base = hard_train.hard_training_tasks(RECIPES["study"].with_(images=2), 4, [0], 0)[0]
+    branch = hard_train.adam_restart_task(base)
+    run_tasks([base, *tasks(), branch], tmp_path / "a", data, scheduler="serial")
+    for name in ("kept", "other", base.name, branch.name):
+        assert reproduce(tmp_path / "a" / f"{name}.json", str(celeba), tmp_path / f"work-{name}", False) == []
+    path = tmp_path / "a" / f"{base.name}.json"  # the study's recipe: its output is the network's alone
+    r = json.loads(path.read_text())
+    paths = r["conv_paths"]
+    swapped = {"im2col": "shifted", "shifted": "im2col", "winograd": "im2col"}
+    r["conv_paths"] = [{op: swapped[p] for op, p in layer.items()} for layer in paths]
+    path.write_text(json.dumps(record_file.seal({k: v for k, v in r.items() if k != record_file.SEAL})))
+    differences = reproduce(path, str(celeba), tmp_path / "work-swapped", False)
+    assert differences and differences[0].startswith("training loss differs from iteration ")
+    r["blas"] = "openblas NotThisKernel"
+    path.write_text(json.dumps(record_file.seal({k: v for k, v in r.items() if k != record_file.SEAL})))
+    with pytest.raises(SrlibError, match="OPENBLAS_CORETYPE"):
+        reproduce(path, str(celeba), tmp_path / "work-kernel", False)
 
 
 def test_another_tasks_record_under_the_same_name_is_not_taken(celeba, tmp_path):

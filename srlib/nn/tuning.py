@@ -62,20 +62,32 @@ def machine() -> str:
     """What a choice holds for: the CPU's model, its cores, NumPy's BLAS (kernel and version), NumPy.
     Read once per process: every layer's lookup asks, and threadpoolctl's scan of the loaded libraries
     is not free."""
-    from threadpoolctl import threadpool_info
-
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
     except OSError:
         pass
-    # Other packages load BLAS libraries of their own (SciPy, PyTorch): name NumPy's alone where it can
-    # be told apart, so that the key does not depend on what else was imported.
-    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
-    blas = [i for i in blas if "numpy" in i["filepath"]] or blas
-    kernel = ", ".join(f"{i['internal_api']} {i['version']} {i.get('architecture')}" for i in blas)
+    kernel = ", ".join(f"{i['internal_api']} {i['version']} {i.get('architecture')}" for i in _numpy_blas())
     return f"{model}; {os.cpu_count()} cores; {kernel}; numpy {np.__version__}"
+
+
+def _numpy_blas() -> list[dict]:
+    """threadpoolctl's description of NumPy's BLAS. Other packages load BLAS libraries of their own
+    (SciPy, PyTorch): NumPy's alone is named where it can be told apart, so the answer does not depend on
+    what else was imported."""
+    from threadpoolctl import threadpool_info
+
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    return [i for i in blas if "numpy" in i["filepath"]] or blas
+
+
+@lru_cache(maxsize=None)
+def blas_kernel() -> str:
+    """The kernel NumPy's BLAS runs on this CPU ("openblas Haswell"): another kernel rounds a matrix
+    product's sums in another order, so a run reproduces bit for bit only on the kernel it ran on (with
+    OpenBLAS, ``OPENBLAS_CORETYPE`` chooses it when the library loads)."""
+    return ", ".join(f"{i['internal_api']} {i.get('architecture')}" for i in _numpy_blas())
 
 
 def _key(c_in: int, c_out: int, k: int, dtype: str, n_threads: int) -> str:

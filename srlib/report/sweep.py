@@ -44,6 +44,7 @@ from ..evaluation.metrics import psnr_each
 from ..files import atomic_write
 from ..model import SRModel
 from ..nn.parallel import threads
+from ..nn.tuning import blas_kernel
 from ..recipe import Recipe
 from ..settings import budget_deadline
 from ..train import Trainer
@@ -211,7 +212,8 @@ def run_task(task: Task, folder: str, data: Data, show_progress: bool = False, d
               "val_iteration": h.val_iteration, "val_psnr": h.val_psnr,
               "task": task.to_dict(), "task_digest": task.digest(), "eval_images": [p.name for p in ev.paths],
               "keep_weights": task.keep_weights, "conv_paths": trainer.conv_paths, "shards": trainer.shards,
-              "srlib": __version__, "numpy": np.__version__, "threads": threads(), "finished": time.time()}
+              "srlib": __version__, "numpy": np.__version__, "blas": blas_kernel(), "threads": threads(),
+              "finished": time.time()}
     payload = json.dumps(record_file.seal(record)).encode()
     atomic_write(done, lambda f: f.write(payload), what="run result")
     return task.name
@@ -307,6 +309,78 @@ def check_kept_models(folder: str | Path, data_root: str | None) -> list[str]:
             path.unlink()
             set_aside.append(path.stem)
     return set_aside
+
+
+def task_of(record: dict) -> Task:
+    """The task a record ran (its ``task`` field), checked against the digest the record carries."""
+    d = dict(record["task"])
+    try:
+        task = Task(**{**d, "recipe": Recipe.from_dict(d["recipe"])})
+    except (TypeError, ValueError) as e:
+        raise SrlibError(f"the record's task cannot be read ({e})") from None
+    if task.digest() != record.get("task_digest"):
+        raise SrlibError("the record's task does not match its digest: an edited record")
+    return task
+
+
+def reproduce(path: str | Path, data_root: str | None, workdir: str | Path, show_progress: bool = True) -> list[str]:
+    """Train the run of the record at ``path`` again from its seed in ``workdir``, with the convolution
+    paths and shards the record names (tuned on the machine that made it: they decide how each sum is
+    rounded), score it on the evaluation images the record names, and compare. Returns the differences
+    (empty: the same bits, loss at every iteration and every image's score). A run that continues
+    another run's snapshot (``Task.restart_optimizer_from``) starts from the snapshot beside the record,
+    which carries its own paths. The validation curve is not re-made: it never changes the training.
+    The BLAS kernel cannot be changed once NumPy is loaded: a record that names another kernel than this
+    process's is refused in one line that says how to start srlib on it."""
+    path, workdir = Path(path), Path(workdir)
+    try:
+        r = record_file.read(path)
+    except record_file.BadRecord as e:
+        raise SrlibError(f"{e}") from None
+    task = task_of(r)
+    if "blas" not in r:
+        note(f"{path} does not name the BLAS kernel its run used (records before srlib kept it); this process runs "
+             f"{blas_kernel()!r}, and another kernel rounds otherwise (docs/report.md says which the published runs used)")
+    elif r["blas"] != blas_kernel():
+        raise SrlibError(f"{path}: its run used the BLAS kernel {r['blas']!r}, this process runs {blas_kernel()!r}, which "
+                         f"rounds otherwise; with OpenBLAS, start srlib with OPENBLAS_CORETYPE set to the record's kernel")
+    celeba = CelebA.open(resolve_data_dir(data_root))
+    missing = [n for n in r["eval_images"] if n not in celeba.partition]
+    if missing:
+        raise SrlibError(f"{path}: its evaluation image {missing[0]} is not in {celeba.root}; pass the data it ran on "
+                         f"(--data)")
+    pairs = load_pairs([celeba.root / IMAGE_DIR / n for n in r["eval_images"]], desc="loading evaluation images")
+    train = ImageSet(celeba.split("train"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    if task.restart_optimizer_from:
+        source = path.parent / task.restart_optimizer_from
+        if not source.is_file():
+            raise SrlibError(f"{path}: the run continues {source.name}, which is not beside the record")
+        trainer = Trainer.resume(source, train)
+        trainer.restart_optimizers()
+    else:
+        trainer = Trainer(task.recipe, train, total=task.iterations, seed=task.seed, per_channel=task.per_channel,
+                          shared_optimizer_bug=task.shared_optimizer_bug, conv_paths=r["conv_paths"], shards=r["shards"])
+    diverged_at = None
+    try:
+        trainer.run(checkpoint=workdir / f"{task.name}.npz", progress=show_progress)
+        scores = _scores(trainer.model, pairs, trainer.iteration)
+    except TrainingDiverged:
+        diverged_at, scores = trainer.iteration, np.full(len(pairs), np.nan)
+    differences = []
+    loss, recorded_loss = np.array(trainer.history.loss), np.array(r["loss"], np.float64)
+    if diverged_at != r["diverged_at"]:
+        differences.append(f"diverged at {diverged_at}, the record at {r['diverged_at']}")
+    if loss.shape != recorded_loss.shape or not np.array_equal(loss, recorded_loss, equal_nan=True):
+        n = min(len(loss), len(recorded_loss))
+        first = next((i for i in range(n) if not (loss[i] == recorded_loss[i] or np.isnan(loss[i]) and np.isnan(recorded_loss[i]))), n)
+        differences.append(f"training loss differs from iteration {first + 1}" + (
+            f" ({loss[first]!r} against {recorded_loss[first]!r})" if first < n else f" (lengths {len(loss)}, {len(recorded_loss)})"))
+    recorded_scores = np.array(r["psnr"], np.float64)
+    if not np.array_equal(scores, recorded_scores, equal_nan=True):
+        gap = np.nanmax(np.abs(scores - recorded_scores)) if len(scores) == len(recorded_scores) else float("nan")
+        differences.append(f"per-image scores differ (by up to {gap:.3g} dB)")
+    return differences
 
 
 def load_result(task: Task, folder: str | Path, record: dict | None = None) -> Result:
