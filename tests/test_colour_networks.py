@@ -37,3 +37,19 @@ def test_colour_set_ups_are_also_compared_at_equal_optimizer_steps_per_network()
     assert t.ci_low < 3.0 < t.ci_high and t.interval == "t over 2 seeds"
     no_curves = {k: [Result(r.task, r.psnr, r.loss, None) for r in rs] for k, rs in runs.items()}
     assert colour_networks.at_equal_steps(no_curves).empty
+
+
+def test_late_means_compare_the_mean_of_the_last_checks_not_where_a_swinging_run_stopped():
+    """The shared-Adam run swings by 2 dB from check to check: seed 0's last check alone says -2 dB against
+    the steady run; the means of the last 4 checks differ by -0.03 dB over the seeds, not measurably."""
+    def run(label: str, seed: int, val: list[float]) -> Result:
+        task = Task(f"{label}-{seed}", RECIPES["study"], 12, seed, validate_every=2, **colour_networks.COLOUR_SETUPS[label])
+        return Result(task, np.zeros(4), np.zeros(12), None, [2, 4, 6, 8, 10, 12], val)
+    own, bug = "three networks", "three networks, shared Adam (study bug)"
+    runs = {own: [run(own, s, [20.0, 24.0, 25.0, 25.0, 25.0, 25.0 + s / 10]) for s in range(3)],
+            bug: [run(bug, s, [20.0, 22.0, 26.0, 24.0, 26.0, 23.0 + s]) for s in range(3)]}
+    t = colour_networks.late_means(runs, [(bug, own)], checks=4).set_index("a").loc[bug]
+    assert (t.from_iteration, t.checks) == (6, 4) and t.a_minus_b_db == pytest.approx(-0.025)
+    assert t.interval == "t over 3 seeds" and not t.measurable and "p_holm" in t
+    assert runs[bug][0].val_psnr[-1] - runs[own][0].val_psnr[-1] == pytest.approx(-2.0)
+    assert colour_networks.late_means({own: [Result(r.task, r.psnr, r.loss, None) for r in runs[own]]}, [(own, own)]).empty

@@ -14,7 +14,7 @@ from srlib.paths import project_root
 from srlib.recipe import RECIPES
 from srlib.report import notebook, runner, sweep
 from srlib.report.browser import ImageBrowser
-from srlib.report.sweep import Task, run_tasks
+from srlib.report.sweep import Result, Task, run_tasks
 from srlib.train import Trainer
 
 
@@ -252,3 +252,17 @@ def test_a_fifth_notebook_is_one_notebook_one_module_one_entry(tmp_path, monkeyp
     assert (planned.runs, planned.iterations, planned.runs_done) == (3, 6, 0)
     runner.run_report("quick", only=["05_scratch"], publish=True)
     assert (tmp_path / "conclusion" / "scratch" / "findings.md").read_text() == "- 3 seeds of 2 iterations"
+
+
+def test_hard_training_restarts_adam_in_every_seed_and_says_how_much_a_run_still_rises():
+    """The study's resume (Adam restarted midway) is measured over every seed, each branch from its own
+    run's midpoint; ``late_rise`` reads the last 10% of a validation curve."""
+    from srlib.report import hard_train
+
+    p = {"IMAGES": 10, "LR": 1e-3, "ITERATIONS": 100, "SEEDS": [0, 1, 2], "VALIDATE_EVERY": 10}
+    plan = hard_train.plan(p)
+    assert [t.restart_optimizer_from for t in plan["restart"]] == [f"adam-seed{s}-100it.at50.npz" for s in (0, 1, 2)]
+    assert [t.seed for t in plan["restart"]] == [0, 1, 2] and all(t.keep_weights for t in plan["restart"])
+    run = Result(plan["adam"][0], np.zeros(2), np.zeros(100), None, list(range(10, 101, 10)),
+                 [20.0, 24.0, 26.0, 27.0, 27.5, 27.8, 28.0, 28.1, 28.2, 28.25])
+    assert hard_train.late_rise(run) == (90, pytest.approx(0.05))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..recipe import RECIPES, Recipe
-from .notebook import slug
+from .notebook import BICUBIC, slug
 from .sweep import Result, Task, psnr_matrix
-from .tables import difference_words, fmt_db, paired_table, seed_summary
+from .tables import difference_words, fmt_db, held_out_words, paired_table, seed_summary, with_holm
 
 #: The improved recipe's changes to the study's, each a step of its own (the learning rate apart from
 #: the schedule that comes with it).
@@ -101,7 +101,7 @@ def leave_one_out_table(results: dict[tuple[int, str], list[Result]]) -> pd.Data
         t.insert(0, "iterations", n)
         t.insert(2, "seeds", len(scores["improved recipe"]))
         tables.append(t.drop(columns=["a", "b"]).rename(columns={"a_minus_b_db": "worth_db"}))
-    return pd.concat(tables, ignore_index=True)
+    return with_holm(pd.concat(tables, ignore_index=True))  # one family: Holm over every length's changes
 
 
 def plan(p: dict, folders: Sequence[str | Path] = ()) -> dict[tuple[int, str], list[Task]]:
@@ -120,9 +120,10 @@ def split(tasks: dict) -> tuple[dict, dict]:
             {k: g for k, g in tasks.items() if k[1] in ladder_labels})
 
 
-def findings(table: pd.DataFrame, ladder: pd.DataFrame, reference: dict[str, float]) -> str:
+def findings(table: pd.DataFrame, ladder: pd.DataFrame, reference: dict[str, float], held_out: pd.DataFrame) -> str:
     """What the runs show, as Markdown bullets: the leave-one-out ``table`` per length, the ``ladder``'s
-    first and last step per length, and the ``reference`` models' mean PSNR on the same images."""
+    first and last step per length, the ``reference`` models' mean PSNR on the same images, and the
+    models on the test split (``held_out``: ``tables.held_out_table``; empty: not scored)."""
     lines = []
     for n, t in table.groupby("iterations"):
         worth = "; ".join(f"{r.change} {difference_words(r.worth_db, r.ci_low, r.ci_high, r.measurable)}"
@@ -135,6 +136,8 @@ def findings(table: pd.DataFrame, ladder: pd.DataFrame, reference: dict[str, flo
                      f"{fmt_db(first.psnr_rgb, first.ci_low, first.ci_high)}, the improved recipe "
                      f"{fmt_db(last.psnr_rgb, last.ci_low, last.ci_high)}.")
     lines.append("- For reference on the same images: " + "; ".join(f"{k} {v:.2f} dB" for k, v in reference.items()) + ".")
+    if not held_out.empty:
+        lines.append(held_out_words(held_out, BICUBIC))
     return "\n".join(lines)
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation.metrics import seed_interval
+from ..evaluation.metrics import seed_interval, seed_p_value
 from ..recipe import RECIPES, Recipe
 from .notebook import BICUBIC
 from .sweep import Result, Task
-from .tables import difference_columns, difference_text, difference_words, fmt_db, per_seed_text
+from .tables import difference_columns, difference_text, difference_words, fmt_db, held_out_words, per_seed_text, with_holm
 
 #: How the tables name the study's own colour networks (``notebook.STUDY_WEIGHT_FOLDERS``)
 STUDY_COLOUR = "2022 colour networks"
@@ -58,8 +58,31 @@ def at_equal_steps(runs: dict[str, list[Result]], reference: str = "shared netwo
         mean, low, high = seed_interval(d)
         rows.append({"a": label, "a_iterations": rs[0].val_iteration[-1], "a_steps_per_network": steps,
                      "b": reference, "b_iterations": at, "b_steps_per_network": at * COLOUR_STEPS[reference],
-                     **difference_columns(mean, low, high, f"t over {len(d)} seeds"), "per_seed_db": per_seed_text(d)})
-    return pd.DataFrame(rows)
+                     **difference_columns(mean, low, high, f"t over {len(d)} seeds", seed_p_value(d)),
+                     "per_seed_db": per_seed_text(d)})
+    return with_holm(pd.DataFrame(rows))
+
+
+#: how many of the last validation checks a time-averaged end point takes (``late_means``)
+LATE_CHECKS = 10
+
+
+def late_means(runs: dict[str, list[Result]], pairs: list[tuple[str, str]], checks: int = LATE_CHECKS) -> pd.DataFrame:
+    """Each (a, b) of ``pairs`` compared at time-averaged end points: per seed, the mean validation PSNR of
+    a's last ``checks`` checks minus b's, with a t interval over the seeds (Holm over the rows). A run
+    whose score swings by whole dB from check to check ends wherever it happened to stop; the mean of
+    its last checks does not. Empty without validation curves."""
+    rows = []
+    for a, b in pairs:
+        if a not in runs or b not in runs or not runs[a][0].val_psnr or not runs[b][0].val_psnr:
+            continue
+        d = np.array([np.mean(ra.val_psnr[-checks:]) - np.mean(rb.val_psnr[-checks:]) for ra, rb in zip(runs[a], runs[b])])
+        mean, low, high = seed_interval(d)
+        first = runs[a][0].val_iteration[-min(checks, len(runs[a][0].val_iteration))]
+        rows.append({"a": a, "b": b, "from_iteration": first, "checks": min(checks, len(runs[a][0].val_psnr)),
+                     **difference_columns(mean, low, high, f"t over {len(d)} seeds", seed_p_value(d)),
+                     "per_seed_db": per_seed_text(d)})
+    return with_holm(pd.DataFrame(rows)) if rows else pd.DataFrame()
 
 
 def validation_spread(runs: dict[str, list[Result]], late: float = 0.5) -> pd.DataFrame:
@@ -97,10 +120,11 @@ def comparisons(study: bool) -> list[tuple[str, str]]:
 
 
 def findings(p: dict, table: pd.DataFrame, paired: pd.DataFrame, steps: pd.DataFrame, spread: pd.DataFrame,
-             images: int) -> str:
+             late: pd.DataFrame, held_out: pd.DataFrame, images: int) -> str:
     """What the runs show, as Markdown bullets written from the notebook's tables (``table``: the seed
     summary, ``paired``: ``comparisons``, ``steps``: ``at_equal_steps``, ``spread``:
-    ``validation_spread``), on ``images`` images of ``p["EVAL_SPLIT"]``."""
+    ``validation_spread``, ``late``: ``late_means``, ``held_out``: ``tables.held_out_table``), on
+    ``images`` images of ``p["EVAL_SPLIT"]``."""
     def diff(a: str, b: str) -> str:
         return difference_text(paired, a, b)
 
@@ -121,11 +145,22 @@ def findings(p: dict, table: pd.DataFrame, paired: pd.DataFrame, steps: pd.DataF
         lines.append("- Over the second half of each run, the standard deviation of the validation PSNR per seed: "
                      + "; ".join(f"{k} {r.std_db_min:.2f}-{r.std_db_max:.2f} dB (falls of up to "
                                  f"{r.largest_fall_db_max:.2f} dB between two checks)" for k, r in spread.iterrows()) + ".")
+    if not late.empty:
+        lines.append(f"- Time-averaged end points (the mean of each run's last {int(late.checks.iloc[0])} validation "
+                     f"checks, from iteration {int(late.from_iteration.iloc[0]):,}; {p['VAL_IMAGES']} validation images): "
+                     + "; ".join(f"{r.a} minus {r.b} {difference_words(r.a_minus_b_db, r.ci_low, r.ci_high, r.measurable)}"
+                                 for r in late.itertuples()) + ".")
+    if not steps.empty and not late.empty:
+        lines.append(f"- Equal iterations are equal compute: one iteration is {3 * p['IMAGES']} single-channel examples "
+                     "through one network of this size in every set-up, so the rows above compare equal cost; the "
+                     "shared network has a third of the weights and a third of the inference time of three networks.")
     if (bug, STUDY_COLOUR) in set(zip(paired.a, paired.b)):
         lines.append(f"- The study's shared-Adam set-up here minus the study's own colour networks: "
                      f"{diff(bug, STUDY_COLOUR)}; the study's colour networks minus bicubic: {diff(STUDY_COLOUR, BICUBIC)}.")
     lines.append("- The study compared 25,000 iterations of three networks with its shared Adam against 43,114 of one "
                  "network; the rows above compare equal lengths.")
+    if not held_out.empty:
+        lines.append(held_out_words(held_out, BICUBIC))
     return "\n".join(lines)
 
 

@@ -1,8 +1,9 @@
 """Notebook 02: what long ("hard") Adam training of the study's network reaches, and what the study's
 resume, which restarted Adam midway, cost.
 
-One long run per seed keeps its midpoint checkpoint; the first seed's run is continued a second time
-from there with Adam's moments and step count forgotten, so the two share everything up to the midpoint.
+One long run per seed keeps its midpoint checkpoint; each is continued a second time from there with
+Adam's moments and step count forgotten, so the two share everything up to the midpoint and their
+difference, paired over the seeds, is what the study's resume cost.
 """
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..recipe import RECIPES, Recipe
 from ..train import snapshot_path
 from .notebook import BICUBIC
 from .sweep import Result, Task
-from .tables import difference_text
+from .tables import difference_text, held_out_words
 
 #: How the tables name the runs
 THIS_RUN, RESTARTED = "this run", "this run, Adam restarted midway"
@@ -38,34 +40,50 @@ def adam_restart_task(base: Task) -> Task:
 
 
 def plan(p: dict, folders: Sequence[str | Path] = ()) -> dict[str, list[Task]]:
-    """The runs the parameters ``p`` ask for: one long run per seed, and the first one's Adam restart."""
+    """The runs the parameters ``p`` ask for: one long run per seed, and each one's Adam restart."""
     base = hard_training_tasks(RECIPES["study"].with_(images=p["IMAGES"], lr=p["LR"]), p["ITERATIONS"], p["SEEDS"],
                                p["VALIDATE_EVERY"])
-    return {"adam": base, "restart": [adam_restart_task(base[0])]}
+    return {"adam": base, "restart": [adam_restart_task(b) for b in base]}
 
 
-def findings(p: dict, runs: list[Result], restarted: Result, summary: pd.DataFrame, paired: pd.DataFrame,
-             images: int, study: list[str]) -> str:
+def late_rise(run: Result, share: float = 0.1) -> tuple[int, float]:
+    """How much the validation PSNR of ``run`` still rose over the last ``share`` of its iterations:
+    (the iteration that stretch starts at, the rise in dB from the check nearest it to the last)."""
+    its, psnr = np.array(run.val_iteration), np.array(run.val_psnr)
+    start = int(np.argmin(np.abs(its - (1 - share) * its[-1])))
+    return int(its[start]), float(psnr[-1] - psnr[start])
+
+
+def findings(p: dict, runs: list[Result], restarts: list[Result], summary: pd.DataFrame, paired: pd.DataFrame,
+             images: int, study: list[str], held_out: pd.DataFrame) -> str:
     """What the run shows, as Markdown bullets written from its tables: ``summary`` and ``paired`` on
-    ``images`` images of ``p["EVAL_SPLIT"]``; ``study``: the labels of the study's models scored."""
+    ``images`` images of ``p["EVAL_SPLIT"]``; ``study``: the labels of the study's models scored;
+    ``held_out``: ``tables.held_out_table`` on the test split (empty: not scored)."""
     def diff(a: str, b: str) -> str:
         return difference_text(paired, a, b)
 
-    split, first = p["EVAL_SPLIT"], f"{THIS_RUN}, seed {p['SEEDS'][0]}"
+    split = p["EVAL_SPLIT"]
     lines = [f"- {p['ITERATIONS']:,} iterations of Adam (lr {p['LR']:g}), {len(p['SEEDS'])} seed(s); final training MSE "
              + ", ".join(f"{r.final_loss:.1f}" for r in runs) + " (the study: ~84 after 43,114 iterations).",
-             f"- On {images} {split} images: this run {summary.loc[THIS_RUN, 'psnr_rgb']:.2f} dB (mean per-image PSNR, "
-             f"RGB), aligned bicubic {summary.loc[BICUBIC, 'psnr_rgb']:.2f} dB; this run minus bicubic "
-             f"{diff(THIS_RUN, BICUBIC)}.",
-             f"- The study's resume, which restarted Adam: continuing seed {p['SEEDS'][0]}'s run from its midpoint with "
-             f"Adam restarted ends at training MSE {restarted.final_loss:.1f} against {runs[0].final_loss:.1f} with "
-             f"Adam's state restored; the restored run minus the restarted one: {diff(first, RESTARTED)} (one seed: "
-             "the interval covers the choice of images only).",
-             f"- The shipped model (improved recipe, longer training) minus this run: {diff('shipped model', THIS_RUN)}.",
-             f"- The study's own metric for this run: {summary.loc[THIS_RUN, 'study_psnr']:.2f} dB (the study reported "
-             "28.6 dB on 10 random test images of full CelebA)."]
+             f"- **What long Adam training reaches**: on {images} {split} images, {summary.loc[THIS_RUN, 'psnr_rgb']:.2f} dB "
+             f"(mean per-image PSNR, RGB, seed {p['SEEDS'][0]}; {summary.loc[THIS_RUN, 'study_psnr']:.2f} dB by the study's "
+             f"own metric, which reported 28.6 dB on 10 random test images of full CelebA), against "
+             f"{summary.loc[BICUBIC, 'psnr_rgb']:.2f} dB for the aligned bicubic; this run minus bicubic over the seeds "
+             f"{diff(THIS_RUN, BICUBIC)}."]
+    if runs[0].val_iteration:
+        rises = [late_rise(r) for r in runs]
+        lines.append(f"- Still rising at the end: over the last 10% of the iterations (from iteration {rises[0][0]:,}) "
+                     "the validation PSNR rose " + ", ".join(f"{d:+.2f}" for _, d in rises) + " dB (per seed).")
+    lines += ["- The study's resume, which restarted Adam: each seed's run continued from its midpoint with Adam "
+              "restarted ends at training MSE " + ", ".join(f"{r.final_loss:.1f}" for r in restarts) + " against "
+              + ", ".join(f"{r.final_loss:.1f}" for r in runs[:len(restarts)]) + " with Adam's state restored; the "
+              f"restored runs minus the restarted ones, paired over {len(restarts)} seed(s): {diff(THIS_RUN, RESTARTED)}"
+              + (" (one seed: the interval covers the choice of images only)." if len(restarts) == 1 else "."),
+              f"- The shipped model (improved recipe, longer training) minus this run: {diff('shipped model', THIS_RUN)}."]
     lines += [f"- {k}: {summary.loc[k, 'psnr_rgb']:.2f} dB; this run minus it {diff(THIS_RUN, k)}; it minus bicubic "
               f"{diff(k, BICUBIC)}." for k in study]
+    if not held_out.empty:
+        lines.append(held_out_words(held_out, BICUBIC))
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +17,13 @@ import pandas as pd
 
 from ..data.celeba import Pairs
 from ..evaluation.evaluate import BASELINES
-from ..evaluation.metrics import seed_interval
+from ..evaluation.metrics import seed_interval, welch_interval
 from ..model import SRModel
 from ..nn.optimizers import OPTIMIZERS
 from ..recipe import RECIPES, Recipe
 from .notebook import BICUBIC, slug
 from .sweep import Data, Result, Task, clear, load_result, psnr_matrix, recorded, run_tasks
-from .tables import baseline_scores, difference_words, fmt_db, paired_table
+from .tables import baseline_scores, difference_words, fmt_db, paired_table, with_holm
 
 #: The set-ups in which the optimizers are compared: the study's (0..255 targets, uniform +-0.01
 #: initialisation, final ReLU, no biases), each of the two changes that might rescue plain SGD alone,
@@ -36,6 +36,9 @@ SETUPS: dict[str, Recipe] = {
 }
 #: The set-ups that only tell which change rescues the optimizers that failed in the study.
 RESCUE_SETUPS, RESCUED = ("0..1 targets", "He init"), ("sgd", "momentum", "nesterov")
+#: The optimizers whose every rate dropped early in the study set-up is run to the final length: the
+#: report's claim that no rate rescues them there rests on those runs.
+RECHECKED = RESCUED
 
 #: The learning rate each library uses by default: the optimizers' own defaults.
 DEFAULT_LR = {name: inspect.signature(cls).parameters["lr"].default for name, cls in OPTIMIZERS.items()}
@@ -48,6 +51,24 @@ LR_LIMITS = (-16, 0)  # 1e-8 .. 1
 
 #: below this validation PSNR an output is essentially black: the run never learned
 BLANK_PSNR_DB = 10.0
+#: runs of one rate whose validation PSNRs leave a gap this wide with no run in it ended in two places
+#: (seeds of 0..1-target Momentum end at 27.2 or 17.5 dB): the rate's seeds split, and a mean with a
+#: t interval over both places describes neither
+MODE_GAP_DB = 3.0
+
+
+def top_mode(values: np.ndarray) -> np.ndarray:
+    """Which runs of one rate (their validation PSNRs) ended in its best place: not diverged (NaN), not
+    black (``BLANK_PSNR_DB``) and above the widest gap between the others' sorted PSNRs when that gap
+    exceeds ``MODE_GAP_DB``. The rest failed: they diverged, stayed black, or got stuck lower."""
+    v = np.asarray(values, np.float64)
+    ok = np.isfinite(v) & (v >= BLANK_PSNR_DB)
+    if ok.sum() < 2:
+        return ok
+    ranked = np.sort(v[ok])
+    gaps = np.diff(ranked)
+    cut = int(np.argmax(gaps))
+    return ok & (v > ranked[cut]) if gaps[cut] > MODE_GAP_DB else ok
 
 
 def outcome(first_loss: float, max_loss: float, final_loss: float, val_psnr: float, diverged: bool) -> str:
@@ -77,34 +98,52 @@ class LRSweep:
     """The runs of a successive-halving learning-rate sweep and the tables built from them."""
 
     runs: pd.DataFrame                  # one row per run: setup, optimizer, lr, seed, iterations, outcome, ...
-    results: dict[str, Result]          # by task name
+    results: dict[str, Result]          # by task name (the checks' runs too)
     seeds: list[int]                    # the finalists' seeds
+    # the rates dropped at an early rung, run to the final length on the search seeds (``RECHECKED``)
+    rechecks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # each optimizer at its best rate again, on seeds that chose nothing, scored on the test split
+    held_out: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def final_length(self) -> int:
         return int(self.runs.iterations.max())
 
-    def summary(self) -> pd.DataFrame:
-        """Per setup, optimizer, learning rate and run length: mean validation PSNR over the seeds that
-        did not diverge, with its 95% t-interval (NaN when every seed diverged), how many seeds diverged,
-        and what the runs did (``outcome``: each kind with its count, the most common first)."""
-        g = self.runs.groupby(["setup", "optimizer", "lr", "iterations"], sort=False)
+    def summary(self, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Per setup, optimizer, learning rate and run length of ``runs`` (default: the sweep's): mean
+        validation PSNR over the seeds that did not diverge, with its 95% t-interval (NaN when every seed
+        diverged), how many seeds diverged, and what the runs did (``outcome``: each kind with its count,
+        the most common first). Where the seeds split (``top_mode``), ``top`` counts the runs in the best
+        place, ``top_psnr`` [``top_low``, ``top_high``] is their mean with its t interval, ``stuck_psnr``
+        the others' mean, and ``failed_low``..``failed_high`` the 95% Clopper-Pearson interval of the
+        share of runs that fail: a split rate is counts plus the level its good runs reach, not a mean."""
+        from scipy.stats import beta
+
+        runs = self.runs if runs is None else runs
         rows = []
-        for (setup, opt, lr, its), runs in g:
-            m, low, high = seed_interval(runs.val_psnr[~runs.diverged].to_numpy())
-            kinds = runs.outcome.value_counts()
+        for (setup, opt, lr, its), g in runs.groupby(["setup", "optimizer", "lr", "iterations"], sort=False):
+            m, low, high = seed_interval(g.val_psnr[~g.diverged].to_numpy())
+            kinds = g.outcome.value_counts()
+            top = g.top_mode.to_numpy(bool)
+            n, failed = len(g), int((~top).sum())
+            top_m, top_low, top_high = seed_interval(g.val_psnr[top].to_numpy())
+            stuck = g.val_psnr[~top & ~g.diverged]
             rows.append({"setup": setup, "optimizer": opt, "lr": lr, "iterations": its,
-                         "library_default": bool(runs.library_default.iloc[0]), "study_lr": bool(runs.study_lr.iloc[0]),
-                         "val_psnr": m, "ci_low": low, "ci_high": high, "seeds": len(runs),
-                         "diverged": int(runs.diverged.sum()),
-                         "outcome": ", ".join(f"{k} ({n} of {len(runs)})" for k, n in kinds.items()),
-                         "first_loss": runs.first_loss.mean(), "max_loss": runs.max_loss.max(),
-                         "final_loss": runs.final_loss.mean()})
+                         "library_default": bool(g.library_default.iloc[0]), "study_lr": bool(g.study_lr.iloc[0]),
+                         "val_psnr": m, "ci_low": low, "ci_high": high, "seeds": n,
+                         "diverged": int(g.diverged.sum()),
+                         "outcome": ", ".join(f"{k} ({c} of {n})" for k, c in kinds.items()),
+                         "top": n - failed, "top_psnr": top_m, "top_low": top_low, "top_high": top_high,
+                         "stuck_psnr": float(stuck.mean()) if len(stuck) else float("nan"),
+                         "failed_low": float(beta.ppf(0.025, failed, n - failed + 1)) if failed else 0.0,
+                         "failed_high": float(beta.ppf(0.975, failed + 1, n - failed)) if failed < n else 1.0,
+                         "first_loss": g.first_loss.mean(), "max_loss": g.max_loss.max(),
+                         "final_loss": g.final_loss.mean()})
         return pd.DataFrame(rows)
 
     def best(self) -> pd.DataFrame:
         """Per setup and optimizer, the learning rate with the best mean validation PSNR among the
-        final-length runs (a rate at which any seed diverged is never best)."""
+        final-length runs (a rate at which any seed diverged is never best; of rates that tie, the smaller)."""
         s = self.summary()
         full = s[s.iterations == self.final_length].copy()
         full["rank"] = full.val_psnr.where(full.diverged == 0, -np.inf)
@@ -122,37 +161,83 @@ class LRSweep:
         r = self.runs[(self.runs.setup == setup) & (self.runs.optimizer == optimizer) & (self.runs.lr == lr)]
         return r[r.iterations == (r.iterations.max() if iterations is None else iterations)]
 
-    def best_scores(self, setup: str, optimizer: str) -> np.ndarray:
-        """(seeds, images) PSNR of ``optimizer`` at its best rate in ``setup``."""
+    def best_scores(self, setup: str, optimizer: str, top_only: bool = False) -> np.ndarray:
+        """(seeds, images) PSNR of ``optimizer`` at its best rate in ``setup``; ``top_only``: a seed whose
+        run failed (``top_mode``) as NaN, so a paired comparison leaves it out."""
         b = self.best().loc[(setup, optimizer)]
-        return psnr_matrix([self.results[n] for n in self._runs_of(setup, optimizer, b.lr, b.iterations).task])
+        runs = self._runs_of(setup, optimizer, b.lr, b.iterations)
+        scores = psnr_matrix([self.results[n] for n in runs.task])
+        if top_only:
+            scores[~runs.top_mode.to_numpy(bool)] = np.nan
+        return scores
 
     def against(self, reference: str = "adam") -> pd.DataFrame:
         """Per setup that ran ``reference``, each optimizer at its best rate minus ``reference`` at its
-        best rate: paired on seeds (same initialisation and batches) and images."""
+        best rate: paired on seeds (same initialisation and batches) and images, over the seeds in which
+        both runs ended in their rate's best place (``top_mode``; ``left_out_seeds`` counts the others).
+        One family: Holm over every row."""
         tables = []
         for setup in self.runs.setup.unique():
             opts = list(self.runs[self.runs.setup == setup].optimizer.unique())
             if reference not in opts:
                 continue
-            scores = {o: self.best_scores(setup, o) for o in opts}
+            scores = {o: self.best_scores(setup, o, top_only=True) for o in opts}
             t = paired_table(scores, [(o, reference) for o in opts if o != reference])
             t.insert(0, "setup", setup)
             tables.append(t)
-        return pd.concat(tables, ignore_index=True)
+        return with_holm(pd.concat(tables, ignore_index=True))
 
     def against_bicubic(self, pairs: Pairs) -> pd.DataFrame:
         """Per setup, each optimizer at its best rate minus the aligned bicubic on the same images
         (``pairs``: the evaluation images the runs were scored on, in order), paired on images and
-        taken per seed; ``bicubic_db`` is the bicubic's own mean PSNR."""
+        taken per seed over the seeds whose run ended in the rate's best place; ``bicubic_db`` is the
+        bicubic's own mean PSNR. One family: Holm over every row."""
         bicubic = baseline_scores(pairs, {BICUBIC: BASELINES["bicubic_aligned"]})
         tables = []
         for setup, opt in self.best().index:
-            t = paired_table({opt: self.best_scores(setup, opt), **bicubic}, [(opt, BICUBIC)])
+            t = paired_table({opt: self.best_scores(setup, opt, top_only=True), **bicubic}, [(opt, BICUBIC)])
             t.insert(0, "setup", setup)
             tables.append(t)
-        t = pd.concat(tables, ignore_index=True)
+        t = with_holm(pd.concat(tables, ignore_index=True))
         t["bicubic_db"] = float(np.mean(bicubic[BICUBIC]))
+        return t
+
+    def held_out_table(self, val_pairs: Pairs, test_pairs: Pairs) -> pd.DataFrame:
+        """Per (set-up, optimizer) at its best rate: the runs that chose it (final seeds, ``val_pairs``)
+        beside the same rate on held-out seeds scored on the test split (``test_pairs``): seeds in the
+        best place (``top_mode``) and mean PSNR [t interval] on each split, the gain over the aligned
+        bicubic on each (the two splits' images differ in difficulty; the gain does not carry that),
+        and ``optimism_db``: the validation gain minus the test gain with its 95% Welch interval over the
+        two groups of runs (independent seeds and images: nothing to pair). Empty without held-out runs."""
+        if self.held_out.empty:
+            return pd.DataFrame()
+        bicubic = {split: float(np.mean(baseline_scores(pairs, {BICUBIC: BASELINES["bicubic_aligned"]})[BICUBIC]))
+                   for split, pairs in (("val", val_pairs), ("test", test_pairs))}
+        rows = []
+        for (setup, opt), b in self.best().iterrows():
+            groups = {"val": self._runs_of(setup, opt, b.lr, b.iterations),
+                      "test": self.held_out[(self.held_out.setup == setup) & (self.held_out.optimizer == opt)]}
+            row = {"setup": setup, "optimizer": opt, "lr": b.lr, "iterations": b.iterations}
+            for split, g in groups.items():
+                m, low, high = seed_interval(g.val_psnr[~g.diverged].to_numpy())
+                row.update({f"{split}_seeds": len(g), f"{split}_top": int(g.top_mode.sum()), f"{split}_psnr": m,
+                            f"{split}_low": low, f"{split}_high": high, f"{split}_bicubic_db": bicubic[split],
+                            f"{split}_gain_db": m - bicubic[split]})
+            d, low, high = welch_interval(groups["val"].val_psnr - bicubic["val"], groups["test"].val_psnr - bicubic["test"])
+            rows.append({**row, "optimism_db": d, "optimism_low": low, "optimism_high": high})
+        return pd.DataFrame(rows)
+
+    def recheck_table(self) -> pd.DataFrame:
+        """The rates the halving dropped early, run to the final length (``rechecks``): per rate its
+        summary at that length (``summary``) beside what its runs did at the rung that dropped it."""
+        if self.rechecks.empty:
+            return pd.DataFrame()
+        t = self.summary(self.rechecks)
+        dropped = self.summary().set_index(["setup", "optimizer", "lr", "iterations"])
+        at = self.runs.groupby(["setup", "optimizer", "lr"]).iterations.max()
+        t.insert(4, "dropped_at", [int(at.loc[(r.setup, r.optimizer, r.lr)]) for r in t.itertuples()])
+        t.insert(5, "outcome_when_dropped", [dropped.loc[(r.setup, r.optimizer, r.lr, r.dropped_at)].outcome
+                                             for r in t.itertuples()])
         return t
 
     def best_models(self, setup: str) -> dict[str, SRModel]:
@@ -186,25 +271,35 @@ class LRSweep:
 
 
 def _state(r) -> str:
-    """A summary row in words: what its runs did and, when they learned, their PSNR."""
+    """A summary row in words: what its runs did and, when they learned, their PSNR; where its seeds
+    split (``top_mode``), how many failed (with the 95% interval of that share) and the level of the
+    others, not a mean over both."""
     if not r.val_psnr >= BLANK_PSNR_DB:
         return r.outcome
-    over = f" over the {r.seeds - r.diverged} seeds that did not diverge" if r.diverged else ""
-    return f"{r.outcome}, {fmt_db(r.val_psnr, r.ci_low, r.ci_high)}{over}"
+    if r.top < r.seeds:
+        stuck = f" (mean {r.stuck_psnr:.1f} dB)" if np.isfinite(r.stuck_psnr) else ""
+        return (f"{r.outcome}; seeds split: {r.seeds - r.top} of {r.seeds} failed{stuck}, a failure rate of "
+                f"{r.failed_low:.0%}..{r.failed_high:.0%}; the other {r.top}: {fmt_db(r.top_psnr, r.top_low, r.top_high)}")
+    return f"{r.outcome}, {fmt_db(r.val_psnr, r.ci_low, r.ci_high)}"  # every seed learned (a diverged one failed)
 
 
 def _against_adam(d) -> str:
     """A row of ``LRSweep.against`` in words, saying which seeds it leaves out."""
-    kept = len(d.per_seed_db.split()) - d.diverged_seeds
-    left_out = f" (over the other {kept} seed{'' if kept == 1 else 's'}: {d.diverged_seeds} diverged)" if d.diverged_seeds else ""
+    kept = len(d.per_seed_db.split()) - d.left_out_seeds
+    if not kept:
+        return ", no seed learned: nothing to pair against Adam"
+    left_out = (f" (over the {kept} seed{'' if kept == 1 else 's'} in which both learned)" if d.left_out_seeds else "")
     return f", {difference_words(d.a_minus_b_db, d.ci_low, d.ci_high, d.measurable)} against Adam{left_out}"
 
 
-def findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int, vs_bicubic: pd.DataFrame | None = None) -> str:
+def findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int, vs_bicubic: pd.DataFrame | None = None,
+             held_out: pd.DataFrame | None = None, test_images: int = 0) -> str:
     """What a learning-rate sweep found, as Markdown bullets written from its numbers: per set-up each
     optimizer at its best rate against Adam; per optimizer the study failed with, what it did at the
-    study's rate and which set-up rescues it (``LRSweep.rescue``); per set-up its best optimizer against
-    the aligned bicubic (``LRSweep.against_bicubic``), when given."""
+    study's rate, which set-up rescues it (``LRSweep.rescue``) and what its dropped rates did when run to
+    the end (``LRSweep.recheck_table``), or at which length alone they were seen; per set-up its best
+    optimizer against the aligned bicubic (``LRSweep.against_bicubic``), when given; the best rates on
+    held-out seeds and test images (``LRSweep.held_out_table``), when given."""
     best, at_study, rescue = sweep.best(), sweep.at_study_lr(), sweep.rescue()
     rungs = sorted(sweep.runs.iterations.unique())
     lines = [f"Rates ran {', '.join(f'{n:,}' for n in rungs)} iterations rung by rung; the finalists and the study's rate "
@@ -219,7 +314,8 @@ def findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int, vs_bicubic: pd.
         where = "; ".join(f"{s} lr {best.loc[(s, opt)].lr:.3g}: {_state(best.loc[(s, opt)])}"
                           for s in SETUPS if (s, opt) in best.index)
         lines.append(f"- **{opt}**" + (f" at the study's lr {STUDY_LR:g} in the study set-up: {_state(at)}." if at is not None
-                                      else ".") + f" Best rate per set-up: {where}. So: {r.verdict}.")
+                                      else ".") + f" Best rate per set-up: {where}. So: {r.verdict}"
+                     + _dropped_words(sweep, opt) + ".")
     if vs_bicubic is not None and len(vs_bicubic):
         scored = vs_bicubic.dropna(subset=["a_minus_b_db"])
         top = scored.loc[scored.groupby("setup", sort=False).a_minus_b_db.idxmax()]
@@ -227,13 +323,51 @@ def findings(sweep: LRSweep, vs_adam: pd.DataFrame, images: int, vs_bicubic: pd.
                      f"best optimizer of each set-up after {rungs[-1]:,} iterations: " + "; ".join(
                          f"{r.setup}: {r.a} {difference_words(r.a_minus_b_db, r.ci_low, r.ci_high, r.measurable)}"
                          for r in top.itertuples()) + ".")
+    if held_out is not None and len(held_out):
+        lines.append(_held_out_words(held_out, images, test_images))
     return "\n".join(lines)
 
 
+def _dropped_words(sweep: LRSweep, optimizer: str) -> str:
+    """How far the study set-up's rates of ``optimizer`` that were not finalists were seen: run to the
+    final length (``LRSweep.rechecks``: which of them learned), or only at the rungs that dropped them."""
+    ran = sweep.runs[(sweep.runs.setup == "study") & (sweep.runs.optimizer == optimizer)]
+    dropped = ran.groupby("lr").iterations.max()
+    dropped = dropped[dropped < sweep.final_length]
+    if dropped.empty:
+        return ""
+    checked = sweep.recheck_table()
+    checked = checked[checked.optimizer == optimizer] if len(checked) else checked
+    if len(checked) < len(dropped):
+        lengths = ", ".join(f"{n:,}" for n in sorted(dropped.unique()))
+        return (f" (in the study set-up, its {len(dropped)} rates dropped early, {dropped.index.min():.2g} to "
+                f"{dropped.index.max():.2g}, were seen at {lengths} iterations only)")
+    learned = checked[checked.top > 0]
+    seeds = int(checked.seeds.max())
+    return (f" (its {len(checked)} rates dropped early in the study set-up, {checked.lr.min():.2g} to {checked.lr.max():.2g}, "
+            f"each run to {sweep.final_length:,} iterations on {seeds} seeds: "
+            + ("none learned" if learned.empty else "learned at " + ", ".join(
+                f"lr {r.lr:.3g} ({r.top} of {r.seeds} seeds, {r.top_psnr:.2f} dB)" for r in learned.itertuples()))
+            + ")")
+
+
+def _held_out_words(held_out: pd.DataFrame, images: int, test_images: int) -> str:
+    """The held-out table in words: how much of each best rate's gain over bicubic on the validation
+    images that chose it is left on fresh seeds and test images."""
+    h = held_out.dropna(subset=["optimism_db"])
+    rows = "; ".join(f"{r.setup} {r.optimizer} {r.val_gain_db:+.2f} -> {r.test_gain_db:+.2f}" for r in h.itertuples())
+    beyond = int(((h.optimism_low > 0) | (h.optimism_high < 0)).sum())
+    return (f"- **Held out**: each optimizer's best rate again on {int(held_out.test_seeds.iloc[0])} seed(s) that chose "
+            f"nothing, scored on {test_images} test images, against its runs on the {images} validation images that "
+            f"chose it. Gain over the aligned bicubic, validation -> test, dB: {rows}. The optimism (validation gain "
+            f"minus test gain) has a median of {h.optimism_db.median():+.2f} dB (from {h.optimism_db.min():+.2f} to "
+            f"{h.optimism_db.max():+.2f}); its 95% Welch interval leaves out 0 for {beyond} of {len(h)} rows.")
+
+
 def _sweep_task(setup: str, recipe: Recipe, optimizer: str, step: int, seed: int, iterations: int,
-                keep_weights: bool = False) -> Task:
+                keep_weights: bool = False, prefix: str = "") -> Task:
     lr = lr_of(step)
-    return Task(f"{slug(setup)}-{optimizer}-lr{lr:.3g}-seed{seed}-{iterations}it",
+    return Task(f"{prefix}{slug(setup)}-{optimizer}-lr{lr:.3g}-seed{seed}-{iterations}it",
                 recipe.with_(name=f"{setup} {optimizer} lr {lr:.3g}", optimizer=optimizer, lr=lr), iterations, seed,
                 keep_weights=keep_weights)
 
@@ -319,7 +453,8 @@ def _rung_means(runs: dict[str, tuple[str, str, int]], psnr: dict[str, float]) -
 def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list[int], keep: list[int],
              final_seeds: list[int], folder: str | Path, data: Data, setups: dict[str, Recipe] | None = None,
              images: int = 10, widen: int = 3, scheduler: str = "local", workers: int | None = None,
-             fresh: bool = False) -> LRSweep:
+             fresh: bool = False, recheck: bool = False, held_out_seeds: Sequence[int] = (),
+             held_out_data: Data | None = None) -> LRSweep:
     """Successive halving over half-decade learning-rate grids, in every set-up.
 
     1. Every rate of each optimizer's grid (half-decade steps spanning ``grids``' rates, the library
@@ -331,6 +466,10 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
        the last rung runs ``final_seeds``, and the study's rate (``STUDY_LR``) runs it too, as a row of
        its own. Rates that tie (e.g. none moved at all) are ranked larger first: a rate too small to
        move in a short run is the one most likely to move in a longer one.
+    4. ``recheck``: the rates of the study set-up's ``RECHECKED`` optimizers that step 3 dropped run
+       the final length too, on the search seeds (``recheck_tasks``; ``LRSweep.rechecks``).
+    5. ``held_out_seeds``: each optimizer's best rate runs the final length again on these seeds, scored
+       on ``held_out_data`` (the test split; ``held_out_tasks``; ``LRSweep.held_out``).
     The set-ups of ``RESCUE_SETUPS`` run only the optimizers of ``RESCUED``. ``fresh``: each run is
     trained anew, its earlier results removed (``sweep.clear``), instead of taken as done.
     """
@@ -357,26 +496,80 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
                            {name: r.mean_psnr for name, r in results.items()})
 
     halving(initial_grids(grids, setups), rungs, keep, widen, run)
+    entries = {name: (s, o, k) for name, (s, o, k, _) in tasks.items()}
+    sweep = LRSweep(_run_rows(entries, {n: t for n, (*_, t) in tasks.items()}, results, list(setups)), results,
+                    list(final_seeds))
+    if recheck:
+        checks = recheck_tasks(setups, images, rungs, search_seeds, entries, {n: t for n, (*_, t) in tasks.items()})
+        results.update(run_tasks([t for _, t in checks], folder, data, scheduler, workers, fresh=fresh,
+                                 desc=f"dropped rates run to {rungs[-1]:,} iterations"))
+        sweep.rechecks = _run_rows({t.name: w for w, t in checks}, {t.name: t for _, t in checks}, results, list(setups))
+    if held_out_seeds and held_out_data is not None:
+        fresh_runs = held_out_tasks(setups, images, rungs[-1], held_out_seeds,
+                                    {key: step_of(b.lr) for key, b in sweep.best().iterrows()})
+        results.update(run_tasks([t for _, t in fresh_runs], folder, held_out_data, scheduler, workers, fresh=fresh,
+                                 desc="best rates on held-out seeds, scored on the test split"))
+        sweep.held_out = _run_rows({t.name: w for w, t in fresh_runs}, {t.name: t for _, t in fresh_runs}, results,
+                                   list(setups))
+    return sweep
+
+
+def _run_rows(entries: dict[str, tuple[str, str, int]], tasks: dict[str, Task], results: dict[str, Result],
+              setups: list[str]) -> pd.DataFrame:
+    """One row per run of ``entries`` (task name -> set-up, optimizer, step): what it did and scored, and
+    whether it ended in its rate's best place (``top_mode``, over the seeds of its rate and length)."""
     rows = []
-    for name, (s, o, k, t) in tasks.items():
-        r = results[name]
+    for name, (s, o, k) in entries.items():
+        r, t = results[name], tasks[name]
         first, worst, diverged = float(r.loss[0]), float(np.max(r.loss)), r.diverged_at is not None
         rows.append({"setup": s, "optimizer": o, "lr": lr_of(k), "seed": t.seed, "iterations": t.iterations,
                      "val_psnr": r.mean_psnr, "first_loss": first, "max_loss": worst, "final_loss": r.final_loss,
                      "diverged": diverged, "diverged_at": r.diverged_at,
                      "library_default": k == step_of(DEFAULT_LR[o]), "study_lr": k == step_of(STUDY_LR), "task": name,
                      "outcome": outcome(first, worst, r.final_loss, r.mean_psnr, diverged)})
+    if not rows:
+        return pd.DataFrame()
     order = {name: i for i, name in enumerate(setups)}  # set-ups in their own order, the rest sorted
     runs = pd.DataFrame(rows).sort_values(["setup", "optimizer", "iterations", "lr", "seed"], ignore_index=True,
                                           key=lambda c: c.map(order) if c.name == "setup" else c)
-    return LRSweep(runs, results, list(final_seeds))
+    runs["top_mode"] = runs.groupby(["setup", "optimizer", "lr", "iterations"], sort=False).val_psnr.transform(
+        lambda v: top_mode(v.to_numpy()))
+    return runs
+
+
+def recheck_tasks(setups: dict[str, Recipe], images: int, rungs: list[int], search_seeds: list[int],
+                  entries: dict[str, tuple[str, str, int]], tasks: dict[str, Task]
+                  ) -> list[tuple[tuple[str, str, int], Task]]:
+    """Every rate of the ``RECHECKED`` optimizers' grids in the study set-up that the halving dropped
+    before the last rung, run to the last rung's length on the search seeds: whether a rate that moved
+    too slowly to be kept would have learned by the study's length is then seen, not guessed."""
+    ran: dict[tuple[str, str], set[int]] = {}
+    final: dict[tuple[str, str], set[int]] = {}
+    for name, (s, o, k) in entries.items():
+        ran.setdefault((s, o), set()).add(k)
+        if tasks[name].iterations == rungs[-1]:
+            final.setdefault((s, o), set()).add(k)
+    return [((s, o, k), _sweep_task(s, setups[s].with_(images=images), o, k, seed, rungs[-1]))
+            for (s, o), ks in ran.items() if s == "study" and o in RECHECKED
+            for k in sorted(ks - final.get((s, o), set())) for seed in search_seeds]
+
+
+def held_out_tasks(setups: dict[str, Recipe], images: int, length: int, seeds: Sequence[int],
+                   best: dict[tuple[str, str], int]) -> list[tuple[tuple[str, str, int], Task]]:
+    """Each (set-up, optimizer) at its best rate step (``best``) again on ``seeds``, which took no part in
+    any choice, to be scored on the test split: named apart ("test-...") from the runs scored on
+    validation images, so a seed in both lists never overwrites one with the other."""
+    return [((s, o, k), _sweep_task(s, setups[s].with_(images=images), o, k, seed, length, prefix="test-"))
+            for (s, o), k in best.items() for seed in seeds]
 
 
 def run(p: dict, folder: str | Path, data: Data, scheduler: str = "local", workers: int | None = None,
-        fresh: bool = False) -> LRSweep:
-    """The sweep the notebook's parameters ``p`` ask for (``lr_sweep``)."""
+        fresh: bool = False, held_out_data: Data | None = None) -> LRSweep:
+    """The sweep the notebook's parameters ``p`` ask for (``lr_sweep``); ``held_out_data``: the test
+    split the ``HELD_OUT_SEEDS`` runs are scored on."""
     return lr_sweep(p["LEARNING_RATES"], p["SEARCH_SEEDS"], p["RUNGS"], p["KEEP"], p["FINAL_SEEDS"], folder, data,
-                    images=p["IMAGES"], widen=p["WIDEN"], scheduler=scheduler, workers=workers, fresh=fresh)
+                    images=p["IMAGES"], widen=p["WIDEN"], scheduler=scheduler, workers=workers, fresh=fresh,
+                    recheck=p["RECHECK"], held_out_seeds=p["HELD_OUT_SEEDS"], held_out_data=held_out_data)
 
 
 def _recorded_psnr(task: Task, folders: Sequence[str | Path]) -> float | None:
@@ -392,18 +585,42 @@ def plan(p: dict, folders: Sequence[str | Path] = ()) -> dict[str, list[Task]]:
     """The training runs the parameters ``p`` ask for, for ``report --dry-run`` and the progress lines.
     Each rung's rates depend on the rung before: the rungs whose runs all have records in ``folders``
     are replayed exactly (with any widening of the first grid), the ones after are estimated
-    (``halving``; a first grid that will still widen adds a few short runs)."""
+    (``halving``; a first grid that will still widen adds a few short runs). The held-out runs take
+    each pair's best recorded final rate, or, before the final rung has run, its first kept rate."""
     tasks: dict[str, Task] = {}
+    entries: dict[str, tuple[str, str, int]] = {}
+    final: dict[tuple[str, str], dict[int, list[float]]] = {}  # the last rung's recorded PSNR (NaN: diverged or not run)
+    final_known = [False]
 
     def look_up(rung: int, chosen: dict[tuple[str, str], list[int]]) -> Means | None:
         runs = _rung_tasks(SETUPS, p["IMAGES"], p["RUNGS"], p["FINAL_SEEDS"], p["SEARCH_SEEDS"], rung, chosen)
         tasks.update((t.name, t) for _, t in runs)
+        entries.update((t.name, where) for where, t in runs)
         psnr = {t.name: _recorded_psnr(t, folders) for _, t in runs}
         known = {name: v for name, v in psnr.items() if v is not None}
+        if rung == len(p["RUNGS"]) - 1:
+            final.clear()
+            final_known[0] = len(known) == len(psnr)
+            for (s, o, k), t in runs:
+                final.setdefault((s, o), {}).setdefault(k, []).append(known.get(t.name, math.nan))
         return _rung_means({t.name: where for where, t in runs}, known) if len(known) == len(psnr) else None
 
     halving(initial_grids(p["LEARNING_RATES"], SETUPS), p["RUNGS"], p["KEEP"], p["WIDEN"], look_up)
-    return {"learning-rate sweep": list(tasks.values())}
+    out = {"learning-rate sweep": list(tasks.values())}
+    if p["RECHECK"]:
+        out["dropped rates run to the end"] = [t for _, t in recheck_tasks(SETUPS, p["IMAGES"], p["RUNGS"], p["SEARCH_SEEDS"],
+                                                                           entries, tasks)]
+    if p["HELD_OUT_SEEDS"]:
+        best = {}
+        for key, steps in final.items():
+            if final_known[0]:  # as ``LRSweep.best``: a rate at which a seed diverged is never best; ties, the smaller rate
+                means = {k: -np.inf if any(math.isnan(v) for v in vs) else float(np.mean(vs)) for k, vs in steps.items()}
+                best[key] = max(sorted(means), key=means.__getitem__)
+            else:
+                best[key] = next((k for k in sorted(steps, reverse=True) if k != step_of(STUDY_LR)), step_of(STUDY_LR))
+        out["best rates on held-out seeds"] = [t for _, t in held_out_tasks(SETUPS, p["IMAGES"], p["RUNGS"][-1],
+                                                                              p["HELD_OUT_SEEDS"], best)]
+    return out
 
 
 def limitations(p: dict, images: int, data_label: str) -> str:
@@ -413,6 +630,11 @@ def limitations(p: dict, images: int, data_label: str) -> str:
             f"- {images} validation images from `{data_label}`'s validation split; with the embedded sample these are not faces.\n"
             f"- Grids grow at most {p['WIDEN']} half-decade steps past their start, within 1e-8..1; an optimizer whose best "
             "rate still sits at an end of its grid may do better beyond it.\n"
-            "- A rate dropped at an early rung is never run longer: one that starts slowly but would end well can be lost.\n"
-            "- The same validation images choose the rates and score the finalists, so a finalist's PSNR is slightly "
-            "optimistic; the rates it is compared with were chosen the same way.")
+            + ("- The study set-up's rates of SGD, Momentum and Nesterov dropped at an early rung were run to the end "
+               "(the rechecks); other optimizers' and set-ups' dropped rates were not: one that starts slowly but would "
+               "end well can be lost.\n" if p["RECHECK"] else
+               "- A rate dropped at an early rung is never run longer: one that starts slowly but would end well can be "
+               "lost.\n")
+            + "- The same validation images and seeds choose the rates and score the finalists, so a finalist's PSNR on "
+            "them is optimistic; " + ("the held-out table measures by how much, on seeds and test images that chose "
+                                       "nothing." if p["HELD_OUT_SEEDS"] else "by how much is not measured here."))
