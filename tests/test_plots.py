@@ -94,3 +94,28 @@ def test_gain_histogram_counts_images_in_whole_numbers():
     fig = plots.gain_histogram({"model": np.array([0.5, 1.0, 1.2, 2.0, -0.3])}, "title")
     ticks = fig.axes[0].get_yticks()
     assert np.all(ticks == np.round(ticks))
+
+
+def test_curves_of_one_set_up_share_a_colour_and_differ_in_line_style():
+    """Three set-ups of two seeds: three colours, not six; the seeds of a set-up differ in line and marker."""
+    curves = {f"{k}, seed {s}": ([1, 2], [20.0 + s, 21.0]) for k in ("a", "b", "c") for s in (0, 1)}
+    fig = plots.psnr_curves(curves, "title", groups={name: name[0] for name in curves})
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert len({line.get_color() for line in lines.values()}) == 3
+    assert lines["a, seed 0"].get_color() == lines["a, seed 1"].get_color()
+    assert (lines["a, seed 0"].get_linestyle(), lines["a, seed 0"].get_marker()) != \
+        (lines["a, seed 1"].get_linestyle(), lines["a, seed 1"].get_marker())
+
+
+def test_differences_of_hundredths_and_of_decibels_both_show_on_a_symmetric_log_axis():
+    import pandas as pd
+
+    t = pd.DataFrame({"iterations": 3000, "change": ["small", "large"], "worth_db": [0.01, 8.0],
+                      "ci_low": [0.003, 7.0], "ci_high": [0.02, 9.0]})
+    ax = plots.interval_bars(t, "title", "dB", label="change", value="worth_db", symlog=0.01).axes[0]
+    assert ax.get_yscale() == "symlog"
+    bars = [p for p in ax.patches if p.get_height()]
+    low, high = ax.get_ylim()
+    # on a linear axis from 0 to 9 dB the 0.01 dB bar would be 0.1% of the height; here it is a visible share
+    to_axis = ax.transData.transform
+    assert abs(to_axis((0, bars[0].get_height()))[1] - to_axis((0, 0))[1]) > 0.1 * abs(to_axis((0, high))[1] - to_axis((0, 0))[1])

@@ -6,8 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from ..data.celeba import Pairs
+from ..data.degrade import to_uint8
+from ..evaluation.metrics import as_method
 from ..recipe import RECIPES, Recipe
 from .notebook import BICUBIC, slug
 from .sweep import Result, Task, psnr_matrix
@@ -104,6 +108,23 @@ def leave_one_out_table(results: dict[tuple[int, str], list[Result]]) -> pd.Data
     return with_holm(pd.concat(tables, ignore_index=True))  # one family: Holm over every length's changes
 
 
+def border_frame(methods: dict, pairs: Pairs, border: int = 4) -> pd.DataFrame:
+    """How much worse each method is along the image border than inside it: the MSE (0..255, uint8
+    outputs, all channels) of the outer ``border`` pixels over the MSE of the rest, on ``pairs``. A
+    network padded with zeros sees less of its input near the border; a ratio well above the aligned
+    bicubic's (whose last rows and columns are extrapolated on the study's grid) is the bright or dark
+    frame some short runs show."""
+    rows = []
+    for name, method in methods.items():
+        err = (to_uint8(as_method(method)(pairs.lr)).astype(np.float64) - pairs.hr.astype(np.float64)) ** 2
+        inner = np.zeros(err.shape[1:3], bool)
+        inner[border:-border, border:-border] = True
+        rows.append({"method": name, "border_mse": float(err[:, ~inner].mean()), "inner_mse": float(err[:, inner].mean())})
+    t = pd.DataFrame(rows).set_index("method")
+    t["ratio"] = t.border_mse / t.inner_mse
+    return t
+
+
 def plan(p: dict, folders: Sequence[str | Path] = ()) -> dict[tuple[int, str], list[Task]]:
     """The runs the parameters ``p`` ask for, per (length, label): leave-one-out at ``LENGTH`` (and the
     ``CONTESTED`` changes at ``CONTESTED_LENGTH``), then the build-up ladder at each of ``LADDER_LENGTHS``."""
@@ -152,4 +173,6 @@ def limitations(p: dict, images: int, data_label: str) -> str:
             "- Leaving one change out measures it with every other change in place; two changes that do the same work "
             "can each look worthless alone.\n"
             "- The ladder measures convergence speed: its gains shrink as runs get longer. Warm-up is shortened to a "
-            "tenth of the run for short runs.")
+            "tenth of the run for short runs.\n"
+            + "".join(f"- \"{label}\" is {len(change)} settings measured as one change ({', '.join(f'{k} {v}' for k, v in change.items())}): "
+                      "their separate worth is not measured.\n" for label, change in RECIPE_CHANGES if len(change) > 1).rstrip("\n"))

@@ -87,10 +87,19 @@ def findings(p: dict, runs: list[Result], restarts: list[Result], summary: pd.Da
     return "\n".join(lines)
 
 
-def limitations(p: dict, images: int, val_images: int, data_label: str) -> str:
-    """What the run's length, seeds and images leave open, as Markdown bullets."""
+#: CelebA's train partition, which the study drew its training images from
+STUDY_TRAIN_IMAGES = 162_770
+
+
+def limitations(p: dict, images: int, val_images: int, data_label: str, train_images: int) -> str:
+    """What the run's length, seeds and images leave open, as Markdown bullets (``train_images``: the
+    train split's size here)."""
     development = p["EVAL_SPLIT"] == "validation"
+    drawn = p["ITERATIONS"] * p["IMAGES"]
     return (f"- {p['ITERATIONS']:,} iterations against the study's 43,114; {len(p['SEEDS'])} seed(s): with one seed the "
             "intervals cover the choice of images, not the luck of the initialisation.\n"
+            f"- The study's length holds in iterations, not in data: {drawn:,} images drawn are about "
+            f"{drawn / train_images:.1f} passes over the {train_images:,} training images here, against about "
+            f"{43_114 * 10 / STUDY_TRAIN_IMAGES:.1f} over CelebA's {STUDY_TRAIN_IMAGES:,} for the study.\n"
             f"- {images} {p['EVAL_SPLIT']} images and a {val_images}-image validation curve from `{data_label}`"
             + (" (a development set: its validation split was also used to choose recipes)." if development else "."))

@@ -42,7 +42,9 @@ RECHECKED = RESCUED
 
 #: The learning rate each library uses by default: the optimizers' own defaults.
 DEFAULT_LR = {name: inspect.signature(cls).parameters["lr"].default for name, cls in OPTIMIZERS.items()}
-#: The rate the study ran every optimizer at, run to the final length as a row of its own.
+#: The rate the study ran every optimizer at in its comparison, run to the final length as a row of its own
+#: (the study's fact sheet, mistake 2: "one learning rate for all", at which SGD and Momentum diverged;
+#: its long Adam runs used Adam's own default, 0.001, as notebook 02 does).
 STUDY_LR = 0.01
 
 #: Learning rates are 10^(k/2): half-decade steps, k an integer ("step"), so grids never drift.
@@ -628,6 +630,8 @@ def limitations(p: dict, images: int, data_label: str) -> str:
     return (f"- Rungs of {', '.join(f'{n:,}' for n in p['RUNGS'])} iterations (the study: 1,000, one run each); "
             f"{len(p['SEARCH_SEEDS'])} seeds per rate in the early rungs, {len(p['FINAL_SEEDS'])} in the last.\n"
             f"- {images} validation images from `{data_label}`'s validation split; with the embedded sample these are not faces.\n"
+            f"- The study's comparison ran every optimizer, Adam included, at one rate, {STUDY_LR:g}; its long Adam runs used "
+            "Adam's default, 0.001. The row at that rate is the study's experiment, the best rates the fair one.\n"
             f"- Grids grow at most {p['WIDEN']} half-decade steps past their start, within 1e-8..1; an optimizer whose best "
             "rate still sits at an end of its grid may do better beyond it.\n"
             + ("- The study set-up's rates of SGD, Momentum and Nesterov dropped at an early rung were run to the end "

@@ -89,16 +89,28 @@ def loss_curves(curves: dict[str, list[float]], title: str, path: str | Path | N
     return _save(fig, path)
 
 
+#: How the members of one group of curves (the seeds of one set-up) are told apart within its colour
+_MEMBER_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "v"), ((0, (5, 1, 1, 1)), "D")]
+
+
 def psnr_curves(curves: dict[str, tuple[list[int], list[float]]], title: str, path: str | Path | None = None,
                 levels: dict[str, float] | None = None, log_x: bool = False,
-                marks: dict[str, int] | None = None, x_label: str = "iteration (10 images x 3 channels)") -> Figure:
+                marks: dict[str, int] | None = None, x_label: str = "iteration (10 images x 3 channels)",
+                groups: dict[str, str] | None = None) -> Figure:
     """Validation PSNR (dB) against iteration (or what ``x_label`` names), with fixed methods (bicubic,
     the 2022 model, ...) as horizontal lines at their level on the same images, and ``marks`` (name ->
     iteration, e.g. the study's run length) as vertical lines. ``log_x``: a long run's early and late
-    progress both show."""
+    progress both show. ``groups`` (curve name -> group, e.g. its set-up): the curves of one group share a
+    colour and differ in line and marker, so three set-ups of three seeds read as three colours."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    colour_of: dict[str, str] = {}
+    members: dict[str, int] = {}
     for name, (its, values) in curves.items():
-        ax.plot(its, values, marker="o", ms=3, label=name)
+        group = (groups or {}).get(name, name)
+        colour = colour_of.setdefault(group, f"C{len(colour_of)}")
+        line, marker = _MEMBER_STYLES[members.get(group, 0) % len(_MEMBER_STYLES)]
+        members[group] = members.get(group, 0) + 1
+        ax.plot(its, values, marker=marker, ms=3, ls=line, color=colour, label=name)
     _reference_lines(ax, levels)
     for (name, iteration), style in zip((marks or {}).items(), [":", "--"] * 3):
         ax.axvline(iteration, color="k", lw=0.8, ls=style, label=f"{name} ({iteration:,} iterations)")
@@ -167,19 +179,21 @@ def psnr_vs_lr(summary, title: str, path: str | Path | None = None, blank: float
 def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None,
                   levels: dict[str, float] | None = None, group: str = "iterations", label: str = "step",
                   value: str = "psnr_rgb", low: str = "ci_low", high: str = "ci_high",
-                  points: str | None = None) -> Figure:
+                  points: str | None = None, symlog: float | None = None) -> Figure:
     """95% intervals side by side: one colour per value of column ``group``, one x position per value of
     ``label``; the estimate from ``value``, the interval ``low`` .. ``high``. Differences (values either
     side of 0) are bars from 0; levels (PSNR, all above 0) are points, so the axis can start near the
     data without a truncated bar overstating a gap. ``levels`` draws reference lines (e.g. the bicubic's
     PSNR); ``points``: a column of space-separated values (each seed's, as ``experiments.paired_table``
-    writes them) drawn as dots at their estimate. The legend sits outside the axes, clear of the data."""
+    writes them) drawn as dots at their estimate. The legend sits outside the axes, clear of the data.
+    ``symlog``: differences on a symmetric log axis, linear within +-``symlog`` dB, so effects of a few
+    hundredths of a dB show beside one of several dB."""
     groups = list(dict.fromkeys(table[group]))
     labels = list(dict.fromkeys(table[label]))
     width = 0.8 / len(groups)
     values = np.concatenate([table[low].dropna(), table[high].dropna(), table[value].dropna(),
                              list((levels or {}).values())])
-    as_levels = bool(len(values)) and values.min() > 0
+    as_levels = not symlog and bool(len(values)) and values.min() > 0  # symlog: differences, whatever their sign
     fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(labels)), 4.5))
     for i, g in enumerate(groups):
         t = table[table[group] == g].set_index(label).reindex(labels)
@@ -204,6 +218,9 @@ def interval_bars(table, title: str, ylabel: str, path: str | Path | None = None
     if as_levels:  # PSNR levels: start the axis near the data, not at 0 dB
         span = values.max() - values.min()
         ax.set_ylim(values.min() - 0.3 * span - 0.1, values.max() + 0.15 * span + 0.1)
+    elif symlog:
+        ax.set_yscale("symlog", linthresh=symlog)
+        ax.axhline(0, color="k", lw=0.8)
     return _save(fig, path)
 
 
@@ -218,7 +235,7 @@ def gain_histogram(gains: dict[str, np.ndarray], title: str, path: str | Path | 
                 label=f"{name}: mean {g.mean():+.2f} dB, {np.mean(g > 0):.0%} of images above 0")
     ax.axvline(0, color="k", lw=0.8)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of images: no 2.5 ticks
-    return _save(_labelled(ax, "PSNR gain per image (dB, RGB)", "images", title), path)
+    return _save(_labelled(ax, "PSNR gain per image (dB, RGB)", "images", title, legend_outside=True), path)
 
 
 #: Where CelebA's alignment puts the eyes and the mouth in a 176x176 HR crop (rows, columns)

@@ -103,6 +103,13 @@ def baseline_scores(pairs: Pairs, methods: dict) -> dict[str, np.ndarray]:
     return {k: psnr_per_image(m, pairs) for k, m in methods.items()}
 
 
+def per_image(scores: dict[str, np.ndarray], pairs: Pairs) -> pd.DataFrame:
+    """Per-image PSNR of fixed methods (``baseline_scores``) as a table by image name: the record of the
+    reference numbers a notebook quotes, written beside its tables."""
+    return pd.DataFrame({k: np.asarray(v, np.float64) for k, v in scores.items()},
+                        index=pd.Index([p.name for p in pairs.paths], name="image"))
+
+
 def held_out_table(val: dict[str, np.ndarray], test: dict[str, np.ndarray], reference: str) -> pd.DataFrame:
     """Each method's per-image PSNR on the images that chose it (``val``) beside the held-out test split
     (``test``; the same methods, ``reference`` among them): the mean on each, the gain over ``reference``
