@@ -79,12 +79,22 @@ def study_rate() -> str:
                    "what the seeds did"], rows)
 
 
+def _measurable(r) -> str:
+    """"yes" or "no", and for a difference whose own interval leaves out 0 but that Holm's correction over
+    its table does not keep, both p-values (a table published before the correction has no ``p_holm``)."""
+    if r.measurable:
+        return "yes"
+    held = "p_holm" not in r or not (r.ci_low > 0 or r.ci_high < 0)
+    return "no" if held else f"no (p {r.p:.3f}, {r.p_holm:.3f} after Holm)"
+
+
 def paired(folder: str) -> str:
     """A notebook's paired comparisons (``paired.csv``)."""
     t = pd.read_csv(CONCLUSION / folder / "paired.csv")
-    rows = [[f"{r.a} minus {r.b}", _db(r.a_minus_b_db, r.ci_low, r.ci_high, signed=True),
-             "yes" if r.measurable else "no"] for _, r in t.iterrows()]
-    return _table(["comparison", "dB, mean [95% interval]", "measurable"], rows)
+    rows = [[f"{r.a} minus {r.b}", _db(r.a_minus_b_db, r.ci_low, r.ci_high, signed=True), _measurable(r)]
+            for _, r in t.iterrows()]
+    holm = f" (Holm over the {len(t)} rows)" if "p_holm" in t else ""
+    return _table(["comparison", "dB, mean [95% interval]", f"measurable{holm}"], rows)
 
 
 def colours() -> str:
@@ -125,12 +135,14 @@ def _per_length(t: pd.DataFrame, label: str, cells) -> list[list[str]]:
 
 def leave_one_out() -> str:
     """Notebook 04: what each change is worth with all the others in place, per run length, with its
-    interval over seeds and each seed's own paired difference."""
+    interval over seeds (* where it survives Holm's correction over the table) and each seed's own paired
+    difference."""
     t = pd.read_csv(CONCLUSION / "beyond_the_study" / "leave_one_out.csv")
     seeds = {n: int(g.seeds.iloc[0]) for n, g in t.groupby("iterations", sort=False)}
     header = ["change left out"] + [h for n, s in seeds.items() for h in (f"worth, {n:,} it. x {s} seeds", "per seed")]
-    return _table(header, _per_length(t, "change", lambda r: [_db(r.worth_db, r.ci_low, r.ci_high, signed=True),
-                                                               r.per_seed_db]))
+    return _table(header, _per_length(t, "change", lambda r: [
+        _db(r.worth_db, r.ci_low, r.ci_high, signed=True) + (" *" if "p_holm" in r and r.measurable else ""),
+        r.per_seed_db]))
 
 
 def ladder() -> str:
