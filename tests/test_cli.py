@@ -260,3 +260,26 @@ def test_upscale_tells_a_jpeg_aware_model_the_file_s_jpeg_quality(tmp_path):
     assert np.abs(out["auto"].astype(int) - out["none"]).max() > 0
     bad = srlib("upscale", tmp_path / "a.jpg", "-o", tmp_path / "x", "--jpeg-quality", "0")
     assert bad.returncode == 2 and "1..100" in bad.stderr
+
+
+def test_reproduce_says_the_same_bits_or_where_a_record_differs(tmp_path):
+    """`srlib reproduce` on a fresh record: the same bits, exit 0; on a record whose loss was edited and
+    resealed: one line per record saying from which iteration it differs, exit 1."""
+    import json
+
+    from srlib.report import notebook
+    from srlib.report import record as record_file
+    from srlib.report.sweep import Task, run_tasks
+
+    celeba = make_celeba(tmp_path / "celeba")
+    task = Task("run", RECIPES["study"].with_(images=2), 3, seed=0)
+    run_tasks([task], tmp_path / "runs", notebook.data_source(str(celeba), "validation", 2), scheduler="serial")
+    good = tmp_path / "runs" / "run.json"
+    r = srlib("reproduce", good, "--data", celeba)
+    assert r.returncode == 0 and r.stdout.strip() == f"{good}: the same bits (training loss at every iteration, every image's score)"
+    edited = json.loads(good.read_text())
+    edited["loss"][1] += 1.0
+    bad = tmp_path / "edited.json"
+    bad.write_text(json.dumps(record_file.seal({k: v for k, v in edited.items() if k != record_file.SEAL})))
+    r = srlib("reproduce", bad, "--data", celeba)
+    assert r.returncode == 1 and r.stdout.strip().startswith(f"{bad}: differs: training loss differs from iteration 2 (")
