@@ -17,7 +17,10 @@ tiles, the network on each colour channel, the bicubic base, rounding to uint8) 
 network in PyTorch (one piece, the same bicubic base and rounding), with all cores and with one thread
 on each side (SRLIB_THREADS=1, torch.set_num_threads(1)).
 
-The first lines name the CPU and the BLAS kernel: the ratios hold for that machine only.
+The first lines name the CPU and the BLAS kernel: the ratios hold for that machine only. Where the
+environment sets ``OPENBLAS_CORETYPE`` (which holds OpenBLAS to one kernel, e.g. AVX2 "Haswell" on an
+AVX-512 CPU), the training comparison with PyTorch runs once more with it unset for the workers alone: what
+a user's machine without the override runs, beside the forced kernel.
 
 Run by hand, on a quiet machine:  python benchmarks/train_step.py [--rounds 7]
 """
@@ -37,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from srlib.nn.tuning import machine  # noqa: E402
+from srlib.nn.tuning import blas_kernel, machine  # noqa: E402
 
 N, H, W, SCALE = 30, 44, 44, 4
 LAYERS = [(1, 64, 5), (64, 32, 3), (32, 32, 3), (32, 16, 3)]
@@ -195,26 +198,32 @@ def worker(method: str, rounds: int, out: Path, threads: int) -> None:
 
     (loss, grads), times, base, peak = measure(step, rounds)  # the warm-up's values are compared across methods
     np.savez(out, *[np.asarray(g, np.float64) for g in grads])
-    print(json.dumps({"times": times, "loss": float(loss), "peak_mib": peak, "step_mib": peak - base}))
+    print(json.dumps({"times": times, "loss": float(loss), "peak_mib": peak, "step_mib": peak - base,
+                      "blas": blas_kernel()}))
 
 
-def run_worker(*args: str, env: dict | None = None) -> dict:
+def run_worker(*args: str, env: dict | None = None, unset: tuple[str, ...] = ()) -> dict:
+    """One measurement in a process of its own, with ``env`` added to this one's environment and the
+    variables ``unset`` left out of it."""
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     r = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True,
-                       env={**os.environ, **(env or {})})
+                       env={**base, **(env or {})})
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def training(methods: list[str], threads: int, rounds: int, passes: int, tmp: str) -> dict:
-    """Interleaved passes of each method's worker at ``threads`` threads: times, losses, peaks, gradients."""
+def training(methods: list[str], threads: int, rounds: int, passes: int, tmp: str, unset: tuple[str, ...] = ()) -> dict:
+    """Interleaved passes of each method's worker at ``threads`` threads (``unset``: environment variables
+    its workers run without): times, losses, peaks, gradients, and the BLAS kernel each ran on."""
     results = {m: {"times": []} for m in methods}
     for _ in range(passes):
         for m in methods:
             out = Path(tmp) / f"{m}.npz"
             paths = "fixed" if m == "srlib-fixed" else "tuned"
             rec = run_worker("--worker", m, "--rounds", str(2 if m == "study-like" else rounds), "--out", str(out),
-                             "--threads", str(threads), env={"SRLIB_THREADS": str(threads), "SRLIB_CONV_PATHS": paths})
+                             "--threads", str(threads), env={"SRLIB_THREADS": str(threads), "SRLIB_CONV_PATHS": paths},
+                             unset=unset)
             results[m]["times"] += rec["times"]
-            results[m].update(loss=rec["loss"], peak_mib=max(rec["peak_mib"], results[m].get("peak_mib", 0)),
+            results[m].update(loss=rec["loss"], blas=rec["blas"], peak_mib=max(rec["peak_mib"], results[m].get("peak_mib", 0)),
                               step_mib=max(rec["step_mib"], results[m].get("step_mib", 0)))
             with np.load(out) as z:
                 results[m]["grads"] = [z[k] for k in z.files]
@@ -240,6 +249,17 @@ def inference(rounds: int, passes: int, have_torch: bool) -> None:
             peaks += f", pytorch {res['pytorch']['peak_mib']:.0f} MiB"
         line += f" ({threads} thread{'s' if threads > 1 else ''}; {peaks})"
         print(line)
+
+
+def _step_line(threads: int, res: dict) -> str:
+    """One training-step comparison in words: srlib, its fixed-path rule and PyTorch at ``threads``."""
+    s, f = res["srlib"]["ms"], res["srlib-fixed"]["ms"]
+    line = (f"training step, {threads} thread{'s' if threads > 1 else ''}, BLAS {res['srlib']['blas']}: srlib {s:.1f} ms "
+            f"(one shard, fixed paths: {f:.1f} ms, {f / s:.2f}x)")
+    if "pytorch" in res:
+        t = res["pytorch"]["ms"]
+        line += f", pytorch {t:.1f} ms, srlib / pytorch: {s / t:.2f}x the time"
+    return line
 
 
 def main() -> None:
@@ -282,13 +302,15 @@ def main() -> None:
               f"{loss_err:12.2e} {grad_err:12.2e}")
     print(f"srlib / study-like: {results['srlib']['ms'] / ref['ms']:.2f}x the time")
     for n, res in ((cores, results), (1, single)):
-        s, f = res["srlib"]["ms"], res["srlib-fixed"]["ms"]
-        line = (f"training step, {n} thread{'s' if n > 1 else ''}: srlib {s:.1f} ms (one shard, fixed paths: {f:.1f} ms, "
-                f"{f / s:.2f}x)")
-        if "pytorch" in res:
-            t = res["pytorch"]["ms"]
-            line += f", pytorch {t:.1f} ms, srlib / pytorch: {s / t:.2f}x the time"
-        print(line)
+        print(_step_line(n, res))
+    if "OPENBLAS_CORETYPE" in os.environ:
+        print(f"the same with OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} unset for the workers (what a machine "
+              "without the override runs):")
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in dict.fromkeys((cores, 1)):
+                native = training([m for m in methods if m != "study-like"], n, args.rounds, args.passes, tmp,
+                                  unset=("OPENBLAS_CORETYPE",))
+                print(_step_line(n, native))
     inference(max(2, args.rounds // 3), args.passes, "pytorch" in methods)
 
 
