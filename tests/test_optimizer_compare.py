@@ -111,7 +111,7 @@ def test_a_seed_that_diverged_is_left_out_and_said_not_made_a_nan_or_a_tie():
     text = oc.findings(sweep, sweep.against("adam"), 4)
     assert "sgd (lr 0.01) blew up, then dead (4 of 5), diverged (1 of 5), no seed learned" in text
     learned = _synthetic_sweep({"sgd": [20.0, np.nan, 21.0], "adam": [27.0, 27.5, 26.8]}).summary()
-    assert "diverged (1 of 3); seeds split: 1 of 3 failed, a failure rate of 1%..91%; the other 2: 20.50 dB" in \
+    assert "diverged (1 of 3); seeds split: 1 of 3 did not reach the best place, a share of 1%..91%; the other 2: 20.50 dB" in \
         oc._state(learned.set_index("optimizer").loc["sgd"])  # a seed that diverged failed
     everything = tables.paired_table({"a": np.full((3, 4), np.nan), "b": np.ones((3, 4))}, [("a", "b")]).iloc[0]
     assert np.isnan(everything.a_minus_b_db) and everything.left_out_seeds == 3
@@ -128,7 +128,8 @@ def test_seeds_that_split_are_counted_and_the_others_level_given_not_a_mean_over
     m = sweep.summary().set_index("optimizer").loc["momentum"]
     assert m.top == 4 and m.stuck_psnr == pytest.approx(17.5) and m.top_psnr == pytest.approx(27.2)
     assert m.top_high < 27.3 and 0 < m.failed_low < 0.2 < 0.7 < m.failed_high < 0.8  # Clopper-Pearson, 1 of 5
-    assert "seeds split: 1 of 5 failed (mean 17.5 dB), a failure rate of 1%..72%; the other 4: 27.20 dB" in oc._state(m)
+    assert "seeds split: 1 of 5 did not reach the best place (mean 17.5 dB), a share of 1%..72%; the other 4: 27.20 dB" \
+        in oc._state(m)
     vs = sweep.against("adam").set_index("a").loc["momentum"]
     assert vs.left_out_seeds == 1 and vs.interval == "t over 4 seeds" and abs(vs.a_minus_b_db) < 0.2
     assert "(over the 4 seeds in which both learned)" in oc.findings(sweep, sweep.against("adam"), 4)

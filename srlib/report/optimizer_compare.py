@@ -274,14 +274,14 @@ class LRSweep:
 
 def _state(r) -> str:
     """A summary row in words: what its runs did and, when they learned, their PSNR; where its seeds
-    split (``top_mode``), how many failed (with the 95% interval of that share) and the level of the
-    others, not a mean over both."""
+    split (``top_mode``), how many did not reach the best place (diverged, black, or stuck lower; with
+    the 95% interval of that share) and the level of the others, not a mean over both."""
     if not r.val_psnr >= BLANK_PSNR_DB:
         return r.outcome
     if r.top < r.seeds:
         stuck = f" (mean {r.stuck_psnr:.1f} dB)" if np.isfinite(r.stuck_psnr) else ""
-        return (f"{r.outcome}; seeds split: {r.seeds - r.top} of {r.seeds} failed{stuck}, a failure rate of "
-                f"{r.failed_low:.0%}..{r.failed_high:.0%}; the other {r.top}: {fmt_db(r.top_psnr, r.top_low, r.top_high)}")
+        return (f"{r.outcome}; seeds split: {r.seeds - r.top} of {r.seeds} did not reach the best place{stuck}, a share "
+                f"of {r.failed_low:.0%}..{r.failed_high:.0%}; the other {r.top}: {fmt_db(r.top_psnr, r.top_low, r.top_high)}")
     return f"{r.outcome}, {fmt_db(r.val_psnr, r.ci_low, r.ci_high)}"  # every seed learned (a diverged one failed)
 
 
