@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation.metrics import seed_interval, seed_p_value
 from ..recipe import RECIPES, Recipe
 from .notebook import BICUBIC
 from .sweep import Result, Task
-from .tables import difference_columns, difference_text, difference_words, fmt_db, held_out_words, per_seed_text, with_holm
+from .tables import difference_text, difference_words, fmt_db, held_out_words, seed_difference, with_holm
 
 #: How the tables name the study's own colour networks (``notebook.STUDY_WEIGHT_FOLDERS``)
 STUDY_COLOUR = "2022 colour networks"
@@ -55,11 +54,9 @@ def at_equal_steps(runs: dict[str, list[Result]], reference: str = "shared netwo
         steps = rs[0].task.iterations * COLOUR_STEPS[label]
         at = int(points[np.argmin(np.abs(points * COLOUR_STEPS[reference] - steps))])
         d = np.array([r.val_psnr[-1] - ref.val_psnr[ref.val_iteration.index(at)] for r, ref in zip(rs, ref_runs)])
-        mean, low, high = seed_interval(d)
         rows.append({"a": label, "a_iterations": rs[0].val_iteration[-1], "a_steps_per_network": steps,
                      "b": reference, "b_iterations": at, "b_steps_per_network": at * COLOUR_STEPS[reference],
-                     **difference_columns(mean, low, high, f"t over {len(d)} seeds", seed_p_value(d)),
-                     "per_seed_db": per_seed_text(d)})
+                     **seed_difference(d)})
     return with_holm(pd.DataFrame(rows))
 
 
@@ -77,11 +74,8 @@ def late_means(runs: dict[str, list[Result]], pairs: list[tuple[str, str]], chec
         if a not in runs or b not in runs or not runs[a][0].val_psnr or not runs[b][0].val_psnr:
             continue
         d = np.array([np.mean(ra.val_psnr[-checks:]) - np.mean(rb.val_psnr[-checks:]) for ra, rb in zip(runs[a], runs[b])])
-        mean, low, high = seed_interval(d)
-        first = runs[a][0].val_iteration[-min(checks, len(runs[a][0].val_iteration))]
-        rows.append({"a": a, "b": b, "from_iteration": first, "checks": min(checks, len(runs[a][0].val_psnr)),
-                     **difference_columns(mean, low, high, f"t over {len(d)} seeds", seed_p_value(d)),
-                     "per_seed_db": per_seed_text(d)})
+        taken = runs[a][0].val_iteration[-checks:]
+        rows.append({"a": a, "b": b, "from_iteration": taken[0], "checks": len(taken), **seed_difference(d)})
     return with_holm(pd.DataFrame(rows)) if rows else pd.DataFrame()
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.celeba import Pairs
-from ..evaluation.metrics import holm, paired_test, psnr_per_image, seed_interval, welch_interval
+from ..evaluation.metrics import holm, paired_test, psnr_per_image, seed_interval, seed_p_value, welch_interval
 from .sweep import Result
 
 
@@ -91,6 +91,13 @@ def with_holm(table: pd.DataFrame) -> pd.DataFrame:
         table["p_holm"] = holm(table.p.to_numpy(np.float64))
         table["measurable"] = table.p_holm < FAMILY_ALPHA
     return table
+
+
+def seed_difference(differences: np.ndarray) -> dict:
+    """The columns of a difference measured once per seed (``differences``: one value each): its mean,
+    95% Student's t interval and p-value over the seeds, and each seed's value."""
+    d = np.asarray(differences, np.float64)
+    return {**difference_columns(*seed_interval(d), f"t over {len(d)} seeds", seed_p_value(d)), "per_seed_db": per_seed_text(d)}
 
 
 def per_seed_text(differences: np.ndarray) -> str:
