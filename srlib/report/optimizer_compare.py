@@ -499,10 +499,10 @@ def lr_sweep(grids: dict[str, list[float]], search_seeds: list[int], rungs: list
 
     halving(initial_grids(grids, setups), rungs, keep, widen, run)
     entries = {name: (s, o, k) for name, (s, o, k, _) in tasks.items()}
-    sweep = LRSweep(_run_rows(entries, {n: t for n, (*_, t) in tasks.items()}, results, list(setups)), results,
-                    list(final_seeds))
+    by_name = {name: t for name, (*_, t) in tasks.items()}
+    sweep = LRSweep(_run_rows(entries, by_name, results, list(setups)), results, list(final_seeds))
     if recheck:
-        checks = recheck_tasks(setups, images, rungs, search_seeds, entries, {n: t for n, (*_, t) in tasks.items()})
+        checks = recheck_tasks(setups, images, rungs, search_seeds, entries, by_name)
         results.update(run_tasks([t for _, t in checks], folder, data, scheduler, workers, fresh=fresh,
                                  desc=f"dropped rates run to {rungs[-1]:,} iterations"))
         sweep.rechecks = _run_rows({t.name: w for w, t in checks}, {t.name: t for _, t in checks}, results, list(setups))
@@ -592,9 +592,10 @@ def plan(p: dict, folders: Sequence[str | Path] = ()) -> dict[str, list[Task]]:
     tasks: dict[str, Task] = {}
     entries: dict[str, tuple[str, str, int]] = {}
     final: dict[tuple[str, str], dict[int, list[float]]] = {}  # the last rung's recorded PSNR (NaN: diverged or not run)
-    final_known = [False]
+    final_known = False
 
     def look_up(rung: int, chosen: dict[tuple[str, str], list[int]]) -> Means | None:
+        nonlocal final_known
         runs = _rung_tasks(SETUPS, p["IMAGES"], p["RUNGS"], p["FINAL_SEEDS"], p["SEARCH_SEEDS"], rung, chosen)
         tasks.update((t.name, t) for _, t in runs)
         entries.update((t.name, where) for where, t in runs)
@@ -602,7 +603,7 @@ def plan(p: dict, folders: Sequence[str | Path] = ()) -> dict[str, list[Task]]:
         known = {name: v for name, v in psnr.items() if v is not None}
         if rung == len(p["RUNGS"]) - 1:
             final.clear()
-            final_known[0] = len(known) == len(psnr)
+            final_known = len(known) == len(psnr)
             for (s, o, k), t in runs:
                 final.setdefault((s, o), {}).setdefault(k, []).append(known.get(t.name, math.nan))
         return _rung_means({t.name: where for where, t in runs}, known) if len(known) == len(psnr) else None
@@ -615,7 +616,7 @@ def plan(p: dict, folders: Sequence[str | Path] = ()) -> dict[str, list[Task]]:
     if p["HELD_OUT_SEEDS"]:
         best = {}
         for key, steps in final.items():
-            if final_known[0]:  # as ``LRSweep.best``: a rate at which a seed diverged is never best; ties, the smaller rate
+            if final_known:  # as ``LRSweep.best``: a rate at which a seed diverged is never best; ties, the smaller rate
                 means = {k: -np.inf if any(math.isnan(v) for v in vs) else float(np.mean(vs)) for k, vs in steps.items()}
                 best[key] = max(sorted(means), key=means.__getitem__)
             else:
